@@ -1,0 +1,65 @@
+"""Input validation shared by every module: one place that turns bad input into a clear ValueError.
+
+Each message names the argument, what was expected and what was received.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_float(x, name):
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+    return arr
+
+
+def as_vector(x, size, name):
+    """A finite float64 vector of length ``size``."""
+    arr = _as_float(x, name)
+    if arr.ndim != 1 or arr.shape[0] != size:
+        raise ValueError(f"{name}: expected shape ({size},), got {arr.shape}")
+    return arr
+
+
+def as_matrix(x, cols, name, rows=None):
+    """A finite float64 matrix with ``cols`` columns (and ``rows`` rows if given)."""
+    arr = _as_float(x, name)
+    if arr.ndim != 2 or arr.shape[1] != cols or (rows is not None and arr.shape[0] != rows):
+        want = f"({rows if rows is not None else 'N'}, {cols})"
+        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+    return arr
+
+
+def as_actions_discrete(a, n, n_actions, name="act"):
+    """Integer actions in ``[0, n_actions)`` of shape (n,)."""
+    arr = np.asarray(a)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"{name}: expected integer actions, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_actions):
+        bad = arr[(arr < 0) | (arr >= n_actions)][0]
+        raise ValueError(f"{name}: expected actions in [0, {n_actions}), got {int(bad)}")
+    return arr.astype(np.int64, copy=False)
+
+
+def positive(x, name):
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name}: expected a finite value > 0, got {x!r}")
+    return x
+
+
+def in_unit_interval(x, name):
+    if not (np.isfinite(x) and 0.0 <= x <= 1.0):
+        raise ValueError(f"{name}: expected a value in [0, 1], got {x!r}")
+    return x

@@ -1,0 +1,113 @@
+r"""The hot loops, each as a ``@njit(cache=True)`` kernel with its pure-NumPy reference beside it.
+
+A test (``tests/test_kernels.py``) asserts that every kernel equals its reference to 1e-12.
+Random numbers are never drawn inside a kernel: callers pass them in.
+
+Per-sample gradient fill
+------------------------
+For an MLP with layer sizes ``(d_0, ..., d_L)`` (see :mod:`purepg.nn`), the gradient of sample ``i``
+w.r.t. layer ``l`` is ``dW_l[i] = outer(dz_l[i], h_{l-1}[i])`` and ``db_l[i] = dz_l[i]``. Given the
+layer inputs ``H = [h_0 | h_1 | ... | h_{L-1}]`` (N, sum d_{l-1}) and the pre-activation cotangents
+``DZ = [dz_1 | ... | dz_L]`` (N, sum d_l), the fill writes row ``i`` of the (N, P) matrix in the
+PyTorch layout. The kernel writes each entry once, streaming along a row; the NumPy reference builds
+one (N, d_l, d_{l-1}) broadcast product per layer and copies it into place.
+
+The per-sample rows serve three results: the score matrix (``dout`` = d log pi / d out), and the
+square-root factor ``U`` of the exact Fisher, ``F = U^T U / N`` (``dout`` = rows of a factor of the
+output-space Fisher, see :mod:`purepg.policy`). The accumulation ``U^T U`` is a BLAS product
+(``fisher_accumulate``): it is the fastest way to sum outer products on a CPU, and its reference is the
+explicit sum of outer products.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _persample_fill_numba(sizes, H, DZ, out):
+    N = H.shape[0]
+    L = sizes.shape[0] - 1
+    for i in range(N):
+        off = 0
+        hoff = 0
+        zoff = 0
+        for l in range(L):
+            d_in = sizes[l]
+            d_out = sizes[l + 1]
+            for j in range(d_out):
+                g = DZ[i, zoff + j]
+                base = off + j * d_in
+                for k in range(d_in):
+                    out[i, base + k] = g * H[i, hoff + k]       # dW_l[i][j, k]
+            off += d_out * d_in
+            for j in range(d_out):
+                out[i, off + j] = DZ[i, zoff + j]               # db_l[i][j]
+            off += d_out
+            hoff += d_in
+            zoff += d_out
+    return out
+
+
+def _persample_fill_numpy(sizes, H, DZ, out):
+    off = hoff = zoff = 0
+    N = H.shape[0]
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        h = H[:, hoff:hoff + d_in]                              # (N, d_in)
+        dz = DZ[:, zoff:zoff + d_out]                           # (N, d_out)
+        out[:, off:off + d_out * d_in] = (dz[:, :, None] * h[:, None, :]).reshape(N, -1)
+        off += d_out * d_in
+        out[:, off:off + d_out] = dz
+        off += d_out
+        hoff += d_in
+        zoff += d_out
+    return out
+
+
+def persample_fill(sizes, H, DZ, backend="numba", out=None):
+    """Per-sample MLP gradients in the flat layout. ``sizes`` int64 (L+1,), ``H``, ``DZ`` as above.
+
+    Returns ``out`` of shape (N, P), ``P = sum_l d_l (d_{l-1} + 1)``.
+    """
+    P = int(sum(int(o) * int(i) + int(o) for i, o in zip(sizes[:-1], sizes[1:])))
+    if out is None:
+        out = np.empty((H.shape[0], P))
+    if backend == "numba":
+        return _persample_fill_numba(sizes, H, DZ, out)
+    if backend == "numpy":
+        return _persample_fill_numpy(sizes, H, DZ, out)
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}")
+
+
+@njit(cache=True)
+def _outer_accumulate_numba(U, F):
+    """Reference-style kernel: F += sum_r outer(U[r], U[r]) (upper triangle, then mirrored)."""
+    R, P = U.shape
+    for r in range(R):
+        for a in range(P):
+            ua = U[r, a]
+            if ua != 0.0:
+                for b in range(a, P):
+                    F[a, b] += ua * U[r, b]
+    for a in range(P):
+        for b in range(a):
+            F[a, b] = F[b, a]
+    return F
+
+
+def fisher_accumulate(U, F, backend="numba"):
+    """``F += U^T U`` for a block of factor rows ``U`` (R, P); ``F`` (P, P) updated in place.
+
+    ``backend="numba"`` uses BLAS (``U.T @ U``), the fast path; ``"numpy"`` sums explicit outer
+    products ``np.einsum('ra,rb->ab')`` -- the definition; ``"loops"`` is the Numba loop kernel, kept
+    as a second independent reference.
+    """
+    if backend == "numba":
+        F += U.T @ U
+    elif backend == "numpy":
+        F += np.einsum("ra,rb->ab", U, U)
+    elif backend == "loops":
+        _outer_accumulate_numba(np.ascontiguousarray(U), F)
+    else:
+        raise ValueError(f"backend: expected 'numba', 'numpy' or 'loops', got {backend!r}")
+    return F

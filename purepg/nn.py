@@ -1,0 +1,215 @@
+r"""A multilayer perceptron on one flat float64 parameter vector, differentiated by hand.
+
+Layout (contract)
+-----------------
+Layer sizes ``(d_0, d_1, ..., d_L)``. The flat vector ``theta`` holds, for each layer
+``l = 1..L`` in order, the weight matrix ``W_l`` of shape ``(d_l, d_{l-1})`` in row-major order,
+then the bias ``b_l`` of shape ``(d_l,)``. This is exactly
+``torch.nn.utils.parameters_to_vector(nn.Sequential(nn.Linear(d_0, d_1), act, ..., nn.Linear(d_{L-1}, d_L)))``.
+
+Forward pass
+------------
+For a batch ``x`` of shape ``(N, d_0)``, with ``h_0 = x``::
+
+    z_l = h_{l-1} W_l^T + b_l            (N, d_l)          (1)
+    h_l = phi(z_l)        for l < L      (N, d_l)          (2)
+    out = z_L                            (N, d_L)          (3)  (the head is linear)
+
+``phi`` is ``tanh`` (``phi'(z) = 1 - tanh(z)^2 = 1 - h^2``) or ``relu`` (``phi'(z) = [z > 0] = [h > 0]``),
+so the backward pass needs only the cached activations ``h_l``.
+
+Reverse mode (VJP, ``backward``)
+--------------------------------
+Given ``dout = dL/d out`` of shape ``(N, d_L)`` (a cotangent; for a scalar loss ``L`` the sum over the
+batch is implied), set ``dz_L = dout`` and go down the layers::
+
+    dW_l = dz_l^T h_{l-1}                (d_l, d_{l-1})    (4)   = sum_i outer(dz_l[i], h_{l-1}[i])
+    db_l = sum_i dz_l[i]                 (d_l,)            (5)
+    dh_{l-1} = dz_l W_l                  (N, d_{l-1})      (6)
+    dz_{l-1} = dh_{l-1} * phi'(z_{l-1})  (N, d_{l-1})      (7)
+
+``backward`` returns the flat ``dtheta`` in the layout above: ``sum_i dout[i] . d out[i] / d theta``.
+Per-sample gradients keep the sum in (4)-(5) unexpanded: row ``i`` of the ``(N, P)`` result is
+``outer(dz_l[i], h_{l-1}[i])`` and ``dz_l[i]`` for every layer; that fill is the Numba kernel
+:func:`purepg.kernels.persample_fill`.
+
+Forward mode (JVP / R-operator, ``jvp``)
+----------------------------------------
+For a tangent ``v`` of theta with pieces ``(dW_l, db_l)``, differentiate (1)-(3) along ``v``::
+
+    dz_l = dh_{l-1} W_l^T + h_{l-1} dW_l^T + db_l,   dh_0 = 0     (8)
+    dh_l = phi'(z_l) * dz_l                                        (9)
+
+and ``d out = dz_L`` is ``J(x) v`` with ``J = d out / d theta`` -- one forward sweep, no matrix.
+
+Initialisation
+--------------
+Orthogonal weights scaled by a gain per layer (Saxe et al. 2014), zero biases. The usual gains for
+policy-gradient networks are sqrt(2) on hidden layers, 0.01 on a policy head and 1 on a value head
+(Engstrom et al. 2020, "Implementation matters", sec. 3; Andrychowicz et al. 2021, sec. 3.2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from purepg import kernels
+from purepg._check import as_matrix, as_vector
+
+ACTIVATIONS = ("tanh", "relu")
+
+
+class MLPCache(NamedTuple):
+    """What the backward pass needs: the input of every layer, ``hs[l] = h_l`` (``hs[0] = x``)."""
+
+    hs: tuple  # (L,) arrays, hs[l] of shape (N, d_l) for l = 0..L-1
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Structure of an MLP; parameters are always passed explicitly as a flat ``theta``.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        ``(d_0, ..., d_L)``, at least two entries (``(d_0, d_L)`` is a linear map).
+    activation : {"tanh", "relu"}
+        Hidden nonlinearity ``phi``.
+    """
+
+    sizes: tuple
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        sizes = tuple(int(d) for d in self.sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes: expected at least two positive layer sizes (d_0, ..., d_L), got {self.sizes!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}")
+        object.__setattr__(self, "sizes", sizes)
+
+    # ----- layout -----------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def num_params(self) -> int:
+        return sum(o * i + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def unflatten(self, theta):
+        """Views ``[(W_1, b_1), ..., (W_L, b_L)]`` into ``theta`` (no copy), ``W_l`` of shape (d_l, d_{l-1})."""
+        layers, off = [], 0
+        for d_in, d_out in zip(self.sizes[:-1], self.sizes[1:]):
+            W = theta[off:off + d_out * d_in].reshape(d_out, d_in)
+            off += d_out * d_in
+            layers.append((W, theta[off:off + d_out]))
+            off += d_out
+        return layers
+
+    def check_theta(self, theta, name="theta"):
+        return as_vector(theta, self.num_params, name)
+
+    # ----- init -------------------------------------------------------------------------------
+    def init(self, rng: np.random.Generator, gains=None) -> np.ndarray:
+        """Orthogonal weights times ``gains[l]``, zero biases. Default gains: sqrt(2) hidden, 1 head."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        if gains is None:
+            gains = (np.sqrt(2.0),) * (self.num_layers - 1) + (1.0,)
+        if len(gains) != self.num_layers:
+            raise ValueError(f"gains: expected {self.num_layers} values (one per layer), got {len(gains)}")
+        theta = np.zeros(self.num_params)
+        for (W, _), g in zip(self.unflatten(theta), gains):
+            W[...] = g * orthogonal(W.shape, rng)
+        return theta
+
+    # ----- forward / backward -----------------------------------------------------------------
+    def forward(self, theta, x):
+        """Eqs. (1)-(3). ``x`` (N, d_0) -> ``out`` (N, d_L), cache for :meth:`backward`."""
+        theta = self.check_theta(theta)
+        h = as_matrix(x, self.sizes[0], "x")
+        hs = []
+        layers = self.unflatten(theta)
+        for l, (W, b) in enumerate(layers):
+            hs.append(h)
+            z = h @ W.T + b                                   # (N, d_l)   eq. (1)
+            h = self._phi(z) if l < self.num_layers - 1 else z  # eq. (2) / (3)
+        return h, MLPCache(tuple(hs))
+
+    def backward_dz(self, theta, dout, cache):
+        """Eqs. (6)-(7): the list ``[dz_1, ..., dz_L]`` of per-sample pre-activation cotangents."""
+        layers = self.unflatten(theta)
+        dz = dout
+        dzs = [dz]
+        for l in range(self.num_layers - 1, 0, -1):
+            dh = dz @ layers[l][0]                            # (N, d_{l-1})  eq. (6)
+            dz = dh * self._dphi(cache.hs[l])                 # (N, d_{l-1})  eq. (7)
+            dzs.append(dz)
+        return dzs[::-1]
+
+    def backward(self, theta, dout, cache):
+        """VJP, eqs. (4)-(7): ``sum_i dout[i] . d out[i]/d theta`` as a flat (P,) vector."""
+        theta = self.check_theta(theta)
+        dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
+        dtheta = np.empty(self.num_params)
+        for (dW, db), dz, h in zip(self.unflatten(dtheta), self.backward_dz(theta, dout, cache), cache.hs):
+            dW[...] = dz.T @ h                                # (d_l, d_{l-1})  eq. (4)
+            db[...] = dz.sum(axis=0)                          # (d_l,)          eq. (5)
+        return dtheta
+
+    def persample_grads(self, theta, dout, cache, backend="numba", out=None):
+        """Per-sample VJPs: row ``i`` is ``dout[i] . d out[i] / d theta``, shape (N, P) (written to ``out``)."""
+        theta = self.check_theta(theta)
+        dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
+        dzs = self.backward_dz(theta, dout, cache)
+        H = np.ascontiguousarray(np.concatenate(cache.hs, axis=1))   # (N, sum d_{l-1})
+        DZ = np.ascontiguousarray(np.concatenate(dzs, axis=1))       # (N, sum d_l)
+        return kernels.persample_fill(np.asarray(self.sizes, dtype=np.int64), H, DZ, backend=backend, out=out)
+
+    def jvp(self, theta, x, v):
+        """Forward mode, eqs. (8)-(9): returns ``(out, J v)``, both (N, d_L)."""
+        out, dout, _ = self.jvp_with_cache(theta, x, v)
+        return out, dout
+
+    def jvp_with_cache(self, theta, x, v):
+        """:meth:`jvp` that also returns the forward cache, so a VJP can follow (Fisher-vector products)."""
+        theta = self.check_theta(theta)
+        v = self.check_theta(v, "v")
+        h = as_matrix(x, self.sizes[0], "x")
+        dh = np.zeros_like(h)
+        hs = []
+        for l, ((W, b), (dW, db)) in enumerate(zip(self.unflatten(theta), self.unflatten(v))):
+            hs.append(h)
+            z = h @ W.T + b                                   # (N, d_l)
+            dz = dh @ W.T + h @ dW.T + db                     # (N, d_l)  eq. (8)
+            if l == self.num_layers - 1:
+                return z, dz, MLPCache(tuple(hs))
+            h = self._phi(z)
+            dh = self._dphi(h) * dz                           # eq. (9)
+
+    # ----- activation -------------------------------------------------------------------------
+    def _phi(self, z):
+        return np.tanh(z) if self.activation == "tanh" else np.maximum(z, 0.0)
+
+    def _dphi(self, h):
+        """phi'(z) written in terms of h = phi(z)."""
+        return 1.0 - h * h if self.activation == "tanh" else (h > 0.0).astype(np.float64)
+
+
+def orthogonal(shape, rng: np.random.Generator) -> np.ndarray:
+    """A (semi-)orthogonal matrix of ``shape`` from the QR decomposition of a Gaussian matrix.
+
+    Rows are orthonormal if ``rows <= cols``, else columns. The sign of ``diag(R)`` is folded into
+    ``Q`` so the distribution is Haar (Mezzadri 2007, "How to generate random matrices from the
+    classical compact groups", sec. 5).
+    """
+    rows, cols = shape
+    A = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    Q, R = np.linalg.qr(A)
+    d = np.sign(np.diag(R))
+    d[d == 0] = 1.0
+    Q = Q * d
+    return Q if rows >= cols else Q.T

@@ -1,0 +1,228 @@
+r"""Policies: an MLP (:mod:`purepg.nn`) followed by a distribution (:mod:`purepg.distributions`).
+
+Parameters are explicit: ``theta = [network parameters (PyTorch layout) | extra]`` where ``extra`` is
+empty for a categorical policy and ``log_std`` (A,) for a Gaussian one. Every method is a pure function
+of ``(theta, obs[, act])``.
+
+Chain rule, once for all results
+--------------------------------
+Write ``out_i = f(theta_net; s_i)`` for the network output at state ``s_i`` and ``J_i = d out_i / d theta``
+for its Jacobian (d_L, P). For any per-state quantity ``q(out_i, extra)`` with output-space derivative
+``dq/d out_i`` (from :mod:`purepg.distributions`),
+
+    d q_i / d theta_net = J_i^T (dq/d out_i)                                           (P1)
+
+so a *weighted sum* of per-state gradients is one VJP (``MLP.backward`` with ``dout = w_i dq/d out_i``),
+and the *per-sample* rows (the score matrix, ``S[i] = grad_theta log pi(a_i|s_i)``) are the same VJP
+without the sum over ``i`` (``MLP.persample_grads``, a Numba kernel).
+
+Fisher information
+------------------
+The mean KL ``D(theta') = mean_i KL(pi_theta(.|s_i) || pi_theta'(.|s_i))`` has zero value and zero gradient
+at ``theta' = theta``; its Hessian there is the Fisher matrix
+
+    F = mean_i J_i^T M_i J_i,    M_i = E_{a ~ pi(.|s_i)}[(d log pi / d out)(d log pi / d out)^T]   (P2)
+
+(the output-space Fisher; the second-derivative-of-the-network terms vanish because
+``E_a[d log pi / d out] = 0``). Equivalently ``F = mean_i E_a[score score^T]`` -- the expectation over
+actions is exact here, unlike the *empirical* Fisher ``mean_i S[i] S[i]^T`` of the notes, which uses the
+sampled action only and equals ``F`` only in expectation.
+
+``fisher`` factors ``M_i = R_i^T R_i`` (rows ``R_i`` of shape (K, d_L)), so that ``U = [R_i J_i]_i`` stacks
+``N K`` per-sample VJPs (the same kernel as the score) and ``F = U^T U / N`` (BLAS). ``fvp`` never forms
+``F``: ``F v = mean_i J_i^T (M_i (J_i v))`` is one JVP (``MLP.jvp``), a multiplication by ``M_i`` in
+output space, and one VJP (Pearlmutter 1994; Schulman et al. 2015, appendix C.1).
+The state-independent ``log_std`` of a Gaussian contributes a block ``2 I`` with no cross terms (G4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from purepg import kernels
+from purepg._check import as_actions_discrete, as_matrix, as_vector
+from purepg.distributions import Categorical, DiagGaussian
+from purepg.nn import MLP, MLPCache
+
+BACKENDS = ("numba", "numpy")
+_FISHER_BLOCK_BYTES = 32 * 2**20   # rows of U built per block in `fisher`, to bound memory
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An MLP and a distribution. Build with :func:`CategoricalPolicy` or :func:`GaussianPolicy`."""
+
+    net: MLP
+    dist: object
+    log_std_init: float = 0.0
+    backend: str = "numba"
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}")
+
+    # ----- structure --------------------------------------------------------------------------
+    @property
+    def obs_dim(self):
+        return self.net.sizes[0]
+
+    @property
+    def act_dim(self):
+        """Number of actions (categorical) or action dimension (Gaussian)."""
+        return self.dist.out_dim
+
+    n_actions = act_dim
+
+    @property
+    def discrete(self):
+        return self.dist.discrete
+
+    @property
+    def num_params(self):
+        return self.net.num_params + self.dist.n_extra
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        """Orthogonal init, gains sqrt(2) hidden and 0.01 on the head; ``log_std = log_std_init``."""
+        gains = (np.sqrt(2.0),) * (self.net.num_layers - 1) + (0.01,)
+        return np.concatenate([self.net.init(rng, gains), np.full(self.dist.n_extra, float(self.log_std_init))])
+
+    # ----- helpers ----------------------------------------------------------------------------
+    def _split(self, theta, name="theta"):
+        theta = as_vector(theta, self.num_params, name)
+        return theta[:self.net.num_params], theta[self.net.num_params:]
+
+    def _obs(self, obs):
+        return as_matrix(obs, self.obs_dim, "obs")
+
+    def _act(self, act, n):
+        if self.discrete:
+            return as_actions_discrete(act, n, self.act_dim)
+        return as_matrix(act, self.act_dim, "act", rows=n)
+
+    def _forward(self, theta, obs):
+        th, extra = self._split(theta)
+        out, cache = self.net.forward(th, self._obs(obs))
+        return th, extra, out, cache
+
+    def _join(self, d_net, d_extra):
+        return np.concatenate([d_net, d_extra])
+
+    # ----- log-prob and score -----------------------------------------------------------------
+    def log_prob(self, theta, obs, act):
+        """``log pi(a_i | s_i)`` (N,)."""
+        _, extra, out, _ = self._forward(theta, obs)
+        return self.dist.log_prob(out, extra, self._act(act, out.shape[0]))
+
+    def log_prob_grad(self, theta, obs, act, w):
+        """``sum_i w_i grad_theta log pi(a_i|s_i)`` (P,): one VJP, eq. (P1)."""
+        th, extra, out, cache = self._forward(theta, obs)
+        w = as_vector(w, out.shape[0], "w")
+        d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
+        return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
+
+    def score(self, theta, obs, act):
+        """Score matrix ``S[i] = grad_theta log pi(a_i|s_i)`` (N, P), per-sample VJPs (kernel)."""
+        th, extra, out, cache = self._forward(theta, obs)
+        d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
+        S = np.empty((out.shape[0], self.num_params))
+        self.net.persample_grads(th, d_out, cache, backend=self.backend, out=S[:, :self.net.num_params])
+        S[:, self.net.num_params:] = d_extra
+        return S
+
+    # ----- entropy ----------------------------------------------------------------------------
+    def entropy(self, theta, obs):
+        """``H(pi(.|s_i))`` (N,)."""
+        _, extra, out, _ = self._forward(theta, obs)
+        return self.dist.entropy(out, extra)
+
+    def entropy_grad(self, theta, obs):
+        """Gradient of the mean entropy over the states (P,)."""
+        th, extra, out, cache = self._forward(theta, obs)
+        N = out.shape[0]
+        d_out, d_extra = self.dist.entropy_grad(out, extra)
+        return self._join(self.net.backward(th, d_out / N, cache), d_extra.mean(axis=0))
+
+    # ----- KL ---------------------------------------------------------------------------------
+    def kl(self, theta_old, theta_new, obs):
+        """Mean over states of ``KL(pi_old(.|s) || pi_new(.|s))`` (float)."""
+        _, ex_p, out_p, _ = self._forward(theta_old, obs)
+        _, ex_q, out_q, _ = self._forward(theta_new, obs)
+        return float(self.dist.kl(out_p, ex_p, out_q, ex_q).mean())
+
+    def kl_grad(self, theta_old, theta_new, obs):
+        """Gradient of :meth:`kl` w.r.t. ``theta_new`` (P,)."""
+        _, ex_p, out_p, _ = self._forward(theta_old, obs)
+        th, ex_q, out_q, cache = self._forward(theta_new, obs)
+        d_out, d_extra = self.dist.kl_grad(out_p, ex_p, out_q, ex_q)
+        N = out_p.shape[0]
+        return self._join(self.net.backward(th, d_out / N, cache), d_extra.mean(axis=0))
+
+    # ----- Fisher -----------------------------------------------------------------------------
+    def fisher(self, theta, obs):
+        """Exact Fisher ``F = mean_i J_i^T M_i J_i`` (P, P), eq. (P2) = Hessian of the mean KL at theta."""
+        th, extra, out, cache = self._forward(theta, obs)
+        N, Pn = out.shape[0], self.net.num_params
+        R, F_extra = self.dist.fisher_factor(out, extra)             # (N, K, d_L), (n_extra, n_extra)
+        K = R.shape[1]
+        F = np.zeros((self.num_params, self.num_params))
+        F_net = F[:Pn, :Pn]
+        acc = "numba" if self.backend == "numba" else "numpy"
+        block = max(1, _FISHER_BLOCK_BYTES // (8 * K * Pn))
+        for s in range(0, N, block):
+            hs = tuple(np.repeat(h[s:s + block], K, axis=0) for h in cache.hs)   # (nK, d_l)
+            dout = R[s:s + block].reshape(-1, out.shape[1])                     # (nK, d_L)
+            U = self.net.persample_grads(th, dout, MLPCache(hs), backend=self.backend)
+            kernels.fisher_accumulate(U, F_net, backend=acc)
+        F_net /= N
+        F[Pn:, Pn:] = F_extra
+        return F
+
+    def empirical_fisher(self, theta, obs, act):
+        """``mean_i S[i] S[i]^T`` (P, P): the notes' definition, with the sampled actions."""
+        S = self.score(theta, obs, act)
+        return S.T @ S / S.shape[0]
+
+    def fvp(self, theta, obs, v):
+        """``F v`` (P,) without forming F: JVP, output-space Fisher, VJP (eq. P2)."""
+        th, extra = self._split(theta)
+        v_net, v_extra = self._split(v, "v")
+        out, Jv, cache = self.net.jvp_with_cache(th, self._obs(obs), v_net)   # (N, d_L) each
+        MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]          # (N, d_L)
+        _, F_extra = self.dist.fisher_factor(out[:0], extra)
+        return self._join(self.net.backward(th, MJv, cache), F_extra @ v_extra)
+
+    # ----- acting -----------------------------------------------------------------------------
+    def sample(self, theta, obs, rng: np.random.Generator):
+        """Actions drawn from ``pi(.|s_i)`` with ``rng``: int64 (N,) or float64 (N, A)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        _, extra, out, _ = self._forward(theta, obs)
+        return self.dist.sample(out, extra, rng)
+
+    def mode(self, theta, obs):
+        """The most likely action (argmax of logits, or the Gaussian mean)."""
+        _, extra, out, _ = self._forward(theta, obs)
+        return self.dist.mode(out, extra)
+
+
+def _sizes(obs_dim, hidden, out_dim):
+    for name, v in (("obs_dim", obs_dim), ("action count/dimension", out_dim)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    return (int(obs_dim), *(int(h) for h in hidden), int(out_dim))
+
+
+def CategoricalPolicy(obs_dim, n_actions, hidden=(64, 64), activation="tanh", backend="numba") -> Policy:
+    """A softmax policy over ``n_actions`` with logits from an MLP ``(obs_dim, *hidden, n_actions)``."""
+    if int(n_actions) != n_actions or n_actions < 2:
+        raise ValueError(f"n_actions: expected an integer >= 2, got {n_actions!r}")
+    return Policy(MLP(_sizes(obs_dim, hidden, n_actions), activation), Categorical(int(n_actions)), 0.0, backend)
+
+
+def GaussianPolicy(obs_dim, act_dim, hidden=(64, 64), activation="tanh", log_std_init=0.0, backend="numba") -> Policy:
+    """A diagonal Gaussian with mean from an MLP and a state-independent ``log_std`` (act_dim,)."""
+    if not np.isfinite(log_std_init):
+        raise ValueError(f"log_std_init: expected a finite number, got {log_std_init!r}")
+    return Policy(MLP(_sizes(obs_dim, hidden, act_dim), activation), DiagGaussian(int(act_dim)),
+                  float(log_std_init), backend)
