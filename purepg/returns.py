@@ -1,0 +1,452 @@
+r"""Returns, advantages and baselines: what multiplies the score in a policy gradient.
+
+1. Discounted sums
+------------------
+For a sequence ``x_0 .. x_{T-1}`` and a discount ``gamma`` in [0, 1], the discounted cumulative sum is
+
+    y_t = sum_{k=t}^{T-1} gamma^(k-t) x_k.                                          (1)
+
+Splitting off the first term, ``y_t = x_t + gamma * sum_{k=t+1}^{T-1} gamma^(k-t-1) x_k``, i.e.
+
+    y_t = x_t + gamma * y_{t+1},    y_T = 0,                                           (2)
+
+so one backward sweep computes every y_t in O(T) (``discount_cumsum``).
+
+2. Total return and reward-to-go
+--------------------------------
+The total return of a trajectory is ``R = sum_t gamma^t r_t = y_0`` of (1) with ``x = r``; the
+reward-to-go is ``Q_t = y_t`` itself. The policy gradient (notes, first display) is
+
+    grad J = E[ (sum_t grad log pi(a_t|s_t)) * (sum_t' r_t') ].                        (3)
+
+Split the inner sum at t: ``sum_t' r_t' = sum_{t'<t} r_t' + Q_t``. For t' < t, condition on the
+history h_t = (s_0, a_0, .., s_t), which fixes r_t':
+
+    E[ grad log pi(a_t|s_t) r_t' ] = E[ r_t' * E_{a ~ pi(.|s_t)}[ grad log pi(a|s_t) ] ]
+                                   = E[ r_t' * grad sum_a pi(a|s_t) ] = E[ r_t' * grad 1 ] = 0.
+
+Past rewards add zero-mean noise only, so ``E[sum_t grad log pi_t * Q_t]`` equals (3): reward-to-go
+is unbiased (causality). With gamma < 1 the exact gradient of ``E[sum_t gamma^t r_t]`` is
+``E[sum_t gamma^t grad log pi_t Q_t]``; estimators that drop the ``gamma^t`` in front (most practical
+code) estimate a different vector. This module computes the Q_t; the estimator chooses the weight.
+
+3. Batches, episode boundaries, terminated vs truncated
+-------------------------------------------------------
+A rollout of E vector envs for T steps is time-major, arrays (T, E); ``done = terminated | truncated``.
+Sums restart at every boundary, and what follows the last step of a segment is bootstrapped:
+
+* terminated at t: the MDP reached a terminal state, whose value is 0 by definition: bootstrap 0;
+* truncated at t: a time limit cut the episode; the state reached, s_final, still has value
+  V(s_final), so the bootstrap is ``v_next[t] = V(s_final)`` (treating a time-out as a terminal state
+  teaches V that time-outs are failures; Pardo et al. 2018, "Time Limits in Reinforcement Learning");
+* t = T-1 and not done: the episode goes on beyond the batch: bootstrap ``v_next[T-1] = V(s_T)``.
+
+With ``cut_t = done_t or t = T-1`` the bootstrapped Monte-Carlo return (``discounted_returns``) is
+
+    G_t = r_t + gamma * (1 - terminated_t) * (v_next_t if cut_t else G_{t+1}).           (4)
+
+4. Generalised advantage estimation (Schulman et al. 2016, Sec. 3, eqs. 11-16)
+--------------------------------------------------------------------------------
+The TD residual ``delta_t = r_t + gamma (1 - terminated_t) v_next_t - v_t`` is a one-step advantage
+estimate. GAE averages the k-step estimates with weights (1 - lam) lam^(k-1), which sums to
+
+    A_t = sum_{l>=0} (gamma lam)^l delta_{t+l}      (l running to the end of t's segment),  (5)
+
+i.e. (1) with x = delta and discount gamma*lam, restarted at boundaries:
+
+    A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1},    A_T = 0.                      (6)
+
+lam = 0 gives ``A_t = delta_t``. lam = 1: inside a segment ``v_next_t = v_{t+1}`` (both are V(s_{t+1}),
+the layout contract), so in ``sum_l gamma^l delta_{t+l}`` each ``+gamma^(l+1) v_{t+l+1}`` cancels the
+``-gamma^(l+1) v_{t+l+1}`` of the next residual; what remains is ``G_t - v_t`` of (4). The value target
+is ``ret = A + v`` (the lambda-return; for lam = 1 it is G).
+
+5. Variance-optimal constant baseline
+-------------------------------------
+Per parameter k, with ``g_k = sum_t d log pi(a_t|s_t) / d theta_k`` the estimator is
+``X_k(b) = g_k (R - b)``. Because ``E[g_k] = 0`` (as in 2), ``E[X_k(b)] = E[g_k R]`` for every b, so
+
+    Var X_k(b) = E[g_k^2 (R - b)^2] - E[g_k R]^2,
+    d Var / db = -2 E[g_k^2 (R - b)] = 0   =>   b_k = E[g_k^2 R] / E[g_k^2],             (7)
+
+a minimum since ``d^2 Var / db^2 = 2 E[g_k^2] >= 0``. The notes write ``(sum grad log pi)^2``: it is
+this element-wise square, one b_k per parameter. If ``E[g_k^2] = 0`` then g_k = 0 almost surely,
+X_k(b) = 0 for every b and any b is optimal: we return b_k = 0. With sample weights w the
+expectations become weighted averages; (7) then minimises ``E_w[g_k^2 (R - b)^2]``, which is the
+weighted variance up to a constant when ``E_w[g_k] = 0`` (true for exact enumeration weights).
+
+Reward-to-go analogue: ``X_k(b) = sum_t g_tk (Q_t - b) = U_k - b S_k`` with ``S_k = sum_t g_tk`` and
+``U_k = sum_t g_tk Q_t``. Again ``E[S_k] = 0``, so ``Var X_k(b) = E[(U_k - b S_k)^2] - E[U_k]^2`` and
+
+    d Var / db = -2 E[S_k (U_k - b S_k)] = 0   =>   b_k = E[S_k U_k] / E[S_k^2].           (8)
+
+If Q_t = R for every t, then U_k = S_k R and (8) reduces to (7).
+
+References
+----------
+Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE, baselines).
+Greensmith, Bartlett & Baxter 2004, "Variance reduction techniques for gradient estimates in RL".
+Schulman, Moritz, Levine, Jordan & Abbeel 2016, "High-dimensional continuous control using GAE".
+"""
+from numbers import Real
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+_BACKENDS = ("numba", "numpy")
+
+
+class GAEResult(NamedTuple):
+    """Output of :func:`gae`: advantages ``adv`` (eq. 6) and value targets ``ret = adv + v``."""
+
+    adv: np.ndarray
+    ret: np.ndarray
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _unit_interval(name, value):
+    """Return ``value`` as a float after checking it is a real number in [0, 1]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number in [0, 1]; got {value!r} "
+                        f"({type(value).__name__}). Pass a float such as 0.99.")
+    if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1]; got {value!r}. "
+                         f"Pass a value between 0 and 1, such as 0.99.")
+    return float(value)
+
+
+def _backend(backend):
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}. "
+                         "Use 'numba' (fast) or 'numpy' (reference).")
+    return backend
+
+
+def _real_array(name, x, ndims):
+    """float64 array with ``ndim`` in ``ndims`` and only finite entries, else an error naming ``name``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {a.dtype}. "
+                        "Pass a float64 array.")
+    if a.ndim not in ndims:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s); "
+                         f"got shape {a.shape}. Reshape it to the documented layout.")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; got {a[idx]} at index {idx}. Remove or replace "
+                         "non-finite entries (check the environment or the value network).")
+    return a
+
+
+def _same_shape(name, a, ref_name, shape):
+    if a.shape != shape:
+        raise ValueError(f"{name} must have the shape of {ref_name}, {shape}; got {a.shape}. "
+                         f"Pass one entry per entry of {ref_name}.")
+
+
+def _flags(name, x, shape):
+    """bool array of ``shape``; integer or float input is accepted when every entry is 0 or 1."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold booleans; got dtype {a.dtype}. Pass a bool array.")
+    _same_shape(name, a, "rew", shape)
+    if a.dtype != np.bool_:
+        bad = (a != 0) & (a != 1)  # NaN is caught here too
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} must hold booleans (or 0/1); got {a[idx].item()!r} at index {idx}. "
+                             f"Pass a bool array, e.g. np.asarray({name}) != 0 if nonzero means True.")
+    return np.ascontiguousarray(a, dtype=np.bool_)
+
+
+def _weights(w, n):
+    """Trajectory weights as given (not normalised): (n,), finite, >= 0, with a positive sum."""
+    if w is None:
+        return np.ones(n)
+    w = _real_array("weights", w, (1,))
+    _same_shape("weights", w, "the trajectory axis", (n,))
+    if (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"weights must be >= 0 with a positive sum; got min {w.min()} and sum "
+                         f"{w.sum()}. Pass probabilities or counts of the trajectories.")
+    return w
+
+
+# ----------------------------------------------------------------------------- discounted sums
+
+
+@njit(cache=True)
+def _discount_cumsum_numba(x, gamma):
+    y = np.empty_like(x)  # (T,)
+    acc = 0.0
+    for t in range(x.shape[0] - 1, -1, -1):
+        acc = x[t] + gamma * acc  # eq. (2)
+        y[t] = acc
+    return y
+
+
+def _discount_cumsum_numpy(x, gamma):
+    """Reference for eq. (2): the backward recursion as a plain Python loop. It cannot be vectorised
+    without changing the rounding or dividing by gamma^t (which underflows); tests also compare it
+    with the O(T^2) definition (1)."""
+    y = np.empty_like(x)  # (T,)
+    acc = 0.0
+    for t in range(x.shape[0] - 1, -1, -1):
+        acc = x[t] + gamma * acc
+        y[t] = acc
+    return y
+
+
+def discount_cumsum(x, gamma, *, backend="numba"):
+    """Discounted cumulative sum ``y_t = sum_{k>=t} gamma^(k-t) x_k`` (eq. 1, computed by eq. 2).
+
+    Parameters
+    ----------
+    x : array_like, shape (T,)
+        Finite reals (T may be 0).
+    gamma : float in [0, 1]
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    y : ndarray, shape (T,), float64
+    """
+    x = _real_array("x", x, (1,))
+    gamma = _unit_interval("gamma", gamma)
+    if _backend(backend) == "numba":
+        return _discount_cumsum_numba(x, gamma)
+    return _discount_cumsum_numpy(x, gamma)
+
+
+def reward_to_go(rew, gamma=1.0, *, backend="numba"):
+    """Reward-to-go of one trajectory, ``Q_t = sum_{t'>=t} gamma^(t'-t) r_t'``, shape (T,) (Sec. 2)."""
+    rew = _real_array("rew", rew, (1,))
+    return discount_cumsum(rew, gamma, backend=backend)
+
+
+def total_return(rew, gamma=1.0):
+    """Total return of one trajectory, ``R = sum_t gamma^t r_t`` (= Q_0; 0.0 when T = 0)."""
+    q = reward_to_go(rew, gamma)  # (T,)
+    return float(q[0]) if q.size else 0.0
+
+
+# ----------------------------------------------------------------------------- batched (T, E)
+
+
+def _batch(rew, terminated, truncated, **values):
+    """Validate a (T, E) or (T,) batch; return 2-D float/bool arrays and the caller's shape."""
+    rew = _real_array("rew", rew, (1, 2))
+    shape = rew.shape
+    out = {name: _real_array(name, val, (1, 2)) for name, val in values.items()}
+    for name, a in out.items():
+        _same_shape(name, a, "rew", shape)
+    term = _flags("terminated", terminated, shape)
+    done = term | _flags("truncated", truncated, shape)
+    as2d = [a.reshape(shape[0], -1) for a in (rew, term, done, *out.values())]
+    return shape, as2d
+
+
+@njit(cache=True)
+def _returns_numba(rew, v_next, term, done, gamma):
+    T, E = rew.shape
+    G = np.empty((T, E))
+    nxt = np.zeros(E)  # G_{t+1} of each env
+    for t in range(T - 1, -1, -1):
+        for e in range(E):
+            boot = v_next[t, e] if (done[t, e] or t == T - 1) else nxt[e]
+            nonterm = 0.0 if term[t, e] else 1.0
+            nxt[e] = rew[t, e] + gamma * nonterm * boot  # eq. (4)
+            G[t, e] = nxt[e]
+    return G
+
+
+def _returns_numpy(rew, v_next, term, done, gamma):
+    """Reference for eq. (4): a backward loop over t, vectorised over the E envs."""
+    T, E = rew.shape
+    G = np.empty((T, E))
+    nxt = np.zeros(E)  # (E,)
+    for t in range(T - 1, -1, -1):
+        cut = done[t] | (t == T - 1)  # (E,)
+        boot = np.where(cut, v_next[t], nxt)  # (E,)
+        nxt = rew[t] + gamma * (1.0 - term[t]) * boot  # (E,)
+        G[t] = nxt
+    return G
+
+
+def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="numba"):
+    """Bootstrapped Monte-Carlo returns of a time-major batch, restarting at episode boundaries.
+
+    ``G_t = r_t + gamma (1 - terminated_t) (v_next_t if done_t or t = T-1 else G_{t+1})`` (eq. 4):
+    0 after a terminated step, V(s_final) after a truncated one, V(s_T) at the batch end.
+
+    Parameters
+    ----------
+    rew : array_like, shape (T, E) or (T,)
+    terminated, truncated : array_like of bool (or 0/1), same shape
+    v_next : array_like, same shape
+        Value of the state after step t (see the layout contract; ignored where terminated).
+    gamma : float in [0, 1]
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    G : ndarray, same shape as ``rew``
+    """
+    shape, (rew, term, done, v_next) = _batch(rew, terminated, truncated, v_next=v_next)
+    gamma = _unit_interval("gamma", gamma)
+    kernel = _returns_numba if _backend(backend) == "numba" else _returns_numpy
+    return kernel(rew, v_next, term, done, gamma).reshape(shape)
+
+
+@njit(cache=True)
+def _gae_numba(rew, v, v_next, term, done, gamma, lam):
+    T, E = rew.shape
+    adv = np.empty((T, E))
+    a = np.zeros(E)  # A_{t+1} of each env
+    for t in range(T - 1, -1, -1):
+        for e in range(E):
+            nonterm = 0.0 if term[t, e] else 1.0
+            cont = 0.0 if done[t, e] else 1.0
+            delta = rew[t, e] + gamma * nonterm * v_next[t, e] - v[t, e]
+            a[e] = delta + gamma * lam * cont * a[e]  # eq. (6)
+            adv[t, e] = a[e]
+    return adv
+
+
+def _gae_numpy(rew, v, v_next, term, done, gamma, lam):
+    """Reference for eq. (6): a backward loop over t, vectorised over the E envs."""
+    T, E = rew.shape
+    adv = np.empty((T, E))
+    a = np.zeros(E)  # (E,)
+    for t in range(T - 1, -1, -1):
+        delta = rew[t] + gamma * (1.0 - term[t]) * v_next[t] - v[t]  # (E,)
+        a = delta + gamma * lam * (1.0 - done[t]) * a  # (E,)
+        adv[t] = a
+    return adv
+
+
+def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
+    """Generalised advantage estimates and value targets (Schulman et al. 2016, eqs. 11-16).
+
+    ``delta_t = r_t + gamma (1 - terminated_t) v_next_t - v_t`` and
+    ``A_t = delta_t + gamma lam (1 - done_t) A_{t+1}`` (eq. 6). lam = 0 gives ``delta``; lam = 1
+    gives ``discounted_returns(...) - v`` when ``v_next[t] == v[t+1]`` inside episodes.
+
+    Parameters
+    ----------
+    rew, v, v_next : array_like, shape (T, E) or (T,)
+        Rewards, V(s_t) and the value of the state after step t (layout contract).
+    terminated, truncated : array_like of bool (or 0/1), same shape
+    gamma, lam : float in [0, 1]
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    GAEResult(adv, ret)
+        ``adv`` and ``ret = adv + v``, each the shape of ``rew``.
+    """
+    shape, (rew, term, done, v, v_next) = _batch(rew, terminated, truncated, v=v, v_next=v_next)
+    gamma = _unit_interval("gamma", gamma)
+    lam = _unit_interval("lam", lam)
+    kernel = _gae_numba if _backend(backend) == "numba" else _gae_numpy
+    adv = kernel(rew, v, v_next, term, done, gamma, lam)  # (T, E)
+    return GAEResult(adv.reshape(shape), (adv + v).reshape(shape))
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def mean_baseline(R, weights=None):
+    """Mean return ``sum_i w_i R_i / sum_i w_i`` (plain mean without ``weights``); R is (n,), n >= 1."""
+    R = _real_array("R", R, (1,))
+    if R.size == 0:
+        raise ValueError("R must hold at least one return; got an empty array. Pass one per trajectory.")
+    w = _weights(weights, R.size)  # (n,)
+    return float(w @ R / w.sum())
+
+
+def _ratio_or_zero(num, den):
+    """``num / den`` per parameter, and 0 where ``den == 0`` (the score is identically 0: any b is optimal)."""
+    b = np.zeros_like(den)  # (P,)
+    nz = den > 0
+    b[nz] = num[nz] / den[nz]
+    return b
+
+
+def optimal_baseline(G, R, weights=None):
+    """Variance-optimal constant baseline per parameter, ``b_k = E[g_k^2 R] / E[g_k^2]`` (eq. 7).
+
+    Parameters
+    ----------
+    G : array_like, shape (n, P)
+        Per trajectory, ``g = sum_t grad log pi(a_t|s_t)``.
+    R : array_like, shape (n,)
+        Per trajectory return.
+    weights : array_like, shape (n,), optional
+        Non-negative weights (e.g. exact trajectory probabilities); uniform if omitted.
+
+    Returns
+    -------
+    b : ndarray, shape (P,)
+        ``b_k = 0`` where ``E[g_k^2] = 0`` (then every b gives the same, zero, estimate).
+    """
+    G = _real_array("G", G, (2,))
+    R = _real_array("R", R, (1,))
+    _same_shape("R", R, "G's trajectory axis", (G.shape[0],))
+    if G.shape[0] == 0:
+        raise ValueError("G must hold at least one trajectory; got none. Pass a non-empty batch.")
+    w = _weights(weights, G.shape[0])  # (n,)
+    G2 = G * G  # (n, P)
+    return _ratio_or_zero(w @ (G2 * R[:, None]), w @ G2)
+
+
+def _rtg_sums(scores, rtg):
+    """Per trajectory ``S = sum_t g_t`` and ``U = sum_t g_t Q_t``, each (n, P), from a list or a padded array."""
+    if isinstance(scores, (list, tuple)):
+        if not isinstance(rtg, (list, tuple)) or len(rtg) != len(scores) or not scores:
+            got = f"{len(rtg)} entries" if isinstance(rtg, (list, tuple)) else type(rtg).__name__
+            raise ValueError(f"rtg must be a list with one (T_i,) array per entry of scores "
+                             f"({len(scores)} trajectories, at least 1); got {got}. Pass matching lists.")
+        S, U = [], []
+        for i, (g, q) in enumerate(zip(scores, rtg)):
+            g = _real_array(f"scores[{i}]", g, (2,))  # (T_i, P)
+            q = _real_array(f"rtg[{i}]", q, (1,))  # (T_i,)
+            _same_shape(f"rtg[{i}]", q, f"scores[{i}]'s time axis", (g.shape[0],))
+            S.append(g.sum(axis=0))
+            U.append(q @ g)
+        if len({s.shape for s in S}) > 1:
+            raise ValueError(f"scores must share one parameter count P; got {sorted({s.size for s in S})}. "
+                             "Pass scores of the same policy.")
+        return np.array(S).reshape(len(S), -1), np.array(U).reshape(len(U), -1)
+    g = _real_array("scores", scores, (3,))  # (n, T, P)
+    q = _real_array("rtg", rtg, (2,))  # (n, T)
+    _same_shape("rtg", q, "scores' first two axes", g.shape[:2])
+    return g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
+
+
+def optimal_baseline_rtg(scores, rtg, weights=None):
+    """Variance-optimal constant baseline for the reward-to-go estimator, ``b_k = E[S_k U_k] / E[S_k^2]`` (eq. 8).
+
+    Parameters
+    ----------
+    scores : list of (T_i, P) arrays, or array of shape (n, T, P)
+        Per-step scores ``grad log pi(a_t|s_t)``. A padded array must hold zero rows on padding: a
+        zero score contributes nothing to S or U, so no mask is needed.
+    rtg : list of (T_i,) arrays, or array of shape (n, T)
+        Reward-to-go Q_t (padding: any finite value).
+    weights : array_like, shape (n,), optional
+
+    Returns
+    -------
+    b : ndarray, shape (P,)
+        ``b_k = 0`` where ``E[S_k^2] = 0``.
+    """
+    S, U = _rtg_sums(scores, rtg)  # (n, P), (n, P)
+    if S.shape[0] == 0:
+        raise ValueError("scores must hold at least one trajectory; got 0. Pass a non-empty batch.")
+    w = _weights(weights, S.shape[0])  # (n,)
+    return _ratio_or_zero(w @ (S * U), w @ (S * S))

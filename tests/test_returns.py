@@ -1,0 +1,479 @@
+"""Tests for purepg.returns: kernels against references, closed forms, identities, baselines, errors.
+
+Tolerances. Kernel and reference run the same float64 operations in the same order (no fastmath),
+so they agree to 1e-12. Comparisons with an independent formula (the O(T^2) definition of a discounted
+sum, the closed-form GAE sum, a per-episode recomputation) re-associate sums of at most ~12 terms of
+size <= ~10 / (1 - gamma lam) ~ 1e2 on the bounded inputs below: rounding is ~1e2 * 12 * 2.2e-16
+~ 3e-13, so ``atol = 1e-10`` leaves a wide margin while any wrong term (O(1e-2) or more) fails.
+"""
+import re
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given
+
+from purepg import returns as rt
+from tests import finite_diff as fd
+
+TOL = 1e-10  # independent-formula comparisons, see the module docstring
+KERNEL_TOL = 1e-12  # kernel vs reference
+
+
+def close(a, b, tol=TOL):
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+st_unit = st.floats(0.0, 1.0)
+st_real = st.floats(-10.0, 10.0)
+
+
+@st.composite
+def st_batch(draw, max_T=12, max_E=4):
+    """A (T, E) batch obeying the layout contract: v_next[t] == v[t+1] while the episode goes on,
+    free finite values at boundaries and at t = T-1 (bootstraps, or ignored where terminated)."""
+    T, E = draw(st.integers(1, max_T)), draw(st.integers(1, max_E))
+    arr = hnp.arrays(np.float64, (T, E), elements=st_real)
+    rew, v, v_next = draw(arr), draw(arr), draw(arr)
+    term, trunc = draw(hnp.arrays(np.bool_, (T, E))), draw(hnp.arrays(np.bool_, (T, E)))
+    inside = ~(term | trunc)[:-1]  # (T-1, E): step t is followed by step t+1 of the same episode
+    v_next[:-1][inside] = v[1:][inside]
+    return dict(rew=rew, v=v, v_next=v_next, terminated=term, truncated=trunc)
+
+
+def segments(done_col):
+    """(start, end) index pairs of the episode segments of one env column (end inclusive)."""
+    ends = [t for t in range(len(done_col)) if done_col[t] or t == len(done_col) - 1]
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    return list(zip(starts, ends))
+
+
+def td_residual(b, gamma):
+    return b["rew"] + gamma * (1.0 - b["terminated"]) * b["v_next"] - b["v"]  # (T, E)
+
+
+# ----------------------------------------------------------------------------- discounted sums
+
+
+@given(hnp.arrays(np.float64, st.integers(0, 30), elements=st_real), st_unit)
+def test_discount_cumsum_kernel_matches_reference_and_definition(x, gamma):
+    y = rt.discount_cumsum(x, gamma)
+    close(y, rt.discount_cumsum(x, gamma, backend="numpy"), KERNEL_TOL)
+    t = np.arange(x.size)
+    k_minus_t = t[None, :] - t[:, None]  # (T, T)
+    U = np.where(k_minus_t >= 0, gamma ** np.maximum(k_minus_t, 0), 0.0)  # eq. (1) as a matrix
+    close(y, U @ x)
+
+
+def test_discount_cumsum_hand_values():
+    close(rt.discount_cumsum([1.0, 2.0, 3.0], 0.5), [2.75, 3.5, 3.0], 0)
+    close(rt.discount_cumsum([1.0, 2.0, 3.0], 1.0), [6.0, 5.0, 3.0], 0)
+    close(rt.discount_cumsum([1.0, 2.0, 3.0], 0.0), [1.0, 2.0, 3.0], 0)
+    assert rt.discount_cumsum(np.zeros(0), 0.9).shape == (0,)
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 30), elements=st_real), st_unit)
+def test_total_return_and_reward_to_go(rew, gamma):
+    direct = sum(gamma**t * r for t, r in enumerate(rew))
+    assert abs(rt.total_return(rew, gamma) - direct) <= TOL * (1 + abs(direct))
+    q = rt.reward_to_go(rew, gamma)
+    assert q[0] == rt.total_return(rew, gamma)
+    close(q[:-1], rew[:-1] + gamma * q[1:])  # eq. (2)
+    assert q[-1] == rew[-1]
+
+
+def test_total_return_defaults_to_undiscounted_and_empty_is_zero():
+    assert rt.total_return([1.0, 2.0, 3.0]) == 6.0
+    close(rt.reward_to_go([1.0, 2.0, 3.0]), [6.0, 5.0, 3.0], 0)
+    assert rt.total_return([]) == 0.0
+
+
+# ----------------------------------------------------------------------------- hand-written episodes
+# env 0: terminated at t = 2 (v_next[2] = 99 must be ignored), then an episode cut by the batch end.
+# env 1: truncated at t = 1 with V(s_final) = 4, then an episode terminated at t = 4 (v_next 7 ignored).
+HAND = dict(
+    rew=np.array([[1.0, 1.0], [2.0, 0.0], [3.0, -1.0], [4.0, 2.0], [5.0, 1.0]]),
+    v=np.array([[0.5, 1.0], [1.0, 2.0], [1.5, 0.0], [2.0, 1.0], [2.5, 3.0]]),
+    v_next=np.array([[1.0, 2.0], [1.5, 4.0], [99.0, 1.0], [2.5, 3.0], [3.0, 7.0]]),
+    terminated=np.array([[0, 0], [0, 0], [1, 0], [0, 0], [0, 1]], dtype=bool),
+    truncated=np.array([[0, 0], [0, 1], [0, 0], [0, 0], [0, 0]], dtype=bool),
+)
+# gamma = 0.5: delta = r + 0.5 (1 - term) v_next - v, by hand:
+DELTA_HALF = np.array([[1.0, 1.0], [1.75, 0.0], [1.5, -0.5], [3.25, 2.5], [4.0, -2.0]])
+# bootstrapped MC returns, gamma = 0.5: env 0 G2 = 3, G1 = 2 + 1.5, G0 = 1 + 1.75, G4 = 5 + 1.5,
+# G3 = 4 + 3.25; env 1 G1 = 0 + 2, G0 = 1 + 1, G4 = 1, G3 = 2 + 0.5, G2 = -1 + 1.25.
+G_HALF = np.array([[2.75, 2.0], [3.5, 2.0], [3.0, 0.25], [7.25, 2.5], [6.5, 1.0]])
+# undiscounted: env 0 6, 5, 3 | 12, 8; env 1 1 + 4, 4 | 2, 3, 1.
+G_ONE = np.array([[6.0, 5.0], [5.0, 4.0], [3.0, 2.0], [12.0, 3.0], [8.0, 1.0]])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_hand_episode_returns(backend):
+    h = HAND
+    args = (h["rew"], h["terminated"], h["truncated"], h["v_next"])
+    close(rt.discounted_returns(*args, 0.5, backend=backend), G_HALF, 0)
+    close(rt.discounted_returns(*args, 1.0, backend=backend), G_ONE, 0)
+    close(rt.discounted_returns(*args, 0.0, backend=backend), h["rew"], 0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize(
+    "gamma, lam, adv",
+    [  # gamma lam = 0.25: env 0 A4 = 4, A3 = 3.25 + 1, A2 = 1.5, A1 = 1.75 + 0.375, A0 = 1 + 0.53125;
+        # env 1 A4 = -2, A3 = 2.5 - 0.5, A2 = -0.5 + 0.5, A1 = 0 (truncated), A0 = 1 + 0.
+        (0.5, 0.5, [[1.53125, 1.0], [2.125, 0.0], [1.5, 0.0], [4.25, 2.0], [4.0, -2.0]]),
+        (0.5, 1.0, G_HALF - HAND["v"]),  # lam = 1: MC return minus V
+        (0.5, 0.0, DELTA_HALF),  # lam = 0: the TD residual
+        (1.0, 1.0, G_ONE - HAND["v"]),
+        (0.0, 0.7, HAND["rew"] - HAND["v"]),  # gamma = 0: no bootstrap at all
+    ],
+)
+def test_hand_episode_gae(backend, gamma, lam, adv):
+    h = HAND
+    out = rt.gae(h["rew"], h["v"], h["v_next"], h["terminated"], h["truncated"], gamma, lam, backend=backend)
+    close(out.adv, adv, 1e-15)
+    close(out.ret, np.asarray(adv) + h["v"], 1e-15)
+
+
+def test_hand_episode_gae_closed_form_irrational_weights():
+    """gamma = 0.9, lam = 0.95: eq. (5) written out per segment."""
+    h, g, gl = HAND, 0.9, 0.9 * 0.95
+    d = h["rew"] + g * (1 - h["terminated"]) * h["v_next"] - h["v"]
+    e0 = [d[0, 0] + gl * d[1, 0] + gl**2 * d[2, 0], d[1, 0] + gl * d[2, 0], d[2, 0],
+          d[3, 0] + gl * d[4, 0], d[4, 0]]
+    e1 = [d[0, 1] + gl * d[1, 1], d[1, 1], d[2, 1] + gl * d[3, 1] + gl**2 * d[4, 1],
+          d[3, 1] + gl * d[4, 1], d[4, 1]]
+    adv, ret = rt.gae(h["rew"], h["v"], h["v_next"], h["terminated"], h["truncated"], g, 0.95)
+    close(adv, np.array([e0, e1]).T)
+    close(ret, adv + h["v"], 0)
+    assert d[1, 1] == 0.0 + g * 4.0 - 2.0 and d[2, 0] == 3.0 - 1.5  # truncated bootstraps, terminated not
+
+
+def test_truncated_bootstraps_and_terminated_does_not():
+    h = dict(HAND)
+    flipped = dict(h, terminated=h["truncated"].copy(), truncated=h["terminated"].copy())
+    a = rt.gae(**h, gamma=0.9, lam=0.8).adv
+    b = rt.gae(**flipped, gamma=0.9, lam=0.8).adv
+    # env 1, t = 1 now terminated: loses gamma V(s_final) = 0.9 * 4; env 0, t = 2 now truncated: gains 0.9 * 99
+    close(b[1, 1] - a[1, 1], -0.9 * 4.0)
+    close(b[2, 0] - a[2, 0], 0.9 * 99.0)
+
+
+# ----------------------------------------------------------------------------- batched, Hypothesis
+
+
+@given(st_batch(), st_unit, st_unit)
+def test_batched_kernels_match_references(b, gamma, lam):
+    g_nb = rt.discounted_returns(b["rew"], b["terminated"], b["truncated"], b["v_next"], gamma)
+    g_np = rt.discounted_returns(b["rew"], b["terminated"], b["truncated"], b["v_next"], gamma, backend="numpy")
+    close(g_nb, g_np, KERNEL_TOL)
+    out_nb, out_np = rt.gae(**b, gamma=gamma, lam=lam), rt.gae(**b, gamma=gamma, lam=lam, backend="numpy")
+    close(out_nb.adv, out_np.adv, KERNEL_TOL)
+    close(out_nb.ret, out_np.ret, KERNEL_TOL)
+
+
+@given(st_batch(), st_unit)
+def test_gae_identities_lam_one_and_zero(b, gamma):
+    G = rt.discounted_returns(b["rew"], b["terminated"], b["truncated"], b["v_next"], gamma)
+    adv1, ret1 = rt.gae(**b, gamma=gamma, lam=1.0)
+    close(adv1, G - b["v"])
+    close(ret1, G)
+    close(rt.gae(**b, gamma=gamma, lam=0.0).adv, td_residual(b, gamma))
+
+
+@given(st_batch(), st_unit, st_unit)
+def test_gae_equals_closed_form_sum_per_segment(b, gamma, lam):
+    adv = rt.gae(**b, gamma=gamma, lam=lam).adv
+    d = td_residual(b, gamma)
+    for e in range(adv.shape[1]):
+        for s, end in segments(b["terminated"][:, e] | b["truncated"][:, e]):
+            for t in range(s, end + 1):
+                expected = sum((gamma * lam) ** l * d[t + l, e] for l in range(end - t + 1))  # eq. (5)
+                close(adv[t, e], expected)
+
+
+@given(st_batch(), st_unit)
+def test_returns_restart_at_boundaries_as_single_trajectories(b, gamma):
+    """Each segment equals reward_to_go of its rewards with the bootstrap folded into the last reward."""
+    G = rt.discounted_returns(b["rew"], b["terminated"], b["truncated"], b["v_next"], gamma)
+    for e in range(G.shape[1]):
+        for s, end in segments(b["terminated"][:, e] | b["truncated"][:, e]):
+            r = b["rew"][s:end + 1, e].copy()
+            r[-1] += 0.0 if b["terminated"][end, e] else gamma * b["v_next"][end, e]
+            close(G[s:end + 1, e], rt.reward_to_go(r, gamma))
+
+
+@given(st_batch(), st_unit, st_unit, hnp.arrays(np.float64, 1, elements=st_real))
+def test_terminated_v_next_is_ignored_and_columns_are_independent(b, gamma, lam, junk):
+    out = rt.gae(**b, gamma=gamma, lam=lam)
+    changed = dict(b, v_next=np.where(b["terminated"], junk[0] + 1e3, b["v_next"]))
+    close(rt.gae(**changed, gamma=gamma, lam=lam).adv, out.adv, 0)
+    for e in range(out.adv.shape[1]):
+        col = {k: a[:, e] for k, a in b.items()}  # 1-D input: one trajectory
+        close(rt.gae(**col, gamma=gamma, lam=lam).adv, out.adv[:, e], 0)
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def wmean(x, w):
+    return w @ x / w.sum()
+
+
+def wvar(x, w):
+    return wmean((x - wmean(x, w)) ** 2, w)
+
+
+@st.composite
+def st_traj_stats(draw, centred=False):
+    """G (n, P), R (n,), w (n,) with n in [2, 8], P in [1, 4]; entries bounded. ``centred`` shifts G so
+    that E_w[g] = 0, the property exact enumeration has, which makes eq. (7) the variance minimiser."""
+    n, P = draw(st.integers(2, 8)), draw(st.integers(1, 4))
+    G = draw(hnp.arrays(np.float64, (n, P), elements=st.floats(-3, 3)))
+    R = draw(hnp.arrays(np.float64, n, elements=st_real))
+    w = draw(hnp.arrays(np.float64, n, elements=st.floats(0.01, 1.0)))
+    if centred:
+        G = G - wmean(G, w)  # (n, P)
+    return G, R, w
+
+
+# d/db of a quadratic in b: central differences are exact for any h except for rounding
+# eps * |f| / h. f <= E[g^2] (|R| + |b|)^2 <= 9 * 20^2 ~ 4e3, so h = 1e-2 gives rounding ~1e-10;
+# the test tolerance 1e-8 * (1 + f) is far below the 2 E[g^2] |b - b*| of a wrong baseline.
+H_QUAD = 1e-2
+
+
+@given(st_traj_stats(centred=True))
+def test_optimal_baseline_minimises_weighted_variance(data):
+    G, R, w = data
+    b = rt.optimal_baseline(G, R, w)  # (P,)
+    for k in range(G.shape[1]):
+        g = G[:, k]
+
+        def f(bk):
+            return wvar(g * (R - bk), w)
+
+        f_star = f(b[k])
+        assert abs(fd.directional(f, b[k], 1.0, h=H_QUAD)) <= 1e-8 * (1 + f_star)
+        for db in np.linspace(-5.0, 5.0, 21):  # Var(b) - Var(b*) = E_w[g^2] (b - b*)^2 exactly
+            assert f(b[k] + db) >= f_star - 1e-9 * (1 + f_star)
+            close(f(b[k] + db) - f_star, wmean(g * g, w) * db**2, 1e-8 * (1 + f_star))
+        assert f_star <= f(0.0) + 1e-9 * (1 + f_star)
+        assert f_star <= f(rt.mean_baseline(R, w)) + 1e-9 * (1 + f_star)
+
+
+@given(st_traj_stats())
+def test_optimal_baseline_formula_and_second_moment_on_any_sample(data):
+    G, R, w = data
+    b = rt.optimal_baseline(G, R, w)
+    for k in range(G.shape[1]):
+        g2 = G[:, k] ** 2
+        if g2 @ w == 0:
+            assert b[k] == 0.0
+            continue
+        close(b[k], (w @ (g2 * R)) / (w @ g2))
+        assert R.min() - TOL <= b[k] <= R.max() + TOL  # a g^2-weighted average of the returns
+        m2 = lambda bk: wmean(g2 * (R - bk) ** 2, w)  # noqa: E731
+        assert abs(fd.directional(m2, b[k], 1.0, h=H_QUAD)) <= 1e-8 * (1 + m2(b[k]))
+    close(rt.optimal_baseline(G, R, 7.0 * w), b)  # weights need not be normalised
+    close(rt.optimal_baseline(G, R), rt.optimal_baseline(G, R, np.ones_like(w)), 0)
+
+
+def test_optimal_baseline_zero_score_parameter_is_zero_and_hand_value():
+    G = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    R = np.array([3.0, 1.0, 100.0])
+    # k = 0: (1 * 3 + 4 * 1) / (1 + 4) = 7 / 5; k = 1: no score anywhere -> 0 by convention
+    close(rt.optimal_baseline(G, R), [1.4, 0.0], 1e-15)
+    close(rt.optimal_baseline(G, R, [0.5, 0.25, 0.25]), [(0.5 * 3 + 0.25 * 4) / (0.5 + 0.25 * 4), 0.0], 1e-15)
+
+
+def test_mean_baseline():
+    assert rt.mean_baseline([1.0, 2.0, 6.0]) == 3.0
+    close(rt.mean_baseline([1.0, 2.0, 6.0], [0.5, 0.5, 0.0]), 1.5, 1e-15)
+
+
+def two_step_bandit(logits, r):
+    """Every trajectory of a 2-step softmax bandit: per-step scores e_a - p, probabilities, rewards."""
+    p = np.exp(logits - logits.max())
+    p /= p.sum()  # (A,)
+    A = p.size
+    scores, rtg, R, w = [], [], [], []
+    for a1 in range(A):
+        for a2 in range(A):
+            s = np.eye(A)[[a1, a2]] - p  # (2, A): grad of log softmax w.r.t. the logits
+            scores.append(s)
+            rtg.append(np.array([r[a1] + r[a2], r[a2]]))
+            R.append(r[a1] + r[a2])
+            w.append(p[a1] * p[a2])
+    return np.array(scores), np.array(rtg), np.array(R), np.array(w)
+
+
+@given(hnp.arrays(np.float64, st.integers(2, 4), elements=st.floats(-2, 2)),
+       hnp.arrays(np.float64, 4, elements=st_real))
+def test_optimal_baselines_minimise_exact_variance_on_enumerated_bandit(logits, r):
+    scores, rtg, R, w = two_step_bandit(logits, r[: logits.size])
+    assert np.abs(w @ scores.sum(axis=1)).max() < 1e-12  # E[g] = 0: exact expectations
+    b_tot = rt.optimal_baseline(scores.sum(axis=1), R, w)
+    b_rtg = rt.optimal_baseline_rtg(scores, rtg, w)
+    for k in range(logits.size):
+        S = scores[:, :, k].sum(axis=1)  # (n,)
+        v_tot = lambda b: wvar(S * (R - b), w)  # noqa: E731
+        v_rtg = lambda b: wvar((scores[:, :, k] * (rtg - b)).sum(axis=1), w)  # noqa: E731
+        for f, bk in ((v_tot, b_tot[k]), (v_rtg, b_rtg[k])):
+            assert abs(fd.directional(f, bk, 1.0, h=H_QUAD)) <= 1e-8 * (1 + f(bk))
+            assert all(f(bk + db) >= f(bk) - 1e-9 * (1 + f(bk)) for db in np.linspace(-5, 5, 21))
+        assert v_tot(b_tot[k]) <= v_tot(rt.mean_baseline(R, w)) + 1e-9 * (1 + v_tot(0.0))
+
+
+@given(st_traj_stats(), st.integers(1, 5))
+def test_optimal_baseline_rtg_reduces_to_total_when_q_is_constant(data, T):
+    G, R, w = data
+    scores = np.repeat(G[:, None, :] / T, T, axis=1)  # (n, T, P), summing to G over t
+    close(rt.optimal_baseline_rtg(scores, np.repeat(R[:, None], T, axis=1), w), rt.optimal_baseline(G, R, w))
+
+
+@given(st.data())
+def test_optimal_baseline_rtg_list_equals_zero_padded_array_and_formula(data):
+    n, P = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3))
+    lens = data.draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
+    scores = [data.draw(hnp.arrays(np.float64, (L, P), elements=st.floats(-3, 3))) for L in lens]
+    rtg = [data.draw(hnp.arrays(np.float64, L, elements=st_real)) for L in lens]
+    Tm = max(lens)
+    pad_s = np.zeros((n, Tm, P))
+    pad_q = np.full((n, Tm), 123.0)  # any finite padding: multiplied by zero scores
+    for i, L in enumerate(lens):
+        pad_s[i, :L], pad_q[i, :L] = scores[i], rtg[i]
+    b = rt.optimal_baseline_rtg(scores, rtg)
+    close(rt.optimal_baseline_rtg(pad_s, pad_q), b)
+    S = np.array([s.sum(axis=0) for s in scores])  # (n, P)
+    U = np.array([q @ s for s, q in zip(scores, rtg)])  # (n, P)
+    for k in range(P):
+        den = S[:, k] @ S[:, k]
+        close(b[k], (S[:, k] @ U[:, k]) / den if den > 0 else 0.0)
+        m2 = lambda bk: np.mean((U[:, k] - bk * S[:, k]) ** 2)  # noqa: E731  second moment, eq. (8)
+        assert abs(fd.directional(m2, b[k], 1.0, h=H_QUAD)) <= 1e-8 * (1 + m2(b[k]))
+
+
+def test_numba_kernels_are_cached_and_not_fastmath():
+    for k in (rt._discount_cumsum_numba, rt._returns_numba, rt._gae_numba):
+        assert not k.targetoptions.get("fastmath")
+        assert k.targetoptions.get("nopython") is True
+        assert type(k._cache).__name__ == "FunctionCache"  # cache=True (NullCache otherwise)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def raises(exc, msg):
+    return pytest.raises(exc, match=re.escape(msg))
+
+
+def hand(**changes):
+    return dict(HAND, **changes)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_gamma_and_lam_outside_unit_interval(bad):
+    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}. Pass a value between 0 and 1"):
+        rt.gae(**HAND, gamma=bad, lam=0.9)
+    with raises(ValueError, f"lam must be in [0, 1]; got {bad!r}"):
+        rt.gae(**HAND, gamma=0.9, lam=bad)
+    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}"):
+        rt.discount_cumsum([1.0], bad)
+    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}"):
+        rt.discounted_returns(HAND["rew"], HAND["terminated"], HAND["truncated"], HAND["v_next"], bad)
+
+
+@pytest.mark.parametrize("bad", ["0.9", True, None])
+def test_gamma_of_wrong_type(bad):
+    with raises(TypeError, f"gamma must be a real number in [0, 1]; got {bad!r}"):
+        rt.reward_to_go([1.0], bad)
+
+
+def test_mismatched_shapes():
+    with raises(ValueError, "v must have the shape of rew, (5, 2); got (4, 2). Pass one entry per entry"):
+        rt.gae(**hand(v=HAND["v"][:4]), gamma=0.9, lam=0.9)
+    with raises(ValueError, "v_next must have the shape of rew, (5, 2); got (5, 1)"):
+        rt.discounted_returns(HAND["rew"], HAND["terminated"], HAND["truncated"], HAND["v_next"][:, :1], 0.9)
+    with raises(ValueError, "truncated must have the shape of rew, (5, 2); got (5,)"):
+        rt.gae(**hand(truncated=HAND["truncated"][:, 0]), gamma=0.9, lam=0.9)
+    with raises(ValueError, "rew must have 1 or 2 dimension(s); got shape (5, 2, 1)"):
+        rt.gae(**hand(rew=HAND["rew"][..., None]), gamma=0.9, lam=0.9)
+    with raises(ValueError, "x must have 1 dimension(s); got shape (5, 2)"):
+        rt.discount_cumsum(HAND["rew"], 0.9)
+
+
+@pytest.mark.parametrize("name", ["rew", "v", "v_next"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rewards_and_values(name, bad):
+    a = HAND[name].copy()
+    a[3, 1] = bad
+    with raises(ValueError, f"{name} must be finite; got {bad} at index (3, 1). Remove or replace"):
+        rt.gae(**hand(**{name: a}), gamma=0.9, lam=0.9)
+    with raises(ValueError, f"rew must be finite; got {bad} at index (1,)"):
+        rt.reward_to_go([0.0, bad])
+
+
+def test_flags_must_read_as_bool():
+    ints = HAND["terminated"].astype(np.int64)
+    floats = HAND["truncated"].astype(np.float64)
+    close(rt.gae(**hand(terminated=ints, truncated=floats), gamma=0.9, lam=0.9).adv,
+          rt.gae(**HAND, gamma=0.9, lam=0.9).adv, 0)
+    ints[2, 1] = 2
+    with raises(ValueError, "terminated must hold booleans (or 0/1); got 2 at index (2, 1). Pass a bool"):
+        rt.gae(**hand(terminated=ints), gamma=0.9, lam=0.9)
+    floats[0, 0] = 0.5
+    with raises(ValueError, "truncated must hold booleans (or 0/1); got 0.5 at index (0, 0)"):
+        rt.discounted_returns(HAND["rew"], HAND["terminated"], floats, HAND["v_next"], 0.9)
+    with raises(ValueError, "terminated must hold booleans; got dtype <U1. Pass a bool array."):
+        rt.gae(**hand(terminated=np.full((5, 2), "n")), gamma=0.9, lam=0.9)
+
+
+def test_non_numeric_arrays_and_backend():
+    with raises(TypeError, "rew must be an array of real numbers; got dtype <U1. Pass a float64 array."):
+        rt.reward_to_go(["a", "b"])
+    with raises(ValueError, "backend must be one of ('numba', 'numpy'); got 'torch'. Use 'numba'"):
+        rt.gae(**HAND, gamma=0.9, lam=0.9, backend="torch")
+
+
+def test_baseline_input_errors():
+    G, R = np.ones((3, 2)), np.arange(3.0)
+    with raises(ValueError, "R must have the shape of G's trajectory axis, (3,); got (2,)"):
+        rt.optimal_baseline(G, R[:2])
+    with raises(ValueError, "G must have 2 dimension(s); got shape (3,)"):
+        rt.optimal_baseline(R, R)
+    with raises(ValueError, "G must hold at least one trajectory; got none"):
+        rt.optimal_baseline(np.zeros((0, 2)), np.zeros(0))
+    with raises(ValueError, "R must hold at least one return; got an empty array"):
+        rt.mean_baseline([])
+    with raises(ValueError, "weights must be >= 0 with a positive sum; got min -0.5 and sum 0.5"):
+        rt.optimal_baseline(G, R, [0.5, 0.5, -0.5])
+    with raises(ValueError, "weights must be >= 0 with a positive sum; got min 0.0 and sum 0.0"):
+        rt.mean_baseline(R, np.zeros(3))
+    with raises(ValueError, "weights must have the shape of the trajectory axis, (3,); got (2,)"):
+        rt.mean_baseline(R, [0.5, 0.5])
+    with raises(ValueError, "weights must be finite; got nan at index (0,)"):
+        rt.optimal_baseline(G, R, [np.nan, 1.0, 1.0])
+
+
+def test_rtg_baseline_input_errors():
+    s, q = [np.ones((3, 2)), np.ones((2, 2))], [np.ones(3), np.ones(2)]
+    with raises(ValueError, "rtg must be a list with one (T_i,) array per entry of scores (2 trajectories"):
+        rt.optimal_baseline_rtg(s, q[:1])
+    with raises(ValueError, "got ndarray. Pass matching lists."):
+        rt.optimal_baseline_rtg(s, np.ones((2, 3)))
+    with raises(ValueError, "(0 trajectories, at least 1); got 0 entries"):
+        rt.optimal_baseline_rtg([], [])
+    with raises(ValueError, "rtg[1] must have the shape of scores[1]'s time axis, (2,); got (3,)"):
+        rt.optimal_baseline_rtg(s, [np.ones(3), np.ones(3)])
+    with raises(ValueError, "scores must share one parameter count P; got [2, 3]"):
+        rt.optimal_baseline_rtg([np.ones((3, 2)), np.ones((2, 3))], q)
+    with raises(ValueError, "rtg must have the shape of scores' first two axes, (2, 3); got (2, 2)"):
+        rt.optimal_baseline_rtg(np.ones((2, 3, 4)), np.ones((2, 2)))
+    with raises(ValueError, "scores must hold at least one trajectory; got 0"):
+        rt.optimal_baseline_rtg(np.ones((0, 3, 4)), np.ones((0, 3)))
+    with raises(ValueError, "scores[0] must be finite; got inf at index (1, 0)"):
+        rt.optimal_baseline_rtg([np.array([[0.0, 1.0], [np.inf, 0.0]])], [np.ones(2)])
