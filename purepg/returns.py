@@ -110,18 +110,18 @@ class GAEResult(NamedTuple):
 def _unit_interval(name, value):
     """Return ``value`` as a float after checking it is a real number in [0, 1]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number in [0, 1]; got {value!r} "
-                        f"({type(value).__name__}). Pass a float such as 0.99.")
+        raise TypeError(f"{name}: expected a real number in [0, 1], got {value!r} "
+                        f"({type(value).__name__}). Fix: pass a float such as 0.99.")
     if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1]; got {value!r}. "
-                         f"Pass a value between 0 and 1, such as 0.99.")
+        raise ValueError(f"{name}: expected a value in [0, 1], got {value!r}. "
+                         "Fix: pass a value between 0 and 1, such as 0.99.")
     return float(value)
 
 
 def _backend(backend):
     if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}. "
-                         "Use 'numba' (fast) or 'numpy' (reference).")
+        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}. "
+                         "Fix: use 'numba' (fast) or 'numpy' (reference).")
     return backend
 
 
@@ -129,38 +129,38 @@ def _real_array(name, x, ndims):
     """float64 array with ``ndim`` in ``ndims`` and only finite entries, else an error naming ``name``."""
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be an array of real numbers; got dtype {a.dtype}. "
-                        "Pass a float64 array.")
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}. "
+                        "Fix: pass a float64 array.")
     if a.ndim not in ndims:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s); "
-                         f"got shape {a.shape}. Reshape it to the documented layout.")
+        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dimension(s), "
+                         f"got shape {a.shape}. Fix: reshape it to the documented layout.")
     a = np.ascontiguousarray(a, dtype=np.float64)
     bad = ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite; got {a[idx]} at index {idx}. Remove or replace "
-                         "non-finite entries (check the environment or the value network).")
+        raise ValueError(f"{name}: expected finite values, got {a[idx]} at index {idx}. Fix: remove or "
+                         "replace non-finite entries (check the environment or the value network).")
     return a
 
 
 def _same_shape(name, a, ref_name, shape):
     if a.shape != shape:
-        raise ValueError(f"{name} must have the shape of {ref_name}, {shape}; got {a.shape}. "
-                         f"Pass one entry per entry of {ref_name}.")
+        raise ValueError(f"{name}: expected the shape of {ref_name}, {shape}, got {a.shape}. "
+                         f"Fix: pass one entry per entry of {ref_name}.")
 
 
 def _flags(name, x, shape):
     """bool array of ``shape``; integer or float input is accepted when every entry is 0 or 1."""
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold booleans; got dtype {a.dtype}. Pass a bool array.")
+        raise ValueError(f"{name}: expected booleans, got dtype {a.dtype}. Fix: pass a bool array.")
     _same_shape(name, a, "rew", shape)
     if a.dtype != np.bool_:
         bad = (a != 0) & (a != 1)  # NaN is caught here too
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name} must hold booleans (or 0/1); got {a[idx].item()!r} at index {idx}. "
-                             f"Pass a bool array, e.g. np.asarray({name}) != 0 if nonzero means True.")
+            raise ValueError(f"{name}: expected booleans (or 0/1), got {a[idx].item()!r} at index {idx}. "
+                             f"Fix: pass a bool array, e.g. np.asarray({name}) != 0 if nonzero means True.")
     return np.ascontiguousarray(a, dtype=np.bool_)
 
 
@@ -171,8 +171,8 @@ def _weights(w, n):
     w = _real_array("weights", w, (1,))
     _same_shape("weights", w, "the trajectory axis", (n,))
     if (w < 0).any() or not w.sum() > 0:
-        raise ValueError(f"weights must be >= 0 with a positive sum; got min {w.min()} and sum "
-                         f"{w.sum()}. Pass probabilities or counts of the trajectories.")
+        raise ValueError(f"weights: expected values >= 0 with a positive sum, got min {w.min()} and sum "
+                         f"{w.sum()}. Fix: pass probabilities or counts of the trajectories.")
     return w
 
 
@@ -364,7 +364,7 @@ def mean_baseline(R, weights=None):
     """Mean return ``sum_i w_i R_i / sum_i w_i`` (plain mean without ``weights``); R is (n,), n >= 1."""
     R = _real_array("R", R, (1,))
     if R.size == 0:
-        raise ValueError("R must hold at least one return; got an empty array. Pass one per trajectory.")
+        raise ValueError("R: expected at least one return, got an empty array. Fix: pass one per trajectory.")
     w = _weights(weights, R.size)  # (n,)
     return float(w @ R / w.sum())
 
@@ -398,7 +398,7 @@ def optimal_baseline(G, R, weights=None):
     R = _real_array("R", R, (1,))
     _same_shape("R", R, "G's trajectory axis", (G.shape[0],))
     if G.shape[0] == 0:
-        raise ValueError("G must hold at least one trajectory; got none. Pass a non-empty batch.")
+        raise ValueError("G: expected at least one trajectory, got none. Fix: pass a non-empty batch.")
     w = _weights(weights, G.shape[0])  # (n,)
     G2 = G * G  # (n, P)
     return _ratio_or_zero(w @ (G2 * R[:, None]), w @ G2)
@@ -409,8 +409,8 @@ def _rtg_sums(scores, rtg):
     if isinstance(scores, (list, tuple)):
         if not isinstance(rtg, (list, tuple)) or len(rtg) != len(scores) or not scores:
             got = f"{len(rtg)} entries" if isinstance(rtg, (list, tuple)) else type(rtg).__name__
-            raise ValueError(f"rtg must be a list with one (T_i,) array per entry of scores "
-                             f"({len(scores)} trajectories, at least 1); got {got}. Pass matching lists.")
+            raise ValueError(f"rtg: expected a list with one (T_i,) array per entry of scores "
+                             f"({len(scores)} trajectories, at least 1), got {got}. Fix: pass matching lists.")
         S, U = [], []
         for i, (g, q) in enumerate(zip(scores, rtg)):
             g = _real_array(f"scores[{i}]", g, (2,))  # (T_i, P)
@@ -419,8 +419,8 @@ def _rtg_sums(scores, rtg):
             S.append(g.sum(axis=0))
             U.append(q @ g)
         if len({s.shape for s in S}) > 1:
-            raise ValueError(f"scores must share one parameter count P; got {sorted({s.size for s in S})}. "
-                             "Pass scores of the same policy.")
+            raise ValueError(f"scores: expected one parameter count P in every trajectory, got "
+                             f"{sorted({s.size for s in S})}. Fix: pass scores of the same policy.")
         return np.array(S).reshape(len(S), -1), np.array(U).reshape(len(U), -1)
     g = _real_array("scores", scores, (3,))  # (n, T, P)
     q = _real_array("rtg", rtg, (2,))  # (n, T)
@@ -447,6 +447,6 @@ def optimal_baseline_rtg(scores, rtg, weights=None):
     """
     S, U = _rtg_sums(scores, rtg)  # (n, P), (n, P)
     if S.shape[0] == 0:
-        raise ValueError("scores must hold at least one trajectory; got 0. Pass a non-empty batch.")
+        raise ValueError("scores: expected at least one trajectory, got 0. Fix: pass a non-empty batch.")
     w = _weights(weights, S.shape[0])  # (n,)
     return _ratio_or_zero(w @ (S * U), w @ (S * S))

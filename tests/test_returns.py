@@ -377,32 +377,32 @@ def hand(**changes):
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
 def test_gamma_and_lam_outside_unit_interval(bad):
-    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}. Pass a value between 0 and 1"):
+    with raises(ValueError, f"gamma: expected a value in [0, 1], got {bad!r}. Fix: pass a value between 0 and 1"):
         rt.gae(**HAND, gamma=bad, lam=0.9)
-    with raises(ValueError, f"lam must be in [0, 1]; got {bad!r}"):
+    with raises(ValueError, f"lam: expected a value in [0, 1], got {bad!r}"):
         rt.gae(**HAND, gamma=0.9, lam=bad)
-    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}"):
+    with raises(ValueError, f"gamma: expected a value in [0, 1], got {bad!r}"):
         rt.discount_cumsum([1.0], bad)
-    with raises(ValueError, f"gamma must be in [0, 1]; got {bad!r}"):
+    with raises(ValueError, f"gamma: expected a value in [0, 1], got {bad!r}"):
         rt.discounted_returns(HAND["rew"], HAND["terminated"], HAND["truncated"], HAND["v_next"], bad)
 
 
 @pytest.mark.parametrize("bad", ["0.9", True, None])
 def test_gamma_of_wrong_type(bad):
-    with raises(TypeError, f"gamma must be a real number in [0, 1]; got {bad!r}"):
+    with raises(TypeError, f"gamma: expected a real number in [0, 1], got {bad!r}"):
         rt.reward_to_go([1.0], bad)
 
 
 def test_mismatched_shapes():
-    with raises(ValueError, "v must have the shape of rew, (5, 2); got (4, 2). Pass one entry per entry"):
+    with raises(ValueError, "v: expected the shape of rew, (5, 2), got (4, 2). Fix: pass one entry per entry"):
         rt.gae(**hand(v=HAND["v"][:4]), gamma=0.9, lam=0.9)
-    with raises(ValueError, "v_next must have the shape of rew, (5, 2); got (5, 1)"):
+    with raises(ValueError, "v_next: expected the shape of rew, (5, 2), got (5, 1)"):
         rt.discounted_returns(HAND["rew"], HAND["terminated"], HAND["truncated"], HAND["v_next"][:, :1], 0.9)
-    with raises(ValueError, "truncated must have the shape of rew, (5, 2); got (5,)"):
+    with raises(ValueError, "truncated: expected the shape of rew, (5, 2), got (5,)"):
         rt.gae(**hand(truncated=HAND["truncated"][:, 0]), gamma=0.9, lam=0.9)
-    with raises(ValueError, "rew must have 1 or 2 dimension(s); got shape (5, 2, 1)"):
+    with raises(ValueError, "rew: expected 1 or 2 dimension(s), got shape (5, 2, 1)"):
         rt.gae(**hand(rew=HAND["rew"][..., None]), gamma=0.9, lam=0.9)
-    with raises(ValueError, "x must have 1 dimension(s); got shape (5, 2)"):
+    with raises(ValueError, "x: expected 1 dimension(s), got shape (5, 2)"):
         rt.discount_cumsum(HAND["rew"], 0.9)
 
 
@@ -411,9 +411,9 @@ def test_mismatched_shapes():
 def test_non_finite_rewards_and_values(name, bad):
     a = HAND[name].copy()
     a[3, 1] = bad
-    with raises(ValueError, f"{name} must be finite; got {bad} at index (3, 1). Remove or replace"):
+    with raises(ValueError, f"{name}: expected finite values, got {bad} at index (3, 1). Fix: remove or replace"):
         rt.gae(**hand(**{name: a}), gamma=0.9, lam=0.9)
-    with raises(ValueError, f"rew must be finite; got {bad} at index (1,)"):
+    with raises(ValueError, f"rew: expected finite values, got {bad} at index (1,)"):
         rt.reward_to_go([0.0, bad])
 
 
@@ -423,57 +423,57 @@ def test_flags_must_read_as_bool():
     close(rt.gae(**hand(terminated=ints, truncated=floats), gamma=0.9, lam=0.9).adv,
           rt.gae(**HAND, gamma=0.9, lam=0.9).adv, 0)
     ints[2, 1] = 2
-    with raises(ValueError, "terminated must hold booleans (or 0/1); got 2 at index (2, 1). Pass a bool"):
+    with raises(ValueError, "terminated: expected booleans (or 0/1), got 2 at index (2, 1). Fix: pass a bool"):
         rt.gae(**hand(terminated=ints), gamma=0.9, lam=0.9)
     floats[0, 0] = 0.5
-    with raises(ValueError, "truncated must hold booleans (or 0/1); got 0.5 at index (0, 0)"):
+    with raises(ValueError, "truncated: expected booleans (or 0/1), got 0.5 at index (0, 0)"):
         rt.discounted_returns(HAND["rew"], HAND["terminated"], floats, HAND["v_next"], 0.9)
-    with raises(ValueError, "terminated must hold booleans; got dtype <U1. Pass a bool array."):
+    with raises(ValueError, "terminated: expected booleans, got dtype <U1. Fix: pass a bool array."):
         rt.gae(**hand(terminated=np.full((5, 2), "n")), gamma=0.9, lam=0.9)
 
 
 def test_non_numeric_arrays_and_backend():
-    with raises(TypeError, "rew must be an array of real numbers; got dtype <U1. Pass a float64 array."):
+    with raises(TypeError, "rew: expected an array of real numbers, got dtype <U1. Fix: pass a float64 array."):
         rt.reward_to_go(["a", "b"])
-    with raises(ValueError, "backend must be one of ('numba', 'numpy'); got 'torch'. Use 'numba'"):
+    with raises(ValueError, "backend: expected one of ('numba', 'numpy'), got 'torch'. Fix: use 'numba'"):
         rt.gae(**HAND, gamma=0.9, lam=0.9, backend="torch")
 
 
 def test_baseline_input_errors():
     G, R = np.ones((3, 2)), np.arange(3.0)
-    with raises(ValueError, "R must have the shape of G's trajectory axis, (3,); got (2,)"):
+    with raises(ValueError, "R: expected the shape of G's trajectory axis, (3,), got (2,)"):
         rt.optimal_baseline(G, R[:2])
-    with raises(ValueError, "G must have 2 dimension(s); got shape (3,)"):
+    with raises(ValueError, "G: expected 2 dimension(s), got shape (3,)"):
         rt.optimal_baseline(R, R)
-    with raises(ValueError, "G must hold at least one trajectory; got none"):
+    with raises(ValueError, "G: expected at least one trajectory, got none"):
         rt.optimal_baseline(np.zeros((0, 2)), np.zeros(0))
-    with raises(ValueError, "R must hold at least one return; got an empty array"):
+    with raises(ValueError, "R: expected at least one return, got an empty array"):
         rt.mean_baseline([])
-    with raises(ValueError, "weights must be >= 0 with a positive sum; got min -0.5 and sum 0.5"):
+    with raises(ValueError, "weights: expected values >= 0 with a positive sum, got min -0.5 and sum 0.5. Fix: pass"):
         rt.optimal_baseline(G, R, [0.5, 0.5, -0.5])
-    with raises(ValueError, "weights must be >= 0 with a positive sum; got min 0.0 and sum 0.0"):
+    with raises(ValueError, "weights: expected values >= 0 with a positive sum, got min 0.0 and sum 0.0"):
         rt.mean_baseline(R, np.zeros(3))
-    with raises(ValueError, "weights must have the shape of the trajectory axis, (3,); got (2,)"):
+    with raises(ValueError, "weights: expected the shape of the trajectory axis, (3,), got (2,)"):
         rt.mean_baseline(R, [0.5, 0.5])
-    with raises(ValueError, "weights must be finite; got nan at index (0,)"):
+    with raises(ValueError, "weights: expected finite values, got nan at index (0,)"):
         rt.optimal_baseline(G, R, [np.nan, 1.0, 1.0])
 
 
 def test_rtg_baseline_input_errors():
     s, q = [np.ones((3, 2)), np.ones((2, 2))], [np.ones(3), np.ones(2)]
-    with raises(ValueError, "rtg must be a list with one (T_i,) array per entry of scores (2 trajectories"):
+    with raises(ValueError, "rtg: expected a list with one (T_i,) array per entry of scores (2 trajectories"):
         rt.optimal_baseline_rtg(s, q[:1])
-    with raises(ValueError, "got ndarray. Pass matching lists."):
+    with raises(ValueError, "got ndarray. Fix: pass matching lists."):
         rt.optimal_baseline_rtg(s, np.ones((2, 3)))
-    with raises(ValueError, "(0 trajectories, at least 1); got 0 entries"):
+    with raises(ValueError, "(0 trajectories, at least 1), got 0 entries"):
         rt.optimal_baseline_rtg([], [])
-    with raises(ValueError, "rtg[1] must have the shape of scores[1]'s time axis, (2,); got (3,)"):
+    with raises(ValueError, "rtg[1]: expected the shape of scores[1]'s time axis, (2,), got (3,)"):
         rt.optimal_baseline_rtg(s, [np.ones(3), np.ones(3)])
-    with raises(ValueError, "scores must share one parameter count P; got [2, 3]"):
+    with raises(ValueError, "scores: expected one parameter count P in every trajectory, got [2, 3]. Fix: pass"):
         rt.optimal_baseline_rtg([np.ones((3, 2)), np.ones((2, 3))], q)
-    with raises(ValueError, "rtg must have the shape of scores' first two axes, (2, 3); got (2, 2)"):
+    with raises(ValueError, "rtg: expected the shape of scores' first two axes, (2, 3), got (2, 2)"):
         rt.optimal_baseline_rtg(np.ones((2, 3, 4)), np.ones((2, 2)))
-    with raises(ValueError, "scores must hold at least one trajectory; got 0"):
+    with raises(ValueError, "scores: expected at least one trajectory, got 0. Fix: pass a non-empty batch."):
         rt.optimal_baseline_rtg(np.ones((0, 3, 4)), np.ones((0, 3)))
-    with raises(ValueError, "scores[0] must be finite; got inf at index (1, 0)"):
+    with raises(ValueError, "scores[0]: expected finite values, got inf at index (1, 0)"):
         rt.optimal_baseline_rtg([np.array([[0.0, 1.0], [np.inf, 0.0]])], [np.ones(2)])
