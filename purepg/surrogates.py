@@ -109,29 +109,31 @@ def _vector(x, name, n=None, like="logp_new"):
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] == 0 or (n is not None and arr.shape[0] != n):
         want = "(N,) with N >= 1" if n is None else f"({n},), one entry per sample like {like}"
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}; "
-                         f"fix: pass a flat per-sample array (e.g. {name}.reshape(-1)) of matching length")
+        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}. "
+                         f"Fix: pass a flat per-sample array (e.g. {name}.reshape(-1)) of matching length.")
     if not np.all(np.isfinite(arr)):
         i = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValueError(f"{name}: expected finite values, got {arr[i]} at index {i}; "
-                         f"fix: drop or repair the non-finite samples before building the objective")
+        raise ValueError(f"{name}: expected finite values, got {arr[i]} at index {i}. "
+                         f"Fix: drop or repair the non-finite samples before building the objective.")
     return arr
 
 
 def _scalar(x, name, *, low, strict, hint):
     """A finite float ``x`` with ``x > low`` (strict) or ``x >= low``, else a ValueError with ``hint``."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}. Fix: {hint}.")
     x = float(x)
     ok = np.isfinite(x) and (x > low if strict else x >= low)
     if not ok:
         rel = ">" if strict else ">="
-        raise ValueError(f"{name}: expected a finite value {rel} {low}, got {x!r}; fix: {hint}")
+        raise ValueError(f"{name}: expected a finite value {rel} {low}, got {x!r}. Fix: {hint}.")
     return x
 
 
 def _n_samples(obs):
     obs = np.asarray(obs)
     if obs.ndim != 2:
-        raise ValueError(f"obs: expected shape (N, obs_dim), got {obs.shape}; fix: stack observations row-wise")
+        raise ValueError(f"obs: expected shape (N, obs_dim), got {obs.shape}. Fix: stack observations row-wise.")
     return obs.shape[0]
 
 
@@ -148,7 +150,7 @@ def ratio(logp_new, logp_old):
     i = int(np.argmax(log_r))
     if log_r[i] > _MAX_LOG_RATIO:
         raise ValueError(f"logp_new - logp_old: expected <= {_MAX_LOG_RATIO:.2f} so exp fits in float64, "
-                         f"got {log_r[i]:.4g} at index {i}; fix: take smaller policy steps (lower lr or max KL)")
+                         f"got {log_r[i]:.4g} at index {i}. Fix: take smaller policy steps (lower lr or max KL).")
     return np.exp(log_r)                                         # (N,)
 
 

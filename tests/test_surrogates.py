@@ -143,23 +143,23 @@ def test_clip_terms_worked_example():
 # ----- errors of the per-sample terms -------------------------------------------------------------
 @pytest.mark.parametrize("eps", [0.0, -0.1, np.nan, np.inf])
 def test_clip_rejects_bad_eps(eps):
-    with pytest.raises(ValueError, match=r"eps: expected a finite value > 0.0, got .*fix: use a clip range"):
+    with pytest.raises(ValueError, match=r"eps: expected a finite value > 0.0, got .*Fix: use a clip range"):
         S.clip_terms([0.0], [0.0], [1.0], eps)
 
 
 def test_terms_reject_bad_shapes_and_values():
-    with pytest.raises(ValueError, match=r"adv: expected shape \(3,\).*got \(3, 1\); fix: pass a flat"):
+    with pytest.raises(ValueError, match=r"adv: expected shape \(3,\).*got \(3, 1\)\. Fix: pass a flat"):
         S.surrogate_terms(np.zeros(3), np.zeros(3), np.zeros((3, 1)))
     with pytest.raises(ValueError, match=r"logp_old: expected shape \(3,\).*got \(2,\)"):
         S.clip_terms(np.zeros(3), np.zeros(2), np.zeros(3), 0.2)
     with pytest.raises(ValueError, match=r"logp_new: expected shape \(N,\) with N >= 1, got \(0,\)"):
         S.surrogate_terms([], [], [])
-    with pytest.raises(ValueError, match=r"adv: expected finite values, got nan at index 1; fix"):
+    with pytest.raises(ValueError, match=r"adv: expected finite values, got nan at index 1\. Fix"):
         S.surrogate_terms(np.zeros(2), np.zeros(2), [0.0, np.nan])
 
 
 def test_ratio_reports_overflow_instead_of_inf():
-    with pytest.raises(ValueError, match=r"logp_new - logp_old: expected <= 709.78.*got 800 at index 1.*fix"):
+    with pytest.raises(ValueError, match=r"logp_new - logp_old: expected <= 709.78.*got 800 at index 1.*Fix"):
         S.ratio([0.0, 0.0], [0.0, -800.0])
     assert S.ratio([0.0], [-709.0])[0] == np.exp(709.0)
 
@@ -178,13 +178,15 @@ def test_update_beta_follows_the_paper(beta, d_targ, u):
 
 def test_update_beta_boundaries_and_errors():
     assert S.update_beta(1.0, 0.01 / 1.5, 0.01) == 1.0 and S.update_beta(1.0, 0.01 * 1.5, 0.01) == 1.0
-    with pytest.raises(ValueError, match=r"beta: expected a finite value > 0.0, got 0.0; fix"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite value > 0.0, got 0.0\. Fix"):
         S.update_beta(0.0, 0.1, 0.01)
     with pytest.raises(ValueError, match=r"beta: expected a finite value > 0.0, got -1.0"):
         S.update_beta(-1.0, 0.1, 0.01)
     with pytest.raises(ValueError, match=r"d_targ: expected a finite value > 0.0, got 0.0"):
         S.update_beta(1.0, 0.1, 0.0)
-    with pytest.raises(ValueError, match=r"kl: expected a finite value.*got nan; fix: a non-finite KL"):
+    with pytest.raises(TypeError, match=r"d_targ: expected a real number, got str '0.01'\. Fix"):
+        S.update_beta(1.0, 0.1, "0.01")
+    with pytest.raises(ValueError, match=r"kl: expected a finite value.*got nan\. Fix: a non-finite KL"):
         S.update_beta(1.0, np.nan, 0.01)
 
 
@@ -205,7 +207,7 @@ def test_update_lambda_examples_and_errors():
     assert S.update_lambda(1.0, 0.03, 0.01, 10.0) == pytest.approx(1.2)
     assert S.update_lambda(0.05, 0.0, 0.01, 10.0) == 0.0                      # clipped at 0
     assert S.update_lambda(0.5, 0.0, 0.01, 10.0) == pytest.approx(0.4)
-    with pytest.raises(ValueError, match=r"lam: expected a finite value >= 0.0, got -0.1; fix"):
+    with pytest.raises(ValueError, match=r"lam: expected a finite value >= 0.0, got -0.1\. Fix"):
         S.update_lambda(-0.1, 0.0, 0.01, 1.0)
     with pytest.raises(ValueError, match=r"delta: expected a finite value > 0.0, got 0.0"):
         S.update_lambda(0.0, 0.0, 0.0, 1.0)
@@ -316,11 +318,11 @@ def test_policy_level_errors():
         S.ppo_clip(pol, theta, obs, act, np.zeros((4, 1)), np.zeros(4), eps=0.2)
     with pytest.raises(ValueError, match=r"eps: expected a finite value > 0.0, got 0.0"):
         S.ppo_clip(pol, theta, obs, act, np.zeros(4), np.zeros(4), eps=0.0)
-    with pytest.raises(ValueError, match=r"beta: expected a finite value >= 0.0, got -0.5; fix"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite value >= 0.0, got -0.5\. Fix"):
         S.ppo_kl_penalty(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, beta=-0.5)
     with pytest.raises(ValueError, match=r"lam: expected a finite value >= 0.0, got -1.0"):
         S.lagrangian(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, lam=-1.0, delta=0.01)
     with pytest.raises(ValueError, match=r"delta: expected a finite value > 0.0, got 0.0"):
         S.lagrangian(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, lam=1.0, delta=0.0)
-    with pytest.raises(ValueError, match=r"obs: expected shape \(N, obs_dim\), got \(2,\); fix"):
+    with pytest.raises(ValueError, match=r"obs: expected shape \(N, obs_dim\), got \(2,\)\. Fix"):
         S.entropy_bonus(pol, theta, np.zeros(2))
