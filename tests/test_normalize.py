@@ -1,0 +1,134 @@
+"""Tests of purepg.normalize: Chan et al.'s merge, the normalisation, checkpoints, bad input."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from purepg import normalize as nz
+
+# Observations: entries in [-1e3, 1e3] around a common offset in [-1e4, 1e4] (|mean| >> std is the
+# case the merge formula is there for). Rows 1..40, columns 1..4.
+st_offset = st.floats(-1e4, 1e4)
+
+
+@st.composite
+def st_data_and_cuts(draw, d=None):
+    """``(X (N, d), cut points)``: a data set and a split of its rows into consecutive batches."""
+    n = draw(st.integers(1, 40))
+    d = draw(st.integers(1, 4)) if d is None else d
+    X = draw(hnp.arrays(np.float64, (n, d), elements=st.floats(-1e3, 1e3))) + draw(st_offset)
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
+    return X, cuts
+
+
+def fold(X, cuts):
+    """Statistics built by :func:`update` over the batches ``X[cuts[i]:cuts[i+1]]`` (empty ones too)."""
+    s = nz.init(X.shape[1])
+    for lo, hi in zip([0] + cuts, cuts + [X.shape[0]]):
+        s = nz.update(s, X[lo:hi])
+    return s
+
+
+# Tolerances. np.mean / np.var are the at-once reference. Each merge adds O(eps) relative error to
+# the mean and O(eps) relative error (w.r.t. var + mean^2 * eps) to the variance; with <= 7 merges
+# and |x| <= 1.1e4, the mean agrees to ~1e-15 * 1e4 * 7 ~ 1e-10 absolute, and the variance (scale up
+# to ~1e6) to ~1e-9 relative plus an absolute 1e-6 for the cancellation in x - mean at |x| ~ 1e4.
+# A wrong merge (missing delta^2 term, n_a/n_b swapped) is off by O(1) relative.
+@given(st_data_and_cuts())
+def test_merging_in_batches_equals_computing_at_once(data):
+    X, cuts = data
+    s = fold(X, cuts)
+    assert s.count == X.shape[0]
+    np.testing.assert_allclose(s.mean, X.mean(axis=0), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(s.var, X.var(axis=0), rtol=1e-9, atol=1e-6)
+
+
+@given(st.integers(1, 4).flatmap(lambda d: st.tuples(st_data_and_cuts(d), st_data_and_cuts(d))))
+def test_merge_is_symmetric_and_has_the_empty_set_as_identity(pair):
+    a, b = fold(*pair[0]), fold(*pair[1])
+    ab, ba = nz.merge(a, b), nz.merge(b, a)
+    assert ab.count == ba.count == a.count + b.count
+    np.testing.assert_allclose(ab.mean, ba.mean, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(ab.var, ba.var, rtol=1e-9, atol=1e-6)
+    e = nz.init(a.mean.shape[0])
+    for s in (nz.merge(e, a), nz.merge(a, e)):
+        assert s.count == a.count
+        np.testing.assert_allclose(s.mean, a.mean, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(s.var, a.var, rtol=1e-14, atol=0)
+
+
+def test_merge_by_hand():
+    # A = {0, 2}: mean 1, var 1. B = {4}: mean 4, var 0. Union {0, 2, 4}: mean 2, var 8/3.
+    a = nz.update(nz.init(1), np.array([[0.0], [2.0]]))
+    s = nz.update(a, np.array([[4.0]]))
+    assert (a.count, a.mean[0], a.var[0]) == (2, 1.0, 1.0)
+    assert s.count == 3 and s.mean[0] == 2.0
+    assert s.var[0] == pytest.approx(8.0 / 3.0, rel=1e-15)
+
+
+def test_empty_batch_leaves_the_statistics_unchanged():
+    s = nz.update(nz.init(3), np.arange(6.0).reshape(2, 3))
+    assert nz.update(s, np.zeros((0, 3))) is s
+
+
+def test_normalize_formula_clip_and_floor():
+    s = nz.RunningStats(5, np.array([1.0, -2.0, 3.0]), np.array([4.0, 0.25, 0.0]))
+    x = np.array([[3.0, -1.0, 3.0], [1.0, 100.0, 3.5]])
+    z = nz.normalize(s, x, clip=None)
+    # eq. (4) by hand: (3-1)/sqrt(4+1e-8), (-1+2)/sqrt(.25+1e-8), constant coordinate -> 0.
+    np.testing.assert_allclose(z[0], [2 / np.sqrt(4 + 1e-8), 1 / np.sqrt(0.25 + 1e-8), 0.0], rtol=1e-15)
+    assert z[1, 2] == pytest.approx(0.5 / np.sqrt(nz.VAR_FLOOR), rel=1e-15)   # 5000: floor, not inf
+    zc = nz.normalize(s, x, clip=10.0)
+    np.testing.assert_array_equal(zc, np.clip(z, -10, 10))
+    assert zc[1, 1] == 10.0 and zc[1, 2] == 10.0
+
+
+@given(st_data_and_cuts())
+def test_normalised_data_has_zero_mean_and_unit_variance(data):
+    X, cuts = data
+    s = fold(X, cuts)
+    z = nz.normalize(s, X, clip=None)
+    # mean of z is 0 up to rounding of (x - mean) at |x| ~ 1e4 divided by std (>= 1e-4 by the floor):
+    # relative to the column's scale sqrt(var + floor) this is ~1e-12 * |x| / std; we check the
+    # identities z_mean = 0 and z_var = var / (var + floor) where the column is not near-constant.
+    keep = X.std(axis=0) > 1e-3
+    np.testing.assert_allclose(z.mean(axis=0)[keep], 0.0, atol=1e-6)
+    np.testing.assert_allclose(z.var(axis=0)[keep], (s.var / (s.var + nz.VAR_FLOOR))[keep], rtol=1e-6)
+
+
+def test_to_dict_from_dict_round_trip_through_npz(tmp_path):
+    s = nz.update(nz.init(2), np.array([[1.0, 2.0], [3.0, 5.0], [0.5, -1.0]]))
+    np.savez(tmp_path / "n.npz", **nz.to_dict(s))
+    with np.load(tmp_path / "n.npz", allow_pickle=False) as f:
+        r = nz.from_dict(dict(f))
+    assert r.count == s.count and isinstance(r.count, int)
+    np.testing.assert_array_equal(r.mean, s.mean)
+    np.testing.assert_array_equal(r.var, s.var)
+
+
+@pytest.mark.parametrize("d, match", [
+    ({"mean": np.zeros(2), "var": np.ones(2)}, "field 'count' is missing"),
+    ({"count": np.array(-1), "mean": np.zeros(2), "var": np.ones(2)}, "'count' must be an integer >= 0"),
+    ({"count": np.array(1.5), "mean": np.zeros(2), "var": np.ones(2)}, "'count' must be an integer"),
+    ({"count": np.array(3), "mean": np.zeros(2), "var": np.ones(3)}, "one equal shape"),
+    ({"count": np.array(3), "mean": np.zeros(2), "var": -np.ones(2)}, "finite with var >= 0"),
+    ({"count": np.array(3), "mean": np.array([0.0, np.nan]), "var": np.ones(2)}, "finite with var"),
+])
+def test_from_dict_rejects_corrupt_states(d, match):
+    with pytest.raises(ValueError, match=match):
+        nz.from_dict(d)
+
+
+def test_bad_input_messages():
+    s = nz.init(3)
+    with pytest.raises(ValueError, match=r"dim: expected an integer >= 1.*received 0"):
+        nz.init(0)
+    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*received shape \(4, 2\)"):
+        nz.update(s, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*received shape \(3,\)"):
+        nz.update(s, np.zeros(3))
+    with pytest.raises(ValueError, match=r"clip: expected a positive number or None, received -1"):
+        nz.normalize(s, np.zeros((1, 3)), clip=-1.0)
+    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3\), received \(2, 4\)"):
+        nz.normalize(s, np.zeros((2, 4)))
