@@ -1,7 +1,7 @@
 """Input validation shared by every module: one place that turns bad input into a clear ValueError.
 
-Each message names the argument, what was expected and what was received, and after a ``;`` how to
-fix the call.
+Each message names the argument, what was expected and what was received, and after ``Fix:`` how
+to fix the call.
 """
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import numpy as np
 def _as_float(x, name):
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}; "
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}. Fix: "
                          f"pass real numbers (convert with np.asarray({name}, dtype=float))")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}; "
+        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}. Fix: "
                          f"pass {name}.real if the imaginary part is meant to be zero")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index "
-                         f"{tuple(int(i) for i in bad)}; remove or replace NaN/inf entries before the call")
+                         f"{tuple(int(i) for i in bad)}. Fix: remove or replace NaN/inf entries before the call")
     return arr
 
 
@@ -29,7 +29,7 @@ def as_vector(x, size, name, hint=None):
     arr = _as_float(x, name)
     if arr.ndim != 1 or arr.shape[0] != size:
         fix = hint or f"pass a 1-D array of length {size}"
-        raise ValueError(f"{name}: expected shape ({size},), got {arr.shape}; {fix}")
+        raise ValueError(f"{name}: expected shape ({size},), got {arr.shape}. Fix: {fix}")
     return arr
 
 
@@ -44,7 +44,7 @@ def as_matrix(x, cols, name, rows=None):
             fix = f"pass one row per sample of the batch ({rows} rows) and {cols} columns"
         else:
             fix = f"pass a 2-D array with one row per sample and {cols} columns"
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}; {fix}")
+        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}. Fix: {fix}")
     return arr
 
 
@@ -52,27 +52,27 @@ def as_actions_discrete(a, n, n_actions, name="act"):
     """Integer actions in ``[0, n_actions)`` of shape (n,)."""
     arr = np.asarray(a)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}; pass one action index per state")
+        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}. Fix: pass one action index per state")
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise ValueError(f"{name}: expected integer actions, got dtype {arr.dtype}; "
+            raise ValueError(f"{name}: expected integer actions, got dtype {arr.dtype}. Fix: "
                              f"pass whole action indices (e.g. {name}.astype(np.int64))")
     if arr.size and (arr.min() < 0 or arr.max() >= n_actions):
         bad = arr[(arr < 0) | (arr >= n_actions)][0]
-        raise ValueError(f"{name}: expected actions in [0, {n_actions}), got {int(bad)}; "
+        raise ValueError(f"{name}: expected actions in [0, {n_actions}), got {int(bad)}. Fix: "
                          f"actions index the policy's {n_actions} outputs")
     return arr.astype(np.int64, copy=False)
 
 
 def positive(x, name):
     if not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name}: expected a finite value > 0, got {x!r}; pass a positive number")
+        raise ValueError(f"{name}: expected a finite value > 0, got {x!r}. Fix: pass a positive number")
     return x
 
 
 def in_unit_interval(x, name):
     if not (np.isfinite(x) and 0.0 <= x <= 1.0):
-        raise ValueError(f"{name}: expected a value in [0, 1], got {x!r}; pass a number between 0 and 1")
+        raise ValueError(f"{name}: expected a value in [0, 1], got {x!r}. Fix: pass a number between 0 and 1")
     return x

@@ -89,13 +89,13 @@ class MLP:
         except (TypeError, ValueError):
             integral = False
         if not integral:
-            raise ValueError(f"sizes: expected integer layer sizes (d_0, ..., d_L), got {self.sizes!r}; "
+            raise ValueError(f"sizes: expected integer layer sizes (d_0, ..., d_L), got {self.sizes!r}. Fix: "
                              "pass whole numbers of units per layer")
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes: expected at least two positive layer sizes (d_0, ..., d_L), "
-                             f"got {self.sizes!r}; pass (input size, *hidden widths, output size), all >= 1")
+                             f"got {self.sizes!r}. Fix: pass (input size, *hidden widths, output size), all >= 1")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}; "
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}. Fix: "
                              "pick one of those")
         object.__setattr__(self, "sizes", sizes)
 
@@ -126,12 +126,12 @@ class MLP:
     def init(self, rng: np.random.Generator, gains=None) -> np.ndarray:
         """Orthogonal weights times ``gains[l]``, zero biases. Default gains: sqrt(2) hidden, 1 head."""
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}; "
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. Fix: "
                             "pass numpy.random.default_rng(seed)")
         if gains is None:
             gains = (np.sqrt(2.0),) * (self.num_layers - 1) + (1.0,)
         if len(gains) != self.num_layers:
-            raise ValueError(f"gains: expected {self.num_layers} values (one per layer), got {len(gains)}; "
+            raise ValueError(f"gains: expected {self.num_layers} values (one per layer), got {len(gains)}. Fix: "
                              "pass one gain for each weight matrix")
         theta = np.zeros(self.num_params)
         for (W, _), g in zip(self.unflatten(theta), gains):

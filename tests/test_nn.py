@@ -243,15 +243,16 @@ TH = np.zeros(NET.num_params)
     (lambda: NET.init(np.random.default_rng(0), (1.0,)), r"gains: expected 2 values \(one per layer\), got 1"),
 ])
 def test_bad_input_messages(call, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises((ValueError, TypeError), match=match) as err:
         call()
+    assert ". Fix: " in str(err.value)                                           # every message says how to fix it
 
 
 def test_bad_input_messages_state_the_fix():
     # every message from input checking ends with a hint on how to fix the call
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 2\), got \(2,\); .*x\[None\]"):
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 2\), got \(2,\)\. Fix: .*x\[None\]"):
         NET.forward(TH, np.zeros(2))
-    with pytest.raises(ValueError, match=r"theta: .*got \(16,\); .*num_params"):
+    with pytest.raises(ValueError, match=r"theta: .*got \(16,\)\. Fix: .*num_params"):
         NET.forward(np.zeros(16), np.zeros((1, 2)))
-    with pytest.raises(ValueError, match=r"x: expected finite values.*; .*(NaN|nan|inf)"):
+    with pytest.raises(ValueError, match=r"x: expected finite values.*\. Fix: .*(NaN|nan|inf)"):
         NET.forward(TH, [[0.0, np.inf]])
