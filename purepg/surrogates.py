@@ -76,6 +76,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+_KL_HINT = "a non-finite KL means the policy update diverged; lower the step size and check theta for NaN"
 # Largest log-ratio whose exp is finite in float64: log(1.7976931348623157e308) ~ 709.78.
 _MAX_LOG_RATIO = float(np.log(np.finfo(np.float64).max))
 
@@ -177,7 +178,7 @@ def clip_terms(logp_new, logp_old, adv, eps):
 
     The derivative follows the module docstring: ``r A / N`` where the unclipped term is active
     (including the closed interval ``1-eps <= r <= 1+eps``), ``0`` where strictly clipped, and an even
-    split at a tie of the two terms outside that interval (only possible when ``A = 0``).
+    split at a tie of the two terms outside that interval (``A = 0``, or a rounding coincidence).
 
     Parameters
     ----------
@@ -308,7 +309,7 @@ def update_beta(beta, kl, d_targ):
     """
     beta = _scalar(beta, "beta", low=0.0, strict=True, hint="start the adaptive rule from beta > 0, e.g. 1.0")
     d_targ = _scalar(d_targ, "d_targ", low=0.0, strict=True, hint="use a target KL such as 0.01")
-    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint="a non-finite KL means the update diverged")
+    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
     if kl < d_targ / 1.5:
         return beta / 2.0
     if kl > d_targ * 1.5:
@@ -322,7 +323,7 @@ def update_lambda(lam, kl, delta, alpha):
     ``lam >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new lambda (float).
     """
     lam = _scalar(lam, "lam", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
-    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint="a non-finite KL means the update diverged")
+    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
     delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
     alpha = _scalar(alpha, "alpha", low=0.0, strict=True, hint="use a multiplier step size such as 1.0")
     return max(0.0, lam + alpha * (kl - delta))

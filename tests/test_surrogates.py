@@ -186,7 +186,7 @@ def test_update_beta_boundaries_and_errors():
         S.update_beta(1.0, 0.1, 0.0)
     with pytest.raises(TypeError, match=r"d_targ: expected a real number, got str '0.01'\. Fix"):
         S.update_beta(1.0, 0.1, "0.01")
-    with pytest.raises(ValueError, match=r"kl: expected a finite value.*got nan\. Fix: a non-finite KL"):
+    with pytest.raises(ValueError, match=r"kl: expected a finite value.*got nan\. Fix: a non-finite KL means"):
         S.update_beta(1.0, np.nan, 0.01)
 
 
