@@ -55,7 +55,7 @@ def _persample_fill_numpy(sizes, H, DZ, out):
     for d_in, d_out in zip(sizes[:-1], sizes[1:]):
         h = H[:, hoff:hoff + d_in]                              # (N, d_in)
         dz = DZ[:, zoff:zoff + d_out]                           # (N, d_out)
-        out[:, off:off + d_out * d_in] = (dz[:, :, None] * h[:, None, :]).reshape(N, -1)
+        out[:, off:off + d_out * d_in] = (dz[:, :, None] * h[:, None, :]).reshape(N, d_out * d_in)
         off += d_out * d_in
         out[:, off:off + d_out] = dz
         off += d_out
@@ -76,7 +76,7 @@ def persample_fill(sizes, H, DZ, backend="numba", out=None):
         return _persample_fill_numba(sizes, H, DZ, out)
     if backend == "numpy":
         return _persample_fill_numpy(sizes, H, DZ, out)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}")
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
 
 
 @njit(cache=True)
@@ -109,5 +109,5 @@ def fisher_accumulate(U, F, backend="numba"):
     elif backend == "loops":
         _outer_accumulate_numba(np.ascontiguousarray(U), F)
     else:
-        raise ValueError(f"backend: expected 'numba', 'numpy' or 'loops', got {backend!r}")
+        raise ValueError(f"backend: expected 'numba', 'numpy' or 'loops', got {backend!r}. Fix: pick one of those")
     return F

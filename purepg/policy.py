@@ -60,7 +60,7 @@ class Policy:
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}")
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}. Fix: pick one of those")
 
     # ----- structure --------------------------------------------------------------------------
     @property
@@ -89,20 +89,25 @@ class Policy:
 
     # ----- helpers ----------------------------------------------------------------------------
     def _split(self, theta, name="theta"):
-        theta = as_vector(theta, self.num_params, name)
+        theta = as_vector(theta, self.num_params, name, hint=f"pass a flat vector of length "
+                          f"policy.num_params = {self.num_params} (e.g. from policy.init(rng))")
         return theta[:self.net.num_params], theta[self.net.num_params:]
 
-    def _obs(self, obs):
-        return as_matrix(obs, self.obs_dim, "obs")
+    def _obs(self, obs, nonempty=False):
+        obs = as_matrix(obs, self.obs_dim, "obs")
+        if nonempty and obs.shape[0] == 0:   # a mean over no states is undefined: say so, do not return NaN
+            raise ValueError(f"obs: expected at least one state (N >= 1) for a mean over states, got shape "
+                             f"{obs.shape}. Fix: pass a non-empty batch of observations")
+        return obs
 
     def _act(self, act, n):
         if self.discrete:
             return as_actions_discrete(act, n, self.act_dim)
         return as_matrix(act, self.act_dim, "act", rows=n)
 
-    def _forward(self, theta, obs):
+    def _forward(self, theta, obs, nonempty=False):
         th, extra = self._split(theta)
-        out, cache = self.net.forward(th, self._obs(obs))
+        out, cache = self.net.forward(th, self._obs(obs, nonempty))
         return th, extra, out, cache
 
     def _join(self, d_net, d_extra):
@@ -138,7 +143,7 @@ class Policy:
 
     def entropy_grad(self, theta, obs):
         """Gradient of the mean entropy over the states (P,)."""
-        th, extra, out, cache = self._forward(theta, obs)
+        th, extra, out, cache = self._forward(theta, obs, nonempty=True)
         N = out.shape[0]
         d_out, d_extra = self.dist.entropy_grad(out, extra)
         return self._join(self.net.backward(th, d_out / N, cache), d_extra.mean(axis=0))
@@ -146,13 +151,13 @@ class Policy:
     # ----- KL ---------------------------------------------------------------------------------
     def kl(self, theta_old, theta_new, obs):
         """Mean over states of ``KL(pi_old(.|s) || pi_new(.|s))`` (float)."""
-        _, ex_p, out_p, _ = self._forward(theta_old, obs)
+        _, ex_p, out_p, _ = self._forward(theta_old, obs, nonempty=True)
         _, ex_q, out_q, _ = self._forward(theta_new, obs)
         return float(self.dist.kl(out_p, ex_p, out_q, ex_q).mean())
 
     def kl_grad(self, theta_old, theta_new, obs):
         """Gradient of :meth:`kl` w.r.t. ``theta_new`` (P,)."""
-        _, ex_p, out_p, _ = self._forward(theta_old, obs)
+        _, ex_p, out_p, _ = self._forward(theta_old, obs, nonempty=True)
         th, ex_q, out_q, cache = self._forward(theta_new, obs)
         d_out, d_extra = self.dist.kl_grad(out_p, ex_p, out_q, ex_q)
         N = out_p.shape[0]
@@ -161,7 +166,7 @@ class Policy:
     # ----- Fisher -----------------------------------------------------------------------------
     def fisher(self, theta, obs):
         """Exact Fisher ``F = mean_i J_i^T M_i J_i`` (P, P), eq. (P2) = Hessian of the mean KL at theta."""
-        th, extra, out, cache = self._forward(theta, obs)
+        th, extra, out, cache = self._forward(theta, obs, nonempty=True)
         N, Pn = out.shape[0], self.net.num_params
         R, F_extra = self.dist.fisher_factor(out, extra)             # (N, K, d_L), (n_extra, n_extra)
         K = R.shape[1]
@@ -180,14 +185,14 @@ class Policy:
 
     def empirical_fisher(self, theta, obs, act):
         """``mean_i S[i] S[i]^T`` (P, P): the notes' definition, with the sampled actions."""
-        S = self.score(theta, obs, act)
+        S = self.score(theta, self._obs(obs, nonempty=True), act)
         return S.T @ S / S.shape[0]
 
     def fvp(self, theta, obs, v):
         """``F v`` (P,) without forming F: JVP, output-space Fisher, VJP (eq. P2)."""
         th, extra = self._split(theta)
         v_net, v_extra = self._split(v, "v")
-        out, Jv, cache = self.net.jvp_with_cache(th, self._obs(obs), v_net)   # (N, d_L) each
+        out, Jv, cache = self.net.jvp_with_cache(th, self._obs(obs, nonempty=True), v_net)   # (N, d_L) each
         MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]          # (N, d_L)
         _, F_extra = self.dist.fisher_factor(out[:0], extra)
         return self._join(self.net.backward(th, MJv, cache), F_extra @ v_extra)
@@ -196,7 +201,8 @@ class Policy:
     def sample(self, theta, obs, rng: np.random.Generator):
         """Actions drawn from ``pi(.|s_i)`` with ``rng``: int64 (N,) or float64 (N, A)."""
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
+                            "Fix: pass numpy.random.default_rng(seed)")
         _, extra, out, _ = self._forward(theta, obs)
         return self.dist.sample(out, extra, rng)
 
@@ -209,20 +215,22 @@ class Policy:
 def _sizes(obs_dim, hidden, out_dim):
     for name, v in (("obs_dim", obs_dim), ("action count/dimension", out_dim)):
         if int(v) != v or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return (int(obs_dim), *(int(h) for h in hidden), int(out_dim))
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}. Fix: pass a whole number >= 1")
+    return (int(obs_dim), *hidden, int(out_dim))   # MLP checks that hidden widths are whole numbers
 
 
 def CategoricalPolicy(obs_dim, n_actions, hidden=(64, 64), activation="tanh", backend="numba") -> Policy:
     """A softmax policy over ``n_actions`` with logits from an MLP ``(obs_dim, *hidden, n_actions)``."""
     if int(n_actions) != n_actions or n_actions < 2:
-        raise ValueError(f"n_actions: expected an integer >= 2, got {n_actions!r}")
+        raise ValueError(f"n_actions: expected an integer >= 2, got {n_actions!r}. "
+                         "Fix: a categorical policy needs at least two actions")
     return Policy(MLP(_sizes(obs_dim, hidden, n_actions), activation), Categorical(int(n_actions)), 0.0, backend)
 
 
 def GaussianPolicy(obs_dim, act_dim, hidden=(64, 64), activation="tanh", log_std_init=0.0, backend="numba") -> Policy:
     """A diagonal Gaussian with mean from an MLP and a state-independent ``log_std`` (act_dim,)."""
     if not np.isfinite(log_std_init):
-        raise ValueError(f"log_std_init: expected a finite number, got {log_std_init!r}")
+        raise ValueError(f"log_std_init: expected a finite number, got {log_std_init!r}. "
+                         "Fix: pass a real number such as 0.0 (sigma = 1)")
     return Policy(MLP(_sizes(obs_dim, hidden, act_dim), activation), DiagGaussian(int(act_dim)),
                   float(log_std_init), backend)

@@ -1,0 +1,122 @@
+"""purepg.kernels: every Numba kernel equals its NumPy reference to 1e-12.
+
+The per-sample fill only multiplies and copies, so the backends agree to the last bit in practice; the
+1e-12 bound (relative to the largest entry) leaves room for a compiler that fuses differently. The
+Fisher accumulation sums R products per entry in different orders (BLAS blocks, einsum, loops): the
+difference is at most ~R eps sum_r |U_ra U_rb|, far below 1e-12 of the scale for R <= 40.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numba.core.registry import CPUDispatcher
+
+import strategies as S
+from purepg import kernels
+
+
+@st.composite
+def st_fill_case(draw):
+    """(sizes int64, H (N, sum d_{l-1}), DZ (N, sum d_l)) for layer sizes from S.layer_sizes."""
+    sizes = np.array(draw(S.layer_sizes()), dtype=np.int64)
+    n = draw(st.integers(0, S.MAX_N))                                            # N = 0 is a valid empty fill
+    H = draw(S.st_matrix(n, int(sizes[:-1].sum()), 10.0))
+    DZ = draw(S.st_matrix(n, int(sizes[1:].sum()), 10.0))
+    return sizes, H, DZ
+
+
+def _num_params(sizes):
+    return int(sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:])))
+
+
+def _fill_by_definition(sizes, H, DZ):
+    """Row i, layer l: outer(dz_l[i], h_{l-1}[i]) row-major, then dz_l[i] -- written entry by entry."""
+    out = []
+    for i in range(H.shape[0]):
+        row, hoff, zoff = [], 0, 0
+        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+            row += [DZ[i, zoff + j] * H[i, hoff + k] for j in range(d_out) for k in range(d_in)]
+            row += [DZ[i, zoff + j] for j in range(d_out)]
+            hoff, zoff = hoff + d_in, zoff + d_out
+        out.append(row)
+    return np.array(out, dtype=np.float64).reshape(H.shape[0], _num_params(sizes))
+
+
+@given(st_fill_case())
+def test_persample_fill_numba_equals_numpy_reference(case):
+    sizes, H, DZ = case
+    a = kernels.persample_fill(sizes, H, DZ, backend="numba")
+    b = kernels.persample_fill(sizes, H, DZ, backend="numpy")
+    assert a.shape == b.shape == (H.shape[0], _num_params(sizes))
+    scale = 1.0 + (np.abs(b).max() if b.size else 0.0)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(b, _fill_by_definition(sizes, H, DZ), rtol=0, atol=1e-12 * scale)
+
+
+@given(st_fill_case())
+def test_persample_fill_writes_into_out_view(case):
+    # the policy fills the network block of a wider (N, P + extra) score matrix through a column view
+    sizes, H, DZ = case
+    P = _num_params(sizes)
+    for backend in ("numba", "numpy"):
+        S_ = np.full((H.shape[0], P + 2), 7.0)
+        res = kernels.persample_fill(sizes, H, DZ, backend=backend, out=S_[:, :P])
+        assert np.shares_memory(res, S_) or H.shape[0] == 0                      # (empty arrays share nothing)
+        np.testing.assert_array_equal(S_[:, P:], 7.0)                            # extra columns untouched
+        np.testing.assert_allclose(S_[:, :P], _fill_by_definition(sizes, H, DZ), atol=1e-12 * (1 + np.abs(S_).max(initial=0.0)))
+
+
+@st.composite
+def st_factor_rows(draw):
+    r, p = draw(st.integers(0, 40)), draw(st.integers(1, 12))
+    U = draw(S.st_matrix(r, p, 5.0))
+    F0 = draw(S.st_matrix(p, p, 5.0))
+    return U, F0 + F0.T                                                          # a symmetric starting F
+
+
+@given(st_factor_rows())
+def test_fisher_accumulate_all_backends_agree(case):
+    U, F0 = case
+    ref = F0 + sum((np.outer(u, u) for u in U), np.zeros_like(F0))               # F += sum_r u_r u_r^T
+    scale = 1.0 + np.abs(F0).max() + (np.abs(U).T @ np.abs(U)).max(initial=0.0)
+    for backend in ("numba", "numpy", "loops"):
+        F = F0.copy()
+        res = kernels.fisher_accumulate(U, F, backend=backend)
+        assert res is F                                                          # updated in place
+        np.testing.assert_allclose(F, ref, rtol=0, atol=1e-12 * scale, err_msg=backend)
+
+
+def test_fisher_accumulate_loops_on_non_contiguous_rows():
+    U = np.arange(24.0).reshape(4, 6)[:, ::2]                                    # a strided view (4, 3)
+    F = np.zeros((3, 3))
+    kernels.fisher_accumulate(U, F, backend="loops")
+    np.testing.assert_array_equal(F, U.T @ U)
+
+
+def test_kernels_are_compiled_with_cache_and_without_fastmath():
+    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba):
+        assert isinstance(k, CPUDispatcher)
+        assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
+        assert not k.targetoptions.get("fastmath", False)
+
+
+def test_kernel_python_source_equals_compiled():
+    # the undecorated Python body of the kernel is a third reference for the fill
+    sizes = np.array([3, 4, 2], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    H, DZ = rng.standard_normal((5, 7)), rng.standard_normal((5, 6))
+    P = _num_params(sizes)
+    a = kernels._persample_fill_numba(sizes, H, DZ, np.empty((5, P)))
+    b = kernels._persample_fill_numba.py_func(sizes, H, DZ, np.empty((5, P)))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: kernels.persample_fill(np.array([2, 2]), np.zeros((1, 2)), np.zeros((1, 2)), backend="torch"),
+     r"backend: expected 'numba' or 'numpy', got 'torch'\. Fix"),
+    (lambda: kernels.fisher_accumulate(np.zeros((1, 2)), np.zeros((2, 2)), backend="blas"),
+     r"backend: expected 'numba', 'numpy' or 'loops', got 'blas'\. Fix"),
+])
+def test_bad_backend_messages(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
