@@ -73,8 +73,8 @@ class RunningStats(NamedTuple):
 def init(dim):
     """Statistics of the empty set in ``R^dim``: ``(0, zeros, ones)``."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim: expected an integer >= 1 (the observation size), received {dim!r}; "
-                         f"pass obs_dim, e.g. init(4).")
+        raise ValueError(f"dim: expected an integer >= 1 (the observation size), got {dim!r}. "
+                         f"Fix: pass obs_dim, e.g. init(4).")
     return RunningStats(0, np.zeros(int(dim)), np.ones(int(dim)))
 
 
@@ -82,8 +82,8 @@ def _check_x(state, x, name):
     x = np.asarray(x, dtype=np.float64)
     d = state.mean.shape[0]
     if x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"{name}: expected shape (N, {d}) to match the statistics, received shape "
-                         f"{x.shape}; pass a batch of observations, one per row.")
+        raise ValueError(f"{name}: expected shape (N, {d}) to match the statistics, got shape "
+                         f"{x.shape}. Fix: pass a batch of observations, one per row.")
     return x
 
 
@@ -133,12 +133,12 @@ def normalize(state, x, clip=10.0):
     ndarray, shape (..., d), float64
     """
     if clip is not None and not (isinstance(clip, (int, float, np.floating)) and clip > 0):
-        raise ValueError(f"clip: expected a positive number or None, received {clip!r}; "
-                         f"use clip=10.0 (the default) or None to disable clipping.")
+        raise ValueError(f"clip: expected a positive number or None, got {clip!r}. "
+                         f"Fix: use clip=10.0 (the default) or None to disable clipping.")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] != state.mean.shape[0]:
-        raise ValueError(f"x: expected shape (..., {state.mean.shape[0]}), received {x.shape}; "
-                         f"pass observations of the size the statistics were built for.")
+        raise ValueError(f"x: expected shape (..., {state.mean.shape[0]}), got {x.shape}. "
+                         f"Fix: pass observations of the size the statistics were built for.")
     z = (x - state.mean) / np.sqrt(state.var + VAR_FLOOR)           # (..., d)
     return z if clip is None else np.clip(z, -clip, clip)
 
@@ -154,16 +154,16 @@ def from_dict(d):
     for key in ("count", "mean", "var"):
         if key not in d:
             raise ValueError(f"normaliser state: field {key!r} is missing, expected keys count, mean, "
-                             f"var, received {sorted(d)}; save it with purepg.normalize.to_dict.")
+                             f"var, got {sorted(d)}. Fix: save it with purepg.normalize.to_dict.")
     count = np.asarray(d["count"])
     mean, var = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["var"], dtype=np.float64)
     if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
-        raise ValueError(f"normaliser state: field 'count' must be an integer >= 0, received {count!r}; "
-                         f"the checkpoint is corrupt, save it again with purepg.normalize.to_dict.")
+        raise ValueError(f"normaliser state: field 'count' must be an integer >= 0, got {count!r}. "
+                         f"Fix: the checkpoint is corrupt; save it again with purepg.normalize.to_dict.")
     if mean.ndim != 1 or var.shape != mean.shape or mean.size == 0:
         raise ValueError(f"normaliser state: fields 'mean' and 'var' must have one equal shape (d,), "
-                         f"received {mean.shape} and {var.shape}; the checkpoint is corrupt.")
+                         f"got {mean.shape} and {var.shape}. Fix: the checkpoint is corrupt; save it again.")
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
         raise ValueError("normaliser state: fields 'mean' and 'var' must be finite with var >= 0, "
-                         "received non-finite or negative values; the checkpoint is corrupt.")
+                         "got non-finite or negative values. Fix: the checkpoint is corrupt; save it again.")
     return RunningStats(int(count), mean.copy(), var.copy())

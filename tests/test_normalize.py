@@ -122,13 +122,13 @@ def test_from_dict_rejects_corrupt_states(d, match):
 
 def test_bad_input_messages():
     s = nz.init(3)
-    with pytest.raises(ValueError, match=r"dim: expected an integer >= 1.*received 0"):
+    with pytest.raises(ValueError, match=r"dim: expected an integer >= 1.*got 0"):
         nz.init(0)
-    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*received shape \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*got shape \(4, 2\)"):
         nz.update(s, np.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*received shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"x_batch: expected shape \(N, 3\).*got shape \(3,\)"):
         nz.update(s, np.zeros(3))
-    with pytest.raises(ValueError, match=r"clip: expected a positive number or None, received -1"):
+    with pytest.raises(ValueError, match=r"clip: expected a positive number or None, got -1"):
         nz.normalize(s, np.zeros((1, 3)), clip=-1.0)
-    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3\), received \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3\), got \(2, 4\)"):
         nz.normalize(s, np.zeros((2, 4)))

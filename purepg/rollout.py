@@ -1,0 +1,332 @@
+"""Sampling transitions from a gymnasium vector env into a time-major :class:`Batch`.
+
+Layout
+------
+``E`` environment copies step in lock-step for ``T`` steps. Every array is time-major: index
+``[t, e]`` is the transition that copy ``e`` made at step ``t`` of this batch,
+
+    s_t = obs[t, e]  --a_t = act[t, e]-->  r_t = rew[t, e],  s'_t = final_obs[t, e]
+
+with ``terminated[t, e]`` (a terminal state of the MDP was reached: no value after it) and
+``truncated[t, e]`` (the episode was cut, e.g. by ``TimeLimit``: the value of ``s'_t`` still
+counts, so returns bootstrap from ``V(final_obs[t, e])``). ``final_obs[t, e]`` is the true
+observation after step ``t`` in every slot: where the episode went on it equals ``obs[t + 1, e]``
+(or ``next_obs_last[e]`` for ``t = T - 1``); where it ended it is the observation it ended in,
+while ``obs[t + 1, e]`` is already the first observation of the next episode. ``next_obs_last``
+``(E, d)`` is the observation each copy is in after the batch (for bootstrapping the unfinished
+episodes). ``logp_old[t, e] = log pi_theta(a_t | s_t)`` under the ``theta`` that sampled ``a_t``,
+computed after the loop by one ``policy.log_prob`` call over all ``T * E`` rows (one forward pass
+of a ``(T E, d)`` matrix instead of ``T`` small ones; ``log_prob`` is a pure function of
+``(theta, obs, act)``, so the value is the same).
+
+Every slot is a real transition: the reset step of ``NEXT_STEP`` autoreset never appears.
+
+Autoreset handling
+------------------
+``collect`` reads ``vec_env.metadata["autoreset_mode"]`` (see ``purepg.envs``):
+
+* ``SAME_STEP`` (what ``purepg.envs.make_vec_env`` builds): the step that ends copy ``e``'s
+  episode already returns the first observation of the next one; the ended episode's last
+  observation is ``info["final_obs"][e]``, which is stored in ``final_obs[t, e]``.
+* ``NEXT_STEP`` or ``DISABLED`` on a ``SyncVectorEnv`` / ``AsyncVectorEnv``: right after a step
+  that ends some episodes, ``collect`` calls ``reset(options={"reset_mask": done})``, which
+  resets exactly those copies and clears their pending autoreset, so the *next* ``step`` is a real
+  transition for every copy; the ended episode's last observation is what ``step`` returned.
+  Other ``NEXT_STEP`` vector envs (e.g. ``CartPoleVectorEnv``) cannot reset one copy alone and
+  are refused with a ``ValueError``: a fixed ``(T, E)`` batch of real transitions cannot be cut
+  from them without masks.
+
+Actions and observation normalisation
+-------------------------------------
+Gaussian actions are clipped to the action Box when sent to the env; the unclipped sample is
+stored in ``act`` and scored by ``logp_old`` (clipping is part of the environment, not of the
+policy, so ``pi_theta`` keeps its Gaussian density). With a normaliser in the state
+(``purepg.normalize``), every observation the policy will act on is merged into the running
+statistics when it arrives (one ``update`` per step with the ``(E, d)`` new observations, the
+ended episodes' last observations are never acted on and are not merged) and is normalised with
+the statistics right after that merge. ``obs``, ``final_obs`` and ``next_obs_last`` hold the
+normalised values -- exactly what the policy saw, so ``logp_old`` is reproducible from the batch --
+and ``obs_raw`` the raw ones. Episode returns always sum raw rewards.
+
+Non-finite observations, rewards or sampled actions raise :class:`NonFiniteError` naming the
+quantity, the env copy and the global step count, before they can reach any statistic.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple, Optional
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+from purepg import normalize as nz
+from purepg.envs import check_spaces
+
+
+class NonFiniteError(ValueError):
+    """NaN or inf in an observation, reward or action during a rollout."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """``T`` steps of ``E`` env copies, time-major (see the module docstring for the meaning).
+
+    Attributes
+    ----------
+    obs : (T, E, d) float64              -- observation acted on (normalised if a normaliser is on)
+    act : (T, E) int64 or (T, E, k) float64 -- action sampled (Gaussian: unclipped)
+    rew : (T, E) float64
+    terminated, truncated : (T, E) bool
+    final_obs : (T, E, d) float64        -- observation after step t (the ended one where done)
+    next_obs_last : (E, d) float64       -- observation after the last step
+    logp_old : (T, E) float64            -- log pi_theta(act | obs) of the sampling theta
+    obs_raw : (T, E, d) float64 or None  -- unnormalised obs when a normaliser is on, else None
+    episode_returns : (K,) float64       -- undiscounted raw returns of the K episodes that ended
+    episode_lengths : (K,) int64            in this batch, in order of ending (t, then e)
+    """
+    obs: np.ndarray
+    act: np.ndarray
+    rew: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
+    next_obs_last: np.ndarray
+    logp_old: np.ndarray
+    obs_raw: Optional[np.ndarray]
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+
+    def __post_init__(self):
+        if np.ndim(self.obs) != 3:
+            raise ValueError(f"obs: expected shape (T, E, d), got {np.shape(self.obs)}. "
+                             f"Fix: stack observations time-major, one (E, d) slice per step.")
+        T, E, d = np.shape(self.obs)
+        expect = {"act": (T, E), "rew": (T, E), "terminated": (T, E), "truncated": (T, E),
+                  "final_obs": (T, E, d), "next_obs_last": (E, d), "logp_old": (T, E)}
+        if self.obs_raw is not None:
+            expect["obs_raw"] = (T, E, d)
+        for name, shape in expect.items():
+            got = np.shape(getattr(self, name))
+            if got[:len(shape)] != shape or (name != "act" and len(got) != len(shape)):
+                raise ValueError(f"{name}: expected shape {shape} (from obs {(T, E, d)}), "
+                                 f"got {got}. Fix: build all Batch fields from the same rollout.")
+
+    @property
+    def num_steps(self):
+        """``T``."""
+        return self.obs.shape[0]
+
+    @property
+    def num_envs(self):
+        """``E``."""
+        return self.obs.shape[1]
+
+
+class RolloutState(NamedTuple):
+    """What ``collect`` carries from one batch to the next.
+
+    Attributes
+    ----------
+    obs_raw : (E, d) float64   -- current raw observation of each copy
+    ep_return : (E,) float64   -- raw return of each copy's running episode so far
+    ep_length : (E,) int64     -- steps of each copy's running episode so far
+    norm : RunningStats or None -- observation statistics (None: no normalisation)
+    step_count : int           -- environment steps taken so far, summed over copies
+    """
+    obs_raw: np.ndarray
+    ep_return: np.ndarray
+    ep_length: np.ndarray
+    norm: Optional[nz.RunningStats]
+    step_count: int
+
+
+def _finite(x, what, step):
+    """Raise :class:`NonFiniteError` naming the first copy whose ``x`` row is not finite."""
+    bad = ~np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)      # (E,)
+    if bad.any():
+        e = int(np.flatnonzero(bad)[0])
+        raise NonFiniteError(f"{what}: expected finite values, got {x[e]} from env {e} at global step "
+                             f"{step}; the batch was discarded. Fix: check the environment (or, "
+                             f"for an action, the policy parameters theta).")
+
+
+def start(vec_env, *, seed=None, normalize_obs=False):
+    """Reset every copy and return the initial :class:`RolloutState`.
+
+    Parameters
+    ----------
+    vec_env : gymnasium.vector.VectorEnv
+    seed : int or None
+        Passed to ``vec_env.reset``; ``None`` continues the env's own generators (already seeded
+        by ``purepg.envs.make_vec_env``).
+    normalize_obs : bool
+        Keep running observation statistics (merged with the initial observations).
+    """
+    check_spaces(vec_env.single_observation_space, vec_env.single_action_space, name=str(vec_env))
+    x, _ = vec_env.reset(seed=seed)
+    x = np.asarray(x, dtype=np.float64)                              # (E, d)
+    _finite(x, "observation", 0)
+    E = x.shape[0]
+    norm = nz.update(nz.init(x.shape[1]), x) if normalize_obs else None
+    return RolloutState(x, np.zeros(E), np.zeros(E, dtype=np.int64), norm, 0)
+
+
+def state_to_dict(state):
+    """:class:`RolloutState` as ``{name: ndarray}`` for a checkpoint (``numpy.savez``-able)."""
+    out = {"obs_raw": state.obs_raw.copy(), "ep_return": state.ep_return.copy(),
+           "ep_length": state.ep_length.copy(), "step_count": np.array(state.step_count, np.int64)}
+    if state.norm is not None:
+        out.update({f"norm_{k}": v for k, v in nz.to_dict(state.norm).items()})
+    return out
+
+
+def state_from_dict(d):
+    """Inverse of :func:`state_to_dict`; ``ValueError`` naming a missing or malformed field."""
+    for key in ("obs_raw", "ep_return", "ep_length", "step_count"):
+        if key not in d:
+            raise ValueError(f"d: expected the rollout-state fields obs_raw, ep_return, ep_length, "
+                             f"step_count, got keys {sorted(d)} ({key!r} is missing). "
+                             f"Fix: save it with purepg.rollout.state_to_dict.")
+    x = np.asarray(d["obs_raw"], dtype=np.float64)
+    ret, length = np.asarray(d["ep_return"], np.float64), np.asarray(d["ep_length"], np.int64)
+    if x.ndim != 2 or ret.shape != (x.shape[0],) or length.shape != (x.shape[0],):
+        raise ValueError(f"d: expected fields obs_raw (E, d), ep_return (E,), ep_length (E,), got "
+                         f"shapes {x.shape}, {ret.shape}, {length.shape}. Fix: the checkpoint is "
+                         f"corrupt; save it again with purepg.rollout.state_to_dict.")
+    has_norm = any(k.startswith("norm_") for k in d)
+    norm = nz.from_dict({k[5:]: v for k, v in d.items() if k.startswith("norm_")}) if has_norm else None
+    return RolloutState(x.copy(), ret.copy(), length.copy(), norm, int(np.asarray(d["step_count"])))
+
+
+def _check_call(vec_env, policy, T, rng, state):
+    """Bad-input checks of :func:`collect`; returns the autoreset mode."""
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T: expected an integer >= 1 (steps per copy), got {T!r}. Fix: pass e.g. T=128.")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
+                        f"Fix: pass numpy.random.default_rng(seed).")
+    if not isinstance(state, RolloutState):
+        raise TypeError(f"state: expected a RolloutState, got {type(state).__name__}. "
+                        f"Fix: create it with purepg.rollout.start(vec_env).")
+    obs_sp, act_sp = vec_env.single_observation_space, vec_env.single_action_space
+    check_spaces(obs_sp, act_sp, name=str(vec_env))
+    if state.obs_raw.shape != (vec_env.num_envs, obs_sp.shape[0]):
+        raise ValueError(f"state: expected obs_raw of shape {(vec_env.num_envs, obs_sp.shape[0])} for "
+                         f"this vec_env, got {state.obs_raw.shape}. Fix: start it from this vec_env.")
+    discrete = isinstance(act_sp, spaces.Discrete)
+    want = (obs_sp.shape[0], discrete, int(act_sp.n) if discrete else act_sp.shape[0])
+    got = (policy.obs_dim, bool(policy.discrete),
+           policy.n_actions if policy.discrete else policy.act_dim)
+    if got != want:
+        raise ValueError(f"policy: expected (obs_dim, discrete, n_actions or act_dim) = {want} for the "
+                         f"env's spaces {obs_sp} / {act_sp}, got {got}. Fix: build the policy from "
+                         f"the env's spaces.")
+    mode = vec_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode != AutoresetMode.SAME_STEP and not isinstance(vec_env.unwrapped, (SyncVectorEnv, AsyncVectorEnv)):
+        raise ValueError(f"vec_env: expected SAME_STEP autoreset or a Sync/AsyncVectorEnv, got {mode} "
+                         f"on {type(vec_env.unwrapped).__name__}, which cannot reset one copy alone. "
+                         f"Fix: build it with purepg.envs.make_vec_env(..., vectorization='auto').")
+    return mode
+
+
+def _step(vec_env, mode, a_env, step):
+    """One vector step with the autoreset resolved: ``(x_next, x_final, r, term, trunc)``.
+
+    ``x_next`` (E, d) is what each copy acts on next, ``x_final`` (E, d) the true next observation
+    of the transition (the ended episode's last observation where it ended).
+    """
+    x, r, term, trunc, info = vec_env.step(a_env)
+    x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
+    _finite(r[:, None], "reward", step)
+    _finite(x, "observation", step)
+    done = np.asarray(term, bool) | np.asarray(trunc, bool)        # (E,)
+    x_final = x.copy()                                              # (E, d)
+    if done.any():
+        if mode == AutoresetMode.SAME_STEP:
+            for e in np.flatnonzero(done):
+                x_final[e] = info["final_obs"][e]
+        else:
+            x_reset, _ = vec_env.reset(options={"reset_mask": done})
+            x[done] = np.asarray(x_reset, dtype=np.float64)[done]
+        _finite(x_final, "final observation", step)
+        _finite(x, "observation", step)
+    return x, x_final, r, np.asarray(term, bool), np.asarray(trunc, bool)
+
+
+def _act(policy, theta, o, rng, act_sp, step):
+    """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box)."""
+    E = o.shape[0]
+    a = np.asarray(policy.sample(theta, o, rng))
+    want = (E,) if policy.discrete else (E, act_sp.shape[0])
+    if a.shape != want:
+        raise ValueError(f"policy: expected policy.sample to return shape {want}, got {a.shape}. "
+                         f"Fix: sample one action per observation row (purepg's policy contract).")
+    if policy.discrete:
+        return a.astype(np.int64), a.astype(np.int64)
+    a = a.astype(np.float64)                                         # (E, k)
+    _finite(a, "action", step)
+    return a, np.clip(a, act_sp.low, act_sp.high)                    # stored, sent
+
+
+def _assemble(cols, o_last, raw, ep_ret, ep_len, policy, theta):
+    """Stack the per-step columns into a :class:`Batch`; ``logp_old`` in one call over all rows."""
+    st = np.stack
+    obs, act = st(cols["obs"]), st(cols["act"])                      # (T, E, d), (T, E[, k])
+    T, E = act.shape[:2]
+    logp = policy.log_prob(theta, obs.reshape(T * E, -1), act.reshape(T * E, *act.shape[2:]))
+    return Batch(obs=obs, act=act, rew=st(cols["rew"]),
+                 terminated=st(cols["term"]), truncated=st(cols["trunc"]), final_obs=st(cols["fin"]),
+                 next_obs_last=o_last, logp_old=np.asarray(logp, dtype=np.float64).reshape(T, E),
+                 obs_raw=st(cols["raw"]) if raw else None,
+                 episode_returns=np.array(ep_ret, dtype=np.float64),
+                 episode_lengths=np.array(ep_len, dtype=np.int64))
+
+
+def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
+    """Run ``T`` steps of every copy with ``pi_theta``; return ``(Batch, new state)``.
+
+    Parameters
+    ----------
+    vec_env : gymnasium.vector.VectorEnv
+        ``E`` copies (see the module docstring for the supported autoreset modes).
+    policy : object
+        ``policy.sample(theta, obs, rng)``, ``policy.log_prob(theta, obs, act)``, ``policy.discrete``,
+        ``policy.obs_dim`` and ``policy.n_actions`` / ``policy.act_dim`` (purepg's policy contract).
+    theta : ndarray, shape (P,)
+    T : int
+        Steps per copy.
+    rng : numpy.random.Generator
+        Action sampling (one ``policy.sample`` call per step).
+    state : RolloutState
+        From :func:`start` or the previous ``collect``.
+    update_norm : bool
+        Merge new observations into the normaliser (False: frozen statistics, e.g. evaluation).
+
+    Returns
+    -------
+    Batch, RolloutState
+    """
+    mode = _check_call(vec_env, policy, T, rng, state)
+    norm, E = state.norm, state.obs_raw.shape[0]
+    see = (lambda x: x) if norm is None else (lambda x: nz.normalize(norm, x))  # reads current norm
+    ret, length, step = state.ep_return.copy(), state.ep_length.copy(), state.step_count
+    x = state.obs_raw                                                # (E, d) raw
+    o = see(x)                                                       # (E, d) what the policy sees
+    cols = {k: [] for k in ("obs", "raw", "act", "rew", "term", "trunc", "fin")}
+    ep_ret, ep_len = [], []
+    for _ in range(int(T)):
+        a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step)
+        x_next, x_fin, r, term, trunc = _step(vec_env, mode, a_env, step + E)
+        if norm is not None and update_norm:
+            norm = nz.update(norm, x_next)
+        for k, v in zip(cols, (o, x, a, r, term, trunc, see(x_fin))):
+            cols[k].append(v)
+        step, ret, length = step + E, ret + r, length + 1
+        for e in np.flatnonzero(term | trunc):                       # episodes that ended at this step
+            ep_ret.append(ret[e])
+            ep_len.append(length[e])
+            ret[e], length[e] = 0.0, 0
+        x, o = x_next, see(x_next)
+    batch = _assemble(cols, o, norm is not None, ep_ret, ep_len, policy, theta)
+    return batch, RolloutState(x, ret, length, norm, step)

@@ -1,0 +1,427 @@
+"""Tests of purepg.rollout and purepg.envs on toy envs whose every transition is known in advance."""
+import threading
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from hypothesis import given
+from hypothesis import strategies as st
+
+import purepg
+from purepg import normalize as nz
+from purepg import rollout as ro
+from purepg.envs import get_env_state, make_vec_env, set_env_state
+from toy_envs import CountingEnv, EchoEnv, NonFiniteEnv, SpaceEnv, counting, noisy
+
+MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
+FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "next_obs_last", "logp_old",
+          "obs_raw", "episode_returns", "episode_lengths")
+
+
+class FakeCategorical:
+    """Softmax over ``n`` actions with logits ``theta`` (n,), independent of the observation."""
+    discrete = True
+
+    def __init__(self, obs_dim, n):
+        self.obs_dim, self.n_actions = obs_dim, n
+
+    def _logp(self, theta):
+        z = theta - theta.max()
+        return z - np.log(np.exp(z).sum())
+
+    def sample(self, theta, obs, rng):
+        return rng.choice(self.n_actions, size=obs.shape[0], p=np.exp(self._logp(theta)))
+
+    def log_prob(self, theta, obs, act):
+        return self._logp(theta)[act]
+
+
+class FakeGaussian:
+    """``N(mean, diag(exp(2 log_std)))`` with ``theta = [mean (k), log_std (k)]``."""
+    discrete = False
+
+    def __init__(self, obs_dim, k):
+        self.obs_dim, self.act_dim = obs_dim, k
+
+    def sample(self, theta, obs, rng):
+        k = self.act_dim
+        return theta[:k] + np.exp(theta[k:]) * rng.standard_normal((obs.shape[0], k))
+
+    def log_prob(self, theta, obs, act):
+        k = self.act_dim
+        u = (act - theta[:k]) / np.exp(theta[k:])
+        return (-0.5 * u**2 - theta[k:] - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+
+
+CAT = FakeCategorical(2, 2)          # for CountingEnv (Discrete(2))
+THETA_CAT = np.array([0.3, -0.2])
+CAT3 = FakeCategorical(2, 3)         # for NoisyEnv (Discrete(3))
+THETA3 = np.array([0.1, 0.0, -0.4])
+
+
+def sync(fns, mode=AutoresetMode.SAME_STEP):
+    return SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def assert_batches_equal(b1, b2):
+    for f in FIELDS:
+        x, y = getattr(b1, f), getattr(b2, f)
+        if x is None or y is None:
+            assert x is None and y is None, f
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=f)
+
+
+# ------------------------------------------------------------------ exact contents on toy envs
+def expected(specs, t0, T, ep0=0):
+    """What ``T`` steps from global step ``t0`` of ``CountingEnv`` copies must record.
+
+    ``specs[e] = (L, limit)``: episodes last ``Lf = min(L, limit)`` steps; at step ``t`` copy ``e``
+    is at ``k = t mod Lf`` of episode ``ep0 + t // Lf``, gets reward ``k + 1``, terminates iff
+    ``k + 1 == L`` and is truncated iff ``k + 1 == limit`` (TimeLimit truncates even when the
+    episode also terminates).
+    """
+    E = len(specs)
+    out = {f: np.zeros((T, E)) for f in ("rew",)}
+    out.update(obs=np.zeros((T, E, 2)), final_obs=np.zeros((T, E, 2)), next_obs_last=np.zeros((E, 2)),
+               terminated=np.zeros((T, E), bool), truncated=np.zeros((T, E), bool))
+    ends = []
+    for e, (L, limit) in enumerate(specs):
+        Lf = min(x for x in (L, limit) if x is not None)
+        for i, t in enumerate(range(t0, t0 + T)):
+            k, ep = t % Lf, ep0 + t // Lf
+            out["obs"][i, e] = k, ep
+            out["rew"][i, e] = k + 1
+            out["final_obs"][i, e] = k + 1, ep
+            out["terminated"][i, e] = k + 1 == L
+            out["truncated"][i, e] = k + 1 == limit
+            if k + 1 == Lf:
+                ends.append((i, e, Lf))
+        t = t0 + T
+        out["next_obs_last"][e] = t % Lf, ep0 + t // Lf
+    ends.sort()
+    out["episode_lengths"] = np.array([Lf for _, _, Lf in ends])
+    out["episode_returns"] = out["episode_lengths"] * (out["episode_lengths"] + 1) / 2.0
+    return out
+
+
+def check_expected(batch, exp):
+    for f, v in exp.items():
+        np.testing.assert_array_equal(getattr(batch, f), v, err_msg=f)
+    assert batch.obs_raw is None
+    assert batch.act.dtype == np.int64 and batch.act.shape == batch.rew.shape
+    np.testing.assert_allclose(batch.logp_old, CAT.log_prob(THETA_CAT, None, batch.act), rtol=0, atol=0)
+
+
+st_spec = st.tuples(st.one_of(st.none(), st.integers(1, 5)), st.one_of(st.none(), st.integers(1, 5))) \
+    .filter(lambda s: s != (None, None))
+
+
+@given(specs=st.lists(st_spec, min_size=1, max_size=4), T1=st.integers(1, 9), T2=st.integers(1, 9),
+       mode=st.sampled_from(MODES))
+def test_batch_holds_exactly_the_expected_transitions(specs, T1, T2, mode):
+    vec = sync([counting(L, limit) for L, limit in specs], mode)
+    state = ro.start(vec, seed=0)
+    rng = np.random.default_rng(0)
+    b1, state = ro.collect(vec, CAT, THETA_CAT, T1, rng, state)
+    b2, state = ro.collect(vec, CAT, THETA_CAT, T2, rng, state)   # episodes span the two batches
+    check_expected(b1, expected(specs, 0, T1))
+    check_expected(b2, expected(specs, T1, T2))
+    assert state.step_count == (T1 + T2) * len(specs)
+
+
+def test_make_vec_env_batch_lengths_2_3_5_and_both_flags():
+    # Copies: terminates after 2 / 3 / 5 steps, truncated by TimeLimit(4) (never terminates), and
+    # L = limit = 3 (terminated and truncated at once). make_vec_env resets once, start again: ep0 = 1.
+    specs = [(2, None), (3, None), (5, None), (None, 4), (3, 3)]
+    vec = make_vec_env([counting(L, lim) for L, lim in specs], 5, seed=0)
+    batch, _ = ro.collect(vec, CAT, THETA_CAT, 11, np.random.default_rng(1), ro.start(vec))
+    check_expected(batch, expected(specs, 0, 11, ep0=1))
+    assert batch.rew.min() >= 1.0                   # no NEXT_STEP reset step (reward 0) was recorded
+    assert batch.terminated[:, 4].sum() == batch.truncated[:, 4].sum() == 3
+    assert batch.truncated[:, 3].sum() == 2 and not batch.terminated[:, 3].any()
+
+
+@pytest.mark.parametrize("mode", MODES[1:])
+def test_autoreset_modes_give_identical_batches_on_a_random_env(mode):
+    def run(m):
+        vec = sync([noisy(4)] * 3, m)
+        batch, _ = ro.collect(vec, CAT3, THETA3, 20, np.random.default_rng(5),
+                              ro.start(vec, seed=11))
+        return batch
+    ref = run(AutoresetMode.SAME_STEP)
+    assert ref.terminated.any() and ref.truncated.any()
+    assert_batches_equal(run(mode), ref)
+
+
+def test_async_vector_env_gives_the_sync_batch():
+    def run(vectorization):
+        vec = make_vec_env(noisy(4), 2, seed=3, vectorization=vectorization)
+        try:
+            return ro.collect(vec, CAT3, THETA3, 12, np.random.default_rng(0),
+                              ro.start(vec))[0]
+        finally:
+            vec.close()
+    assert_batches_equal(run("async"), run("sync"))
+
+
+# ------------------------------------------------------------------ actions and normalisation
+def test_gaussian_actions_clipped_for_the_env_unclipped_in_the_batch():
+    pol, theta = FakeGaussian(4, 2), np.array([0.5, -0.3, 0.7, 0.7])     # std 2: often outside [-1, 1]
+    vec = make_vec_env(lambda: EchoEnv(L=4), 3, seed=0)
+    batch, _ = ro.collect(vec, pol, theta, 12, np.random.default_rng(2), ro.start(vec))
+    assert batch.act.shape == (12, 3, 2) and batch.act.dtype == np.float64
+    assert (np.abs(batch.act) > 1).mean() > 0.3
+    np.testing.assert_array_equal(batch.final_obs[..., 2:], np.clip(batch.act, -1.0, 1.0))
+    np.testing.assert_allclose(batch.logp_old, pol.log_prob(theta, None, batch.act.reshape(-1, 2))
+                               .reshape(12, 3), rtol=1e-15)
+    assert not np.allclose(batch.logp_old, pol.log_prob(theta, None, np.clip(batch.act, -1, 1)
+                                                        .reshape(-1, 2)).reshape(12, 3))
+
+
+def test_normalised_observations_use_the_statistics_at_arrival():
+    vec = sync([noisy(4)] * 3)
+    state = ro.start(vec, seed=2, normalize_obs=True)
+    batch, end = ro.collect(vec, CAT3, THETA3, 9, np.random.default_rng(0), state)
+    raw = np.concatenate([batch.obs_raw, end.obs_raw[None]])               # (T + 1, E, d)
+    s = nz.init(2)
+    for t in range(10):                                                      # one merge per arrival
+        s = nz.update(s, raw[t])
+        z = nz.normalize(s, raw[t])
+        np.testing.assert_array_equal(batch.obs[t] if t < 9 else batch.next_obs_last, z)
+        if t > 0:
+            done = batch.terminated[t - 1] | batch.truncated[t - 1]
+            np.testing.assert_array_equal(batch.final_obs[t - 1][~done], z[~done])
+    assert end.norm.count == 30
+    np.testing.assert_allclose(end.norm.mean, raw.reshape(-1, 2).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(end.norm.var, raw.reshape(-1, 2).var(0), rtol=1e-12)
+    frozen, st2 = ro.collect(vec, CAT3, THETA3, 3, np.random.default_rng(0), end, update_norm=False)
+    assert st2.norm is end.norm
+    np.testing.assert_array_equal(frozen.obs, nz.normalize(end.norm, frozen.obs_raw))
+
+
+# ------------------------------------------------------------------ determinism and saved env state
+def test_same_seed_same_batch_other_seed_other_batch():
+    def run(env, seed):
+        vec = make_vec_env(env, 4, seed=seed)
+        pol = FakeCategorical(vec.single_observation_space.shape[0], int(vec.single_action_space.n))
+        th = np.zeros(pol.n_actions)
+        return ro.collect(vec, pol, th, 30, np.random.default_rng(seed), ro.start(vec))[0]
+    for env in (noisy(4), "CartPole-v1"):
+        assert_batches_equal(run(env, 7), run(env, 7))
+        assert not np.array_equal(run(env, 7).obs, run(env, 8).obs)
+
+
+def save_load(tmp_path, name, d):
+    np.savez(tmp_path / name, **d)
+    with np.load(tmp_path / name, allow_pickle=False) as f:
+        return dict(f)
+
+
+@pytest.mark.parametrize("env, gaussian, norm, T1", [(noisy(3), False, True, 37),
+                                                     ("CartPole-v1", False, False, 37),
+                                                     ("Pendulum-v1", True, True, 185)])   # TimeLimit 200
+def test_resume_from_saved_env_state_reproduces_the_run(tmp_path, env, gaussian, norm, T1):
+    def setup():
+        vec = make_vec_env(env, 3, seed=4)
+        d, a = vec.single_observation_space.shape[0], vec.single_action_space
+        pol = FakeGaussian(d, a.shape[0]) if gaussian else FakeCategorical(d, int(a.n))
+        th = np.zeros(2 * a.shape[0]) if gaussian else np.zeros(int(a.n))
+        return vec, pol, th
+    vec, pol, th = setup()
+    rng = np.random.default_rng(9)
+    _, state = ro.collect(vec, pol, th, T1, rng, ro.start(vec, normalize_obs=norm))
+    env_st = save_load(tmp_path, "env.npz", get_env_state(vec))
+    roll_st = save_load(tmp_path, "roll.npz", ro.state_to_dict(state))
+    rng_st = rng.bit_generator.state
+    b1, _ = ro.collect(vec, pol, th, 40, rng, state)
+    assert b1.terminated.any() or b1.truncated.any()
+    vec2, _, _ = setup()
+    rng2 = np.random.default_rng(0)
+    rng2.bit_generator.state = rng_st
+    set_env_state(vec2, env_st)
+    b2, _ = ro.collect(vec2, pol, th, 40, rng2, ro.state_from_dict(roll_st))
+    assert_batches_equal(b2, b1)
+    vec3, _, _ = setup()                                   # control: without the env state it differs
+    rng2.bit_generator.state = rng_st
+    b3, _ = ro.collect(vec3, pol, th, 40, rng2, ro.state_from_dict(roll_st))
+    assert not np.array_equal(b3.final_obs, b1.final_obs)
+
+
+def test_set_env_state_into_a_never_reset_env_creates_generators_and_counters():
+    # Before its first reset a sub-env has np_random None and TimeLimit._elapsed_steps None: the
+    # snapshot's kinds (rng, int) differ from the live ones and must still be restored.
+    vec = sync([noisy(4)] * 2)
+    state = ro.start(vec, seed=1)
+    _, state = ro.collect(vec, CAT3, THETA3, 7, np.random.default_rng(0), state)
+    saved = get_env_state(vec)
+    b1, _ = ro.collect(vec, CAT3, THETA3, 15, np.random.default_rng(1), state)
+    fresh = sync([noisy(4)] * 2)
+    assert fresh.envs[0].unwrapped._np_random is None and fresh.envs[0]._elapsed_steps is None
+    set_env_state(fresh, saved)
+    b2, _ = ro.collect(fresh, CAT3, THETA3, 15, np.random.default_rng(1), state)
+    assert_batches_equal(b2, b1)
+
+
+class LockedEnv(CountingEnv):
+    def __init__(self):
+        super().__init__(3)
+        self.lock = threading.Lock()
+
+
+def test_env_state_errors():
+    vec = make_vec_env(counting(3), 2, seed=0)
+    saved = get_env_state(vec)
+    with pytest.raises(ValueError, match=r"st: expected the state of a vector env built like this one, "
+                                         r"got one whose envs differ at .*vec\.envs\.2@env.*Fix: build"):
+        set_env_state(make_vec_env(counting(3), 3, seed=0), saved)
+    with pytest.raises(ValueError, match=r"st: expected an env state of format 'purepg-envstate-1', "
+                                         r"got format None\. Fix: save it with"):
+        set_env_state(vec, {k: v for k, v in saved.items() if k != "format@str"})
+    with pytest.raises(ValueError, match=r"got 'vec\.envs\.0\.lock' of type lock.*Fix: use a pure"):
+        get_env_state(make_vec_env(LockedEnv, 2, seed=0))
+    avec = make_vec_env(counting(3), 2, seed=0, vectorization="async")
+    try:
+        with pytest.raises(ValueError, match=r"vec_env: expected a synchronous vector env, got an "
+                                             r"AsyncVectorEnv.*vectorization='sync'"):
+            get_env_state(avec)
+    finally:
+        avec.close()
+    with pytest.raises(TypeError, match=r"vec_env: expected a gymnasium.vector.VectorEnv, got "
+                                        r"CountingEnv\. Fix:"):
+        get_env_state(CountingEnv())
+
+
+def test_set_env_state_writes_into_the_live_objects():
+    vec = make_vec_env(noisy(4), 2, seed=0)
+    saved = get_env_state(vec)
+    gen = vec.envs[0].unwrapped.np_random
+    before = gen.random()
+    set_env_state(vec, saved)
+    assert vec.envs[0].unwrapped.np_random is gen and gen.random() == before
+
+
+# ------------------------------------------------------------------ non-finite values
+@pytest.mark.parametrize("what, value, at, quantity, step", [
+    ("reward", np.nan, 2, "reward", 6), ("obs", np.inf, 2, "observation", 6),
+    ("obs", np.nan, 3, "final observation", 9)])     # 3rd step ends the episode: its last obs is bad
+def test_non_finite_values_raise_naming_quantity_env_and_step(what, value, at, quantity, step):
+    vec = sync([counting(3), lambda: NonFiniteEnv(3, at, what, value), counting(3)])
+    with pytest.raises(ro.NonFiniteError, match=rf"^{quantity}: expected finite values, got .* from env 1 "
+                                                rf"at global step {step};.*Fix: check the environment"):
+        ro.collect(vec, CAT, THETA_CAT, 5, np.random.default_rng(0), ro.start(vec, seed=0))
+
+
+def test_non_finite_action_raises():
+    vec = make_vec_env(lambda: EchoEnv(L=4), 2, seed=0)
+    theta = np.array([np.nan, 0.0, 0.0, 0.0])
+    with pytest.raises(ro.NonFiniteError, match=r"^action: expected finite values, got \[\s*nan .*from env 0 "
+                                                r"at global step 0;.*the policy parameters theta"):
+        ro.collect(vec, FakeGaussian(4, 2), theta, 3, np.random.default_rng(0), ro.start(vec))
+    assert issubclass(ro.NonFiniteError, ValueError)
+
+
+# ------------------------------------------------------------------ make_vec_env
+def test_auto_vectorization_cartpole_is_exact_and_its_entry_point_is_refused():
+    vec = make_vec_env("CartPole-v1", 2, seed=0)
+    assert isinstance(vec, SyncVectorEnv) and vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    with pytest.raises(ValueError, match=r"vectorization: expected a vector entry point with SAME_STEP "
+                                         r"autoreset, got AutoresetMode.NEXT_STEP for 'CartPole-v1'.*"
+                                         r"Fix: use vectorization='auto' or 'sync'"):
+        make_vec_env("CartPole-v1", 2, seed=0, vectorization="vector_entry_point")
+    raw = gymnasium.make_vec("CartPole-v1", 2)                       # CartPoleVectorEnv, NEXT_STEP
+    with pytest.raises(ValueError, match=r"vec_env: expected SAME_STEP autoreset or a Sync/AsyncVectorEnv, "
+                                         r"got AutoresetMode.NEXT_STEP on CartPoleVectorEnv"):
+        ro.collect(raw, CAT.__class__(4, 2), THETA_CAT, 2, np.random.default_rng(0), ro.start(raw, seed=0))
+
+
+BOX2 = spaces.Box(-1.0, 1.0, (2,))
+
+
+@pytest.mark.parametrize("obs_space, act_space, match", [
+    (spaces.Dict({"a": BOX2}), spaces.Discrete(2), r"observation space of .*: expected a flat 1-D Box.*got Dict"),
+    (spaces.Tuple((BOX2, BOX2)), spaces.Discrete(2), r"observation space.*got Tuple"),
+    (spaces.Box(0, 255, (8, 8, 3), np.uint8), spaces.Discrete(2), r"observation space.*got Box\(0, 255, \(8, 8, 3\)"),
+    (spaces.Discrete(5), spaces.Discrete(2), r"observation space.*got Discrete\(5\)"),
+    (BOX2, spaces.MultiDiscrete([2, 3]), r"action space of .*: expected Discrete\(n\) or a 1-D float Box, got MultiDiscrete"),
+    (BOX2, spaces.MultiBinary(3), r"action space.*got MultiBinary"),
+    (BOX2, spaces.Box(-1, 1, (2, 2)), r"action space.*got Box\(-1.0, 1.0, \(2, 2\)"),
+    (BOX2, spaces.Box(0, 5, (2,), np.int64), r"action space.*got Box\(0, 5, \(2,\), int64\)"),
+    (BOX2, spaces.Discrete(3, start=1), r"action space of .*: expected Discrete with start 0, got Discrete\(3, start=1\)"),
+])
+def test_unsupported_spaces_are_refused_before_training(obs_space, act_space, match):
+    with pytest.raises(ValueError, match=match + r".*purepg supports a flat 1-D Box observation space.*Fix:"):
+        make_vec_env(lambda: SpaceEnv(obs_space, act_space), 2, seed=0)
+
+
+def test_make_vec_env_bad_arguments():
+    with pytest.raises(ValueError, match=r"env: expected an environment id registered in gymnasium.registry, "
+                                         r"got the unknown id 'CartPol-v1'\. Fix: did you mean 'CartPole-v1'"):
+        make_vec_env("CartPol-v1", 2, seed=0)
+    with pytest.raises(ValueError, match=r"got the unknown id 'zzzqqq'\. Fix: list the ids with"):
+        make_vec_env("zzzqqq", 2, seed=0)
+    with pytest.raises(ValueError, match=r"num_envs: expected an integer >= 1, got 0\. Fix:"):
+        make_vec_env("CartPole-v1", 0, seed=0)
+    with pytest.raises(TypeError, match=r"seed: expected an int or None, got '1' \(str\)\. Fix:"):
+        make_vec_env("CartPole-v1", 2, seed="1")
+    with pytest.raises(ValueError, match=r"vectorization: expected one of .*got 'gpu'\. Fix:"):
+        make_vec_env("CartPole-v1", 2, seed=0, vectorization="gpu")
+    with pytest.raises(ValueError, match=r"env: expected 3 factories .*got 2\. Fix:"):
+        make_vec_env([counting(2)] * 2, 3, seed=0)
+    with pytest.raises(TypeError, match=r"env: expected an env id \(str\).*got int\. Fix:"):
+        make_vec_env(5, 2, seed=0)
+    with pytest.raises(ValueError, match=r"vectorization: 'vector_entry_point' expected a registered env id"):
+        make_vec_env(counting(2), 2, seed=0, vectorization="vector_entry_point")
+
+
+# ------------------------------------------------------------------ collect and Batch bad input
+def test_collect_bad_arguments():
+    vec = make_vec_env(counting(3), 2, seed=0)
+    s = ro.start(vec)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"T: expected an integer >= 1 \(steps per copy\), got 0\. Fix:"):
+        ro.collect(vec, CAT, THETA_CAT, 0, rng, s)
+    with pytest.raises(TypeError, match=r"rng: expected a numpy.random.Generator, got int\. Fix:"):
+        ro.collect(vec, CAT, THETA_CAT, 2, 0, s)
+    with pytest.raises(TypeError, match=r"state: expected a RolloutState, got dict\. Fix:"):
+        ro.collect(vec, CAT, THETA_CAT, 2, rng, {})
+    with pytest.raises(ValueError, match=r"policy: expected \(obs_dim, discrete, n_actions or act_dim\) = "
+                                         r"\(2, True, 2\) .*got \(2, True, 3\)\. Fix:"):
+        ro.collect(vec, FakeCategorical(2, 3), np.zeros(3), 2, rng, s)
+    with pytest.raises(ValueError, match=r"state: expected obs_raw of shape \(2, 2\).*got \(3, 2\)\. Fix:"):
+        ro.collect(vec, CAT, THETA_CAT, 2, rng, ro.start(make_vec_env(counting(3), 3, seed=0)))
+    bad = FakeCategorical(2, 2)
+    bad.sample = lambda theta, obs, rng: np.zeros((obs.shape[0], 1), np.int64)
+    with pytest.raises(ValueError, match=r"policy: expected policy.sample to return shape \(2,\), got \(2, 1\)"):
+        ro.collect(vec, bad, THETA_CAT, 2, rng, s)
+
+
+def test_batch_checks_shapes_and_state_dict_errors():
+    vec = make_vec_env(counting(3), 2, seed=0)
+    b, s = ro.collect(vec, CAT, THETA_CAT, 4, np.random.default_rng(0), ro.start(vec))
+    assert (b.num_steps, b.num_envs) == (4, 2)
+    with pytest.raises(ValueError, match=r"rew: expected shape \(4, 2\) \(from obs \(4, 2, 2\)\), got \(4, 3\)"):
+        ro.Batch(**{**{f: getattr(b, f) for f in FIELDS}, "rew": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match=r"obs: expected shape \(T, E, d\), got \(8, 2\)\. Fix:"):
+        ro.Batch(**{**{f: getattr(b, f) for f in FIELDS}, "obs": np.zeros((8, 2))})
+    d = ro.state_to_dict(s)
+    with pytest.raises(ValueError, match=r"d: expected the rollout-state fields .*\('ep_length' is missing\)"):
+        ro.state_from_dict({k: v for k, v in d.items() if k != "ep_length"})
+    with pytest.raises(ValueError, match=r"d: expected fields obs_raw \(E, d\).*got shapes \(2, 2\), \(3,\)"):
+        ro.state_from_dict({**d, "ep_return": np.zeros(3)})
+
+
+# ------------------------------------------------------------------ with purepg's own policies
+def test_with_purepg_policies_on_cartpole_and_pendulum():
+    for env, make_pol in (("CartPole-v1", lambda d, a: purepg.CategoricalPolicy(d, int(a.n), hidden=(8,))),
+                          ("Pendulum-v1", lambda d, a: purepg.GaussianPolicy(d, a.shape[0], hidden=(8,)))):
+        vec = make_vec_env(env, 3, seed=0)
+        pol = make_pol(vec.single_observation_space.shape[0], vec.single_action_space)
+        theta = pol.init(np.random.default_rng(0))
+        batch, state = ro.collect(vec, pol, theta, 25, np.random.default_rng(1), ro.start(vec))
+        flat_act = batch.act.reshape(75, *batch.act.shape[2:])
+        np.testing.assert_allclose(batch.logp_old.ravel(),
+                                   pol.log_prob(theta, batch.obs.reshape(75, -1), flat_act), rtol=1e-12)
+        assert state.step_count == 75
