@@ -166,7 +166,8 @@ def make_vec_env(env, num_envs, *, seed, vectorization="auto"):
     Returns
     -------
     gymnasium.vector.VectorEnv
-        Reset once with ``seed``; its spaces passed :func:`check_spaces`.
+        Reset once with ``seed``; its spaces passed :func:`check_spaces`. ``purepg.rollout.start``
+        resets it again, drawing the first episodes from the generators seeded here.
     """
     _check_args(env, num_envs, seed, vectorization)
     vec = _build(env, int(num_envs), vectorization)

@@ -164,7 +164,15 @@ def test_async_vector_env_gives_the_sync_batch():
                               ro.start(vec))[0]
         finally:
             vec.close()
-    assert_batches_equal(run("async"), run("sync"))
+    ref = run("sync")
+    assert_batches_equal(run("async"), ref)
+    avec = AsyncVectorEnv([noisy(4)] * 2, autoreset_mode=AutoresetMode.NEXT_STEP)  # per-copy reset
+    try:
+        avec.reset(seed=3)
+        b, _ = ro.collect(avec, CAT3, THETA3, 12, np.random.default_rng(0), ro.start(avec))
+    finally:
+        avec.close()
+    assert_batches_equal(b, ref)
 
 
 # ------------------------------------------------------------------ actions and normalisation
