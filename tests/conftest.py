@@ -9,6 +9,9 @@ Choose one with ``HYPOTHESIS_PROFILE=dev|ci|thorough`` (default ``dev``).
 """
 import os
 
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")   # see purepg/__init__.py: small arrays, one thread
+
 from hypothesis import HealthCheck, settings
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

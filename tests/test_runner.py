@@ -1,0 +1,187 @@
+"""The shared training loop: run directory, determinism, resume, NaN handling, refusal to overwrite."""
+import csv
+import dataclasses
+import json
+import os
+import signal
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from purepg import checkpoint, runner
+from purepg.algos import ALGOS
+from purepg.optim import adam_init, adam_step
+from purepg.rollout import NonFiniteError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoopConfig:
+    num_envs: int = 2
+    num_steps: int = 16
+    hidden: tuple = (8,)
+    activation: str = "tanh"
+    normalize_obs: bool = True
+    log_std_init: float = 0.0
+    vf_hidden: tuple = (8,)
+    lr: float = 1e-2
+    poison_at: int = -1
+    interrupt_at: int = -1
+
+
+def _init(ctx, rng):
+    theta = ctx.pol.init(rng)
+    return {"theta": theta, "opt": adam_init(theta.size)}
+
+
+def _update(ctx, state, batch, rng, progress):
+    """A REINFORCE-like step on the batch: enough to change theta deterministically."""
+    T, E, d = batch.obs.shape
+    obs, act = batch.obs.reshape(T * E, d), batch.act.reshape(T * E)
+    w = batch.rew.reshape(-1) - batch.rew.mean() + rng.standard_normal(T * E) * 0.1
+    g = ctx.pol.log_prob_grad(state["theta"], obs, act, w) / (T * E)
+    theta, opt = adam_step(state["theta"], -g, state["opt"], lr=ctx.config.lr)
+    if progress * ctx.total_steps == ctx.config.interrupt_at:
+        signal.raise_signal(signal.SIGINT)       # as if the user pressed Ctrl-C during this iteration
+    if ctx.config.poison_at >= 0 and progress * ctx.total_steps >= ctx.config.poison_at:
+        theta = theta.copy()
+        theta[0] = np.nan
+    return {"theta": theta, "opt": opt}, {"grad_norm": float(np.linalg.norm(g)), "progress": progress}
+
+
+NOOP = types.SimpleNamespace(NAME="noop", Config=NoopConfig, init=_init, update=_update)
+
+
+@pytest.fixture
+def noop_registered(monkeypatch):
+    mod = types.ModuleType("purepg_test_noop")
+    mod.__dict__.update(NAME="noop", Config=NoopConfig, init=_init, update=_update)
+    monkeypatch.setitem(sys.modules, "purepg_test_noop", mod)
+    monkeypatch.setitem(ALGOS, "noop", "purepg_test_noop")
+    return mod
+
+
+def _rows(path, drop=runner.WALL_COLUMNS):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, h in enumerate(rows[0]) if h not in drop]
+    return [[r[i] for i in keep] for r in rows]
+
+
+def test_run_directory_contents(tmp_path):
+    out = tmp_path / "run"
+    summary = runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=3, out_dir=str(out), total_steps=160,
+                           checkpoint_every=2, verbose=False)
+    assert summary["iterations"] == 5 and summary["steps"] == 160
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["algo"] == "noop" and meta["env_id"] == "CartPole-v1" and meta["seed"] == 3
+    assert meta["config"]["lr"] == 0.01 and meta["config"]["hidden"] == [8]
+    rows = _rows(out / "progress.csv", drop=())
+    assert rows[0][:3] == ["iteration", "step", "episodes"] and len(rows) == 6
+    assert [r[1] for r in rows[1:]] == ["32", "64", "96", "128", "160"]
+    tree, ck = checkpoint.load(str(out / "checkpoint.npz"))
+    assert ck["iteration"] == 5 and tree["algo"]["theta"].shape == (summary["last_row"] and tree["algo"]["theta"].size,)
+    assert isinstance(tree["algo"]["opt"], type(adam_init(1)))
+
+
+def test_same_seed_same_progress(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=1, out_dir=str(out), total_steps=96, verbose=False)
+    assert _rows(a / "progress.csv") == _rows(b / "progress.csv")
+    c = tmp_path / "c"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=2, out_dir=str(c), total_steps=96, verbose=False)
+    assert _rows(a / "progress.csv") != _rows(c / "progress.csv")
+
+
+def test_sigint_then_resume_reproduces_uninterrupted_run(tmp_path, noop_registered):
+    full, part = tmp_path / "full", tmp_path / "part"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=5, out_dir=str(full), total_steps=320, verbose=False)
+    with pytest.raises(runner.Interrupted, match=r"interrupted at iteration 4; checkpoint saved\. Resume with: purepg resume"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(interrupt_at=96), seed=5, out_dir=str(part),
+                     total_steps=320, checkpoint_every=3, verbose=False)
+    _, ck = checkpoint.load(str(part / "checkpoint.npz"))
+    assert ck["iteration"] == 4
+    # the interrupted run's config differs only in interrupt_at; resume it as the plain config
+    meta = json.loads((part / "config.json").read_text())
+    meta["config"]["interrupt_at"] = -1
+    (part / "config.json").write_text(json.dumps(meta))
+    runner.resume(str(part), verbose=False)
+    assert _rows(full / "progress.csv") == _rows(part / "progress.csv")
+    t_full, _ = checkpoint.load(str(full / "checkpoint.npz"))
+    t_part, _ = checkpoint.load(str(part / "checkpoint.npz"))
+    np.testing.assert_array_equal(t_full["algo"]["theta"], t_part["algo"]["theta"])
+
+
+def _interrupted_run(out, seed, at, total):
+    with pytest.raises(runner.Interrupted):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(interrupt_at=at), seed=seed, out_dir=str(out),
+                     total_steps=total, checkpoint_every=100, verbose=False)
+    meta = json.loads((out / "config.json").read_text())
+    meta["config"]["interrupt_at"] = -1
+    (out / "config.json").write_text(json.dumps(meta))
+
+
+def test_resume_after_rows_beyond_checkpoint(tmp_path, noop_registered):
+    """Rows written after the last checkpoint (a crash) are dropped and recomputed identically."""
+    full, part, early = tmp_path / "full", tmp_path / "part", tmp_path / "early"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=7, out_dir=str(full), total_steps=224, verbose=False)
+    _interrupted_run(part, 7, 128, 224)     # progress.csv: 5 rows
+    _interrupted_run(early, 7, 64, 224)     # checkpoint at iteration 3
+    os.replace(early / "checkpoint.npz", part / "checkpoint.npz")
+    runner.resume(str(part), verbose=False)
+    assert _rows(full / "progress.csv") == _rows(part / "progress.csv")
+
+
+def test_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "run"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False)
+    with pytest.raises(FileExistsError, match="exists and is not empty.*--force"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False)
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False,
+                 force=True)
+
+
+def test_nonfinite_update_keeps_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cfg = NoopConfig(poison_at=96)
+    with pytest.raises(NonFiniteError, match=r"iteration 3: the update produced a non-finite theta"):
+        runner.train(NOOP, "CartPole-v1", cfg, seed=0, out_dir=str(out), total_steps=320, checkpoint_every=2,
+                     verbose=False)
+    tree, ck = checkpoint.load(str(out / "checkpoint.npz"))
+    assert ck["iteration"] == 2 and np.all(np.isfinite(tree["algo"]["theta"]))
+
+
+def test_total_steps_must_cover_one_iteration(tmp_path):
+    with pytest.raises(ValueError, match=r"total_steps: expected an integer >= num_envs \* num_steps = 32"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "r"), total_steps=10,
+                     verbose=False)
+
+
+def test_unknown_config_field_suggests():
+    with pytest.raises(ValueError, match=r"unknown config field 'lrr' for algorithm noop\. Did you mean lr"):
+        runner.config_from_dict(NoopConfig, {"lrr": 1.0}, algo="noop")
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, noop_registered):
+    out = tmp_path / "run"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=64, verbose=False)
+    data = (out / "checkpoint.npz").read_bytes()
+    (out / "checkpoint.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupt"):
+        runner.resume(str(out), verbose=False)
+
+
+def test_checkpoint_roundtrip_and_format(tmp_path):
+    p = str(tmp_path / "c.npz")
+    tree = {"a": {"b": np.arange(3.0)}, "opt": adam_init(2), "x": 1.5}
+    checkpoint.save(p, tree, {"k": 1})
+    back, meta = checkpoint.load(p, required=("a", "opt"))
+    np.testing.assert_array_equal(back["a"]["b"], np.arange(3.0))
+    assert back["x"] == 1.5 and meta == {"k": 1} and back["opt"].t == 0
+    with pytest.raises(checkpoint.CheckpointError, match="field 'zz' is missing"):
+        checkpoint.load(p, required=("zz",))
+    np.savez(p, a=np.zeros(1))
+    with pytest.raises(checkpoint.CheckpointError, match="__format__ is '<missing>'"):
+        checkpoint.load(p)
