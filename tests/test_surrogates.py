@@ -140,6 +140,39 @@ def test_clip_terms_worked_example():
     assert frac == pytest.approx(4 / 5)
 
 
+# ----- optional cross-check against PyTorch autograd (skipped without torch) --------------------
+def torch_clip(l, l_old, A, eps):
+    """The PPO loss as Stable-Baselines3 / CleanRL write it, differentiated by autograd w.r.t. logp_new."""
+    torch = pytest.importorskip("torch")
+    lt = torch.tensor(l, dtype=torch.float64, requires_grad=True)
+    At = torch.tensor(A, dtype=torch.float64)
+    r = torch.exp(lt - torch.tensor(l_old, dtype=torch.float64))
+    L = torch.min(r * At, torch.clamp(r, 1 - eps, 1 + eps) * At).mean()
+    L.backward()
+    return L.item(), lt.grad.numpy()
+
+
+@given(st_batch(), st_eps, st.floats(1e-3, 0.6), st.sampled_from([1, -1]))
+def test_clip_terms_match_pytorch_autograd_including_exact_kinks(b, eps, x, side):
+    l, l_old, A = b
+    L, w, _ = S.clip_terms(l, l_old, A, eps)
+    L_t, w_t = torch_clip(l, l_old, A, eps)
+    # float64 on both sides; only the order of the mean's summation may differ (~1e-16 relative)
+    assert L == pytest.approx(L_t, rel=1e-13, abs=1e-13)
+    np.testing.assert_allclose(w, w_t, rtol=1e-13, atol=1e-300)
+    # samples exactly on the kink r = 1 +- eps' (eps' = |exp(+-x) - 1| exactly) and at r = 1. The two
+    # libraries' exp may differ in the last bit, which would put the kink on different sides: skip that.
+    torch = pytest.importorskip("torch")
+    d = side * x
+    assume(float(torch.exp(torch.tensor(d, dtype=torch.float64))) == np.exp(d))
+    eps_k = abs(np.exp(d) - 1.0)
+    l_k = np.concatenate([np.full_like(A, d), np.zeros_like(A)])   # (2n,) log-ratios d and 0
+    A_k = np.concatenate([A, A])
+    w_k = S.clip_terms(l_k, np.zeros_like(l_k), A_k, eps_k)[1]
+    np.testing.assert_allclose(w_k, torch_clip(l_k, np.zeros_like(l_k), A_k, eps_k)[1], rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(w_k, np.exp(l_k) * A_k / len(A_k), rtol=1e-15, atol=0)   # the unclipped derivative
+
+
 # ----- errors of the per-sample terms -------------------------------------------------------------
 @pytest.mark.parametrize("eps", [0.0, -0.1, np.nan, np.inf])
 def test_clip_rejects_bad_eps(eps):

@@ -1,0 +1,257 @@
+r"""A learned state-value function V(s), its regression loss with exact gradient, and its fit.
+
+Model
+-----
+``V(s) = MLP(s)``, an :class:`purepg.nn.MLP` with sizes ``(obs_dim, *hidden, 1)``: orthogonal weights
+with gain sqrt(2) on hidden layers and 1 on the head, zero biases (Engstrom et al. 2020,
+"Implementation matters", sec. 3; Andrychowicz et al. 2021, "What matters in on-policy RL", sec. 3.2).
+Its parameters are one flat vector ``theta_v`` (P_v,), in the layout of :mod:`purepg.nn`.
+
+Loss (sign convention of :mod:`purepg.surrogates`: a ``*_loss`` is **minimised**)
+---------------------------------------------------------------------------------
+For predictions ``v_i = V(s_i)`` and targets ``R_i`` (returns, or GAE targets ``A_i + v^old_i``)::
+
+    L_V = (1/2N) sum_i (v_i - R_i)^2,      dL_V/dv_i = (v_i - R_i) / N                      (1)
+
+(PPO, Schulman et al. 2017, eq. 9, halved so that the derivative carries no factor 2).
+Optional clipping as in OpenAI Baselines ``ppo2`` and CleanRL (not in the paper): with the rollout's
+predictions ``v^old`` and ``v^c_i = v^old_i + clip(v_i - v^old_i, -eps_v, eps_v)``::
+
+    L_V = (1/2N) sum_i max((v_i - R_i)^2, (v^c_i - R_i)^2).                                 (2)
+
+Where the unclipped square is larger, ``dL_V/dv_i = (v_i - R_i)/N``; where the clipped one is, it is
+``(v^c_i - R_i)/N`` inside ``|v_i - v^old_i| <= eps_v`` and 0 outside (``v^c_i`` is then constant).
+At ties the derivative is split evenly between the two squares and the clip has derivative 1 on its
+closed interval -- PyTorch's ``maximum`` / ``clamp`` backward conventions, so autograd on the same loss
+gives the same gradient. (Inside the interval ``v^c = v`` and both branches agree anyway.)
+Stable-Baselines3 differs: it regresses the clipped prediction alone, without the max or the 1/2.
+
+The gradient w.r.t. ``theta_v`` is one VJP through the network (eq. (4)-(7) of :mod:`purepg.nn`)::
+
+    grad_theta_v L_V = sum_i (dL_V/dv_i) grad_theta_v V(s_i) = net.backward(theta_v, dL_V/dv, cache).
+
+Fit
+---
+Minibatch Adam on (1)/(2) (:func:`purepg.optim.adam_fit`): each epoch draws a permutation of the N
+samples from ``rng`` and visits them in consecutive minibatches of ``minibatch_size`` (the last one
+smaller if ``minibatch_size`` does not divide N), one :func:`purepg.optim.adam_step` per minibatch.
+
+Explained variance
+------------------
+``EV = 1 - Var[R - v] / Var[R]``: 1 for a perfect fit, 0 for predicting the mean, negative when
+worse than that. If ``Var[R] = 0`` (constant targets) there is no variance to explain and the ratio is
+undefined: :func:`explained_variance` returns ``nan`` (as Stable-Baselines3's does), never a number
+made up by adding an epsilon to the denominator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from purepg import optim
+from purepg.nn import MLP
+from purepg.surrogates import Objective, _scalar, _vector
+
+
+class FitInfo(NamedTuple):
+    """Diagnostics of :meth:`ValueFunction.fit`, each over the whole batch."""
+
+    loss_before: float            # L_V at the input theta_v
+    loss_after: float             # L_V at the returned theta_v
+    explained_variance_before: float
+    explained_variance_after: float
+    n_updates: int                # number of Adam steps taken
+
+
+def value_loss_terms(v, target, *, v_old=None, clip_eps=None):
+    """Eq. (1), or the clipped eq. (2) when ``v_old`` and ``clip_eps`` are given.
+
+    Parameters
+    ----------
+    v : array_like, shape (N,)
+        Predictions ``V(s_i)``.
+    target : array_like, shape (N,)
+        Regression targets ``R_i``.
+    v_old : array_like, shape (N,), optional
+        The rollout's predictions, centre of the clip (needs ``clip_eps``).
+    clip_eps : float, optional
+        ``eps_v > 0`` (needs ``v_old``).
+
+    Returns
+    -------
+    loss : float
+    dloss_dv : ndarray, shape (N,)
+    """
+    v = _vector(v, "v", like="v")
+    R = _vector(target, "target", v.shape[0], like="v")
+    N = v.shape[0]
+    if (v_old is None) != (clip_eps is None):
+        got = "an array" if v_old is not None else None
+        raise ValueError(f"v_old, clip_eps: expected both or neither, got v_old={got}, clip_eps={clip_eps!r}. "
+                         f"Fix: pass both to clip the value loss, or neither.")
+    if v_old is None:
+        return float(0.5 * np.mean((v - R) ** 2)), (v - R) / N     # eq. (1)
+    eps_v = _scalar(clip_eps, "clip_eps", low=0.0, strict=True, hint="use a value clip range such as 0.2")
+    v_old = _vector(v_old, "v_old", N, like="v")
+    vc = v_old + np.clip(v - v_old, -eps_v, eps_v)               # (N,)
+    u, c = (v - R) ** 2, (vc - R) ** 2                           # (N,), (N,)
+    w_u = np.where(u > c, 1.0, np.where(u == c, 0.5, 0.0))      # share of the unclipped square
+    inside = (v - v_old >= -eps_v) & (v - v_old <= eps_v)        # clip' = 1 on the closed interval
+    dloss_dv = (w_u * (v - R) + (1.0 - w_u) * inside * (vc - R)) / N   # (N,)
+    return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
+
+
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None):
+    """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
+
+    Parameters
+    ----------
+    net : MLP
+        Sizes ``(obs_dim, ..., 1)``.
+    theta_v : ndarray, shape (P_v,)
+    obs : ndarray, shape (N, obs_dim)
+    target : ndarray, shape (N,)
+    v_old, clip_eps : optional, see :func:`value_loss_terms`.
+
+    Returns
+    -------
+    Objective
+        ``value`` = the loss (minimised), ``grad`` (P_v,) its gradient w.r.t. ``theta_v``.
+    """
+    if net.sizes[-1] != 1:
+        raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
+                         f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
+    out, cache = net.forward(theta_v, obs)                       # (N, 1)
+    loss, dv = value_loss_terms(out[:, 0], target, v_old=v_old, clip_eps=clip_eps)
+    return Objective(loss, net.backward(theta_v, dv[:, None], cache))
+
+
+def explained_variance(pred, target):
+    """``1 - Var[target - pred] / Var[target]``; ``nan`` when ``Var[target] = 0`` (see module docstring).
+
+    Parameters
+    ----------
+    pred, target : array_like, shape (N,)
+
+    Returns
+    -------
+    float
+    """
+    v = _vector(pred, "pred", like="pred")
+    R = _vector(target, "target", v.shape[0], like="pred")
+    var_R = np.var(R)
+    if var_R == 0.0:
+        return float("nan")   # constant targets: nothing to explain, the ratio is undefined
+    return float(1.0 - np.var(R - v) / var_R)
+
+
+def _positive_int(x, name, hint):
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {x!r}. Fix: {hint}.")
+    return int(x)
+
+
+@dataclass(frozen=True)
+class ValueFunction:
+    """Structure of a value network; parameters ``theta_v`` are always passed explicitly.
+
+    Parameters
+    ----------
+    obs_dim : int
+        ``d_0``, the observation size.
+    hidden : tuple of int
+        Hidden layer sizes (``()`` gives a linear V).
+    activation : {"tanh", "relu"}
+    """
+
+    obs_dim: int
+    hidden: tuple = (64, 64)
+    activation: str = "tanh"
+    net: MLP = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        obs_dim = _positive_int(self.obs_dim, "obs_dim", "pass the length of one observation vector")
+        try:
+            hidden = tuple(_positive_int(h, "hidden", "give positive layer widths, e.g. (64, 64)")
+                           for h in self.hidden)
+        except TypeError:
+            raise TypeError(f"hidden: expected a tuple of layer widths, got {self.hidden!r}. "
+                            f"Fix: e.g. hidden=(64, 64), or () for a linear V.") from None
+        object.__setattr__(self, "obs_dim", obs_dim)
+        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "net", MLP((obs_dim, *hidden, 1), self.activation))
+
+    @property
+    def num_params(self) -> int:
+        """``P_v``, the length of ``theta_v``."""
+        return self.net.num_params
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        """Orthogonal init, gains sqrt(2) on hidden layers and 1 on the head, zero biases: (P_v,)."""
+        gains = (np.sqrt(2.0),) * len(self.hidden) + (1.0,)
+        return self.net.init(rng, gains=gains)
+
+    def predict(self, theta_v, obs) -> np.ndarray:
+        """``V(s_i)`` for each row of ``obs`` (N, obs_dim): shape (N,)."""
+        out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
+        return out[:, 0]
+
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None) -> Objective:
+        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss`."""
+        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps)
+
+    def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
+            v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8):
+        """Minibatch Adam on eq. (1) (or (2)) via :func:`purepg.optim.adam_fit`.
+
+        Parameters
+        ----------
+        theta_v : ndarray, shape (P_v,)
+        adam_state : AdamState
+            From ``purepg.optim.adam_init(P_v)`` or a previous fit.
+        obs : ndarray, shape (N, obs_dim)
+        targets : ndarray, shape (N,)
+        lr : float
+            Adam step size, ``> 0``.
+        epochs, minibatch_size : int
+            Passes over the data and samples per Adam step, both ``>= 1``.
+        rng : numpy.random.Generator
+            Draws the minibatch permutations.
+        v_old, clip_eps : optional
+            Clip the loss as in eq. (2).
+        max_grad_norm : float, optional
+            Global-norm clipping of each minibatch gradient (:func:`purepg.optim.clip_grad_norm`).
+        beta1, beta2, eps : float
+            Adam's hyperparameters (PyTorch's defaults; PPO implementations often use ``eps=1e-5``).
+
+        Returns
+        -------
+        theta_v : ndarray, shape (P_v,)
+        adam_state : AdamState
+        info : FitInfo
+        """
+        lr = _scalar(lr, "lr", low=0.0, strict=True, hint="use a step size such as 1e-3")
+        epochs = _positive_int(epochs, "epochs", "make at least one pass over the data")
+        mb = _positive_int(minibatch_size, "minibatch_size", "use e.g. 64, or N for full-batch steps")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
+                            f"Fix: pass numpy.random.default_rng(seed).")
+        theta_v = self.net.check_theta(theta_v, "theta_v")
+        obs = np.asarray(obs, dtype=np.float64)
+        targets = _vector(targets, "targets", obs.shape[0] if obs.ndim == 2 else None, like="obs")
+        v_old = None if v_old is None else _vector(v_old, "v_old", targets.shape[0], like="targets")
+        before = self.loss(theta_v, obs, targets, v_old=v_old, clip_eps=clip_eps).value
+        ev_before = explained_variance(self.predict(theta_v, obs), targets)
+
+        def loss_grad(th, idx):                                  # eq. (1)/(2) on one minibatch idx
+            sub_old = None if v_old is None else v_old[idx]
+            return self.loss(th, obs[idx], targets[idx], v_old=sub_old, clip_eps=clip_eps)
+
+        theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],
+                                                     epochs=epochs, batch_size=mb, lr=lr, rng=rng,
+                                                     max_grad_norm=max_grad_norm, beta1=beta1, beta2=beta2, eps=eps)
+        after = self.loss(theta_v, obs, targets, v_old=v_old, clip_eps=clip_eps).value
+        ev_after = explained_variance(self.predict(theta_v, obs), targets)
+        return theta_v, adam_state, FitInfo(before, after, ev_before, ev_after, len(losses))
