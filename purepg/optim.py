@@ -200,32 +200,6 @@ def schedule_progress(step, total_steps) -> float:
     return min(step / total_steps, 1.0)
 
 
-def kl_beta_update(beta, d, d_targ, *, tol=1.5, factor=2.0) -> float:
-    """Adaptive KL penalty coefficient (Schulman et al. 2017, sec. 4).
-
-    ``beta / factor`` if ``d < d_targ / tol``, ``beta * factor`` if ``d > d_targ * tol``, else ``beta``.
-    """
-    beta = _real(beta, "beta", 0.0, np.inf, "the penalty coefficient must be positive, e.g. 1.0", lo_open=True)
-    d = _real(d, "d", 0.0, np.inf, "pass the measured mean KL, which is >= 0")
-    d_targ = _real(d_targ, "d_targ", 0.0, np.inf, "use a positive KL target such as 0.01", lo_open=True)
-    tol = _real(tol, "tol", 1.0, np.inf, "the paper uses 1.5", lo_open=True)
-    factor = _real(factor, "factor", 1.0, np.inf, "the paper uses 2", lo_open=True)
-    if d < d_targ / tol:
-        return beta / factor
-    if d > d_targ * tol:
-        return beta * factor
-    return beta
-
-
-def lagrange_lambda_update(lam, kl, delta, alpha) -> float:
-    """Projected dual ascent on the KL multiplier: ``lam <- max(0, lam + alpha (kl - delta))``."""
-    lam = _real(lam, "lam", 0.0, np.inf, "the multiplier is >= 0; start at 0 or a small positive value")
-    kl = _real(kl, "kl", 0.0, np.inf, "pass the measured mean KL, which is >= 0")
-    delta = _real(delta, "delta", 0.0, np.inf, "use a positive KL bound such as 0.01", lo_open=True)
-    alpha = _real(alpha, "alpha", 0.0, np.inf, "use a positive dual step size", lo_open=True)
-    return max(0.0, lam + alpha * (kl - delta))
-
-
 def minibatch_indices(n, batch_size, rng: np.random.Generator) -> list[np.ndarray]:
     """A random permutation of ``range(n)`` cut into consecutive minibatches of ``batch_size``.
 

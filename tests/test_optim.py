@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import purepg
 from purepg.optim import (
     AdamState, adam_fit, adam_init, adam_step, backtracking_line_search, clip_grad_norm, conjugate_gradient,
-    kl_beta_update, lagrange_lambda_update, linear_schedule, minibatch_indices, natural_step,
+    linear_schedule, minibatch_indices, natural_step,
     schedule_progress, solve_spd,
 )
 
@@ -217,33 +217,6 @@ def test_schedules_by_hand_and_bad_input():
         schedule_progress(0, 0)
     with pytest.raises(ValueError, match=r"step: expected an integer >= 0, got -1"):
         schedule_progress(-1, 10)
-
-
-def test_kl_beta_update_rule():
-    # Schulman et al. 2017 sec. 4 with d_targ = 0.01: halve below 0.01/1.5, double above 0.015.
-    assert kl_beta_update(1.0, 0.006, 0.01) == 0.5
-    assert kl_beta_update(1.0, 0.016, 0.01) == 2.0
-    assert kl_beta_update(1.0, 0.01, 0.01) == 1.0
-    assert kl_beta_update(1.0, 0.015, 0.01) == 1.0  # the band is closed on both sides
-    assert kl_beta_update(1.0, 0.01 / 1.5, 0.01) == 1.0
-    with pytest.raises(ValueError, match=r"d_targ: expected .*got 0\.0; use a positive KL target"):
-        kl_beta_update(1.0, 0.01, 0.0)
-
-
-@given(lam=st.floats(0, 10), kl=st.floats(0, 1), delta=st.floats(1e-4, 1), alpha=st.floats(1e-3, 10))
-def test_lagrange_lambda_update(lam, kl, delta, alpha):
-    new = lagrange_lambda_update(lam, kl, delta, alpha)
-    assert new == max(0.0, lam + alpha * (kl - delta)) and new >= 0.0
-    assert (new >= lam) if kl >= delta else (new <= lam)
-    # By hand: rises when KL > delta, falls when KL < delta, never below 0.
-    assert lagrange_lambda_update(1.0, 0.02, 0.01, 10.0) == pytest.approx(1.1, rel=1e-15)
-    assert lagrange_lambda_update(1.0, 0.0, 0.01, 10.0) == pytest.approx(0.9, rel=1e-15)
-    assert lagrange_lambda_update(0.05, 0.0, 0.01, 10.0) == 0.0
-
-
-def test_lagrange_lambda_bad_input():
-    with pytest.raises(ValueError, match=r"lam: expected .*got -1\.0; the multiplier is >= 0"):
-        lagrange_lambda_update(-1.0, 0.1, 0.01, 1.0)
 
 
 @given(n=st.integers(1, 200), batch_size=st.integers(1, 64), seed=st_seed)
