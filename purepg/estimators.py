@@ -116,7 +116,8 @@ def _flatten(x, name, lengths, tail, dtype):
         if x.shape[1:] != (lengths[0], *tail):
             raise ValueError(f"{name}: expected shape {(N, int(lengths[0]), *tail)} matching obs, got "
                              f"{x.shape}. Fix: one entry per step of each trajectory.")
-        return x.reshape(-1, *tail).astype(dtype, copy=False)
+        x = x.reshape(-1, *tail)                                   # (M, *tail)
+        return x if dtype is None else x.astype(dtype, copy=False)
     for i, xi in enumerate(x):
         shape = np.shape(xi)
         if shape != (lengths[i], *tail):
@@ -195,10 +196,10 @@ def _score_sums(pol, theta, st: Steps, w, per_trajectory, b=None, h=None):
     """
     N = len(st.starts)
     if per_trajectory:
-        G = pol.score(theta, st.obs, st.act)                     # (M, P)
-        rows = np.add.reduceat(G * w[:, None], st.starts, axis=0)  # (N, P)
+        scores = pol.score(theta, st.obs, st.act)                # (M, P)
+        rows = np.add.reduceat(scores * w[:, None], st.starts, axis=0)  # (N, P)
         if b is not None:
-            rows -= b * np.add.reduceat(G * h[:, None], st.starts, axis=0)
+            rows -= b * np.add.reduceat(scores * h[:, None], st.starts, axis=0)
         return rows
     est = pol.log_prob_grad(theta, st.obs, st.act, w)            # (P,)
     if b is not None:
@@ -207,6 +208,8 @@ def _score_sums(pol, theta, st: Steps, w, per_trajectory, b=None, h=None):
 
 
 def _baseline_kind(baseline, values, P):
+    if baseline is None:
+        baseline = "none"
     if values is not None:
         if not (isinstance(baseline, str) and baseline == "none"):
             raise ValueError(f"baseline: expected 'none' when values are given, got {baseline!r}. "
@@ -217,10 +220,10 @@ def _baseline_kind(baseline, values, P):
             raise ValueError(f"baseline: expected 'none', 'mean', 'optimal', a number or a ({P},) array, "
                              f"got {baseline!r}. Fix: pick one of these.")
         return baseline
-    b = np.asarray(baseline, dtype=np.float64)
-    if b.shape not in ((), (P,)) or not np.all(np.isfinite(b)):
-        raise ValueError(f"baseline: expected a finite number or a finite ({P},) array, got shape {b.shape}. "
-                         "Fix: one constant, or one constant per parameter.")
+    b = np.asarray(baseline)
+    if b.dtype.kind not in "biuf" or b.shape not in ((), (P,)) or not np.all(np.isfinite(b)):
+        raise ValueError(f"baseline: expected a finite number or a finite ({P},) array, got {type(baseline).__name__} "
+                         f"of shape {b.shape}. Fix: one constant, or one constant per parameter.")
     return "scalar" if b.ndim == 0 else "vector"
 
 
@@ -240,8 +243,8 @@ def _with_baseline(pol, theta, st, psi, h, baseline, values, per_trajectory, mea
 
 def _scores_by_trajectory(pol, theta, st, h):
     """Per-trajectory lists of ``h_t g_t`` (T_i, P), for the optimal baselines."""
-    G = pol.score(theta, st.obs, st.act) * h[:, None]            # (M, P)
-    return np.split(G, st.starts[1:])
+    scores = pol.score(theta, st.obs, st.act) * h[:, None]       # (M, P)
+    return np.split(scores, st.starts[1:])
 
 
 # ----------------------------------------------------------------------------- on-policy
@@ -258,12 +261,17 @@ def reinforce(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", values=N
     pol : purepg policy;  theta : ndarray (P,)
     obs, act, rew : one trajectory or a batch (module docstring, "Batch format")
     gamma : float in [0, 1]
-    baseline : "none" | "mean" | "optimal" | float | ndarray (P,)
+    baseline : "none" (or None) | "mean" | "optimal" | float | ndarray (P,)
         ``"mean"``: batch mean of R (estimate shrunk by (N-1)/N, see the module docstring);
         ``"optimal"``: ``b_k = E[g_k^2 R] / E[g_k^2]`` over the batch; a number or (P,) vector: constants.
     values : per-step baselines ``b_t`` (format of ``rew``), e.g. V(s_t); excludes ``baseline``.
     per_trajectory : bool
         Return the rows e_i (N, P) instead of their mean (P,).
+
+    Returns
+    -------
+    ndarray (P,), or (N, P) with ``per_trajectory``. The mean costs one or two VJPs; ``"optimal"`` and
+    ``per_trajectory`` form the (M, P) score matrix of the M steps.
     """
     st, gamma = _steps(pol, obs, act, rew), _gamma(gamma)
     R = _suffix_sums(st.rew, st, gamma)[st.starts]               # (N,) total returns

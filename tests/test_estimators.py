@@ -354,6 +354,8 @@ def test_gaussian_policy_reinforce_by_hand():
     by_hand = np.mean([pol.score(theta, o, a).sum(0) * (r * 0.5 ** np.arange(len(r))).sum()
                        for o, a, r in zip(obs, act, rew)], axis=0)
     np.testing.assert_allclose(es.reinforce(pol, theta, obs, act, rew, gamma=0.5), by_hand, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(es.reinforce(pol, theta, obs, act, rew, gamma=0.5, baseline=None),
+                                  es.reinforce(pol, theta, obs, act, rew, gamma=0.5))
     rtg = np.mean([(pol.score(theta, o, a) * (0.5 ** np.arange(len(r)) * reward_to_go(r, 0.5))[:, None]).sum(0)
                    for o, a, r in zip(obs, act, rew)], axis=0)
     np.testing.assert_allclose(es.reinforce_rtg(pol, theta, obs, act, rew, gamma=0.5), rtg, rtol=1e-12, atol=1e-12)
@@ -380,7 +382,8 @@ def _bad_batch():
     (dict(gamma=1.5), r"gamma: expected a discount in \[0, 1\], got 1\.5\. Fix"),
     (dict(gamma=-0.5), r"gamma: expected a discount in \[0, 1\], got -0\.5\. Fix"),
     (dict(baseline="median"), r"baseline: expected 'none', 'mean', 'optimal', a number or a \(6,\) array, got 'median'\. Fix"),
-    (dict(baseline=np.zeros(5)), r"baseline: expected a finite number or a finite \(6,\) array, got shape \(5,\)\. Fix"),
+    (dict(baseline=np.zeros(5)), r"baseline: expected a finite number or a finite \(6,\) array, got ndarray of shape \(5,\)\. Fix"),
+    (dict(baseline=[0.1, "x"]), r"baseline: expected a finite number or a finite \(6,\) array, got list of shape \(2,\)\. Fix"),
     (dict(baseline="mean", values=[np.ones(3), np.ones(2)]), r"baseline: expected 'none' when values are given, got 'mean'\. Fix"),
     (dict(values=[np.ones(3), np.ones(1)]), r"values\[1\]: expected shape \(2,\) .*got \(1,\)\. Fix"),
 ])
