@@ -76,3 +76,50 @@ def in_unit_interval(x, name):
     if not (np.isfinite(x) and 0.0 <= x <= 1.0):
         raise ValueError(f"{name}: expected a value in [0, 1], got {x!r}. Fix: pass a number between 0 and 1")
     return x
+
+
+# ----- configuration fields (algorithm Configs validate themselves with these) -------------------------
+def non_negative(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not (np.isfinite(x) and x >= 0):
+        raise ValueError(f"{name}: expected a finite value >= 0, got {x!r}. Fix: pass zero or a positive number")
+    return x
+
+
+def positive_int(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {x!r}. Fix: pass a whole number such as 1 or 10")
+    return x
+
+
+def in_open_unit_interval(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not 0.0 < x < 1.0:
+        raise ValueError(f"{name}: expected a value in (0, 1), got {x!r}. Fix: pass a number strictly between 0 and 1")
+    return x
+
+
+def one_of(x, name, options):
+    if x not in options:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, options))}, got {x!r}. Fix: pick one of those")
+    return x
+
+
+def layer_widths(x, name):
+    ok = isinstance(x, tuple) and all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1
+                                      for h in x)
+    if not ok:
+        raise ValueError(f"{name}: expected a tuple of layer widths >= 1, got {x!r}. Fix: e.g. (64, 64), or () "
+                         f"for a linear map")
+    return x
+
+
+def common_config(c):
+    """The fields every algorithm Config shares (see :mod:`purepg.runner`)."""
+    positive_int(c.num_envs, "num_envs")
+    positive_int(c.num_steps, "num_steps")
+    layer_widths(c.hidden, "hidden")
+    layer_widths(c.vf_hidden, "vf_hidden")
+    one_of(c.activation, "activation", ("tanh", "relu"))
+    if not isinstance(c.normalize_obs, (bool, np.bool_)):
+        raise ValueError(f"normalize_obs: expected True or False, got {c.normalize_obs!r}. Fix: pass a bool")
+    if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
+        raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
