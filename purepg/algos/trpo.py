@@ -1,0 +1,136 @@
+r"""Trust region policy optimisation (Schulman et al. 2015), matrix-free by default.
+
+Why a trust region (the notes, "TRPO")
+--------------------------------------
+The performance-difference identity gives, for any two policies,
+
+    eta(pi~) = eta(pi) + 1/(1 - gamma) E_{s ~ rho_pi~, a ~ pi~}[A_pi(s, a)].
+
+Replacing the unknown state distribution ``rho_pi~`` by ``rho_pi`` (the data we have) and the action
+distribution by importance weights gives the surrogate ``L_pi(pi~)``, which matches ``eta`` in value
+and gradient at ``pi~ = pi``; with ``eps = max |A_pi|`` (TRPO paper, Theorem 1)
+
+    eta(pi~) >= L_pi(pi~) - 4 eps gamma / (1 - gamma)^2 max_s KL(pi(.|s) || pi~(.|s)).
+
+The penalty coefficient is far too large in practice, so TRPO maximises the sample surrogate
+
+    L(theta') = (1/N) sum_i r_i(theta') A_i,   r_i = pi_theta'(a_i|s_i) / pi_theta(a_i|s_i)      (1)
+
+subject to the *mean* KL over the batch states, ``D(theta') = mean_i KL(pi_theta || pi_theta') <= delta``
+(TRPO paper, eq. 14). With GAE advantages (Schulman et al. 2016) the iteration is:
+
+1. ``A_i`` = GAE(gamma, lambda) from the current ``V``, standardised (as sb3-contrib does).
+2. ``g = grad L(theta)`` (at ``theta' = theta``, ``r = 1``: the policy-gradient estimate).
+3. Linearise ``L``, quadratise ``D ~ 1/2 d^T F d``: the natural step
+   ``d = sqrt(2 delta / x^T (F + c I) x) x``, ``x ~ (F + c I)^-1 g`` by ``cg_iters`` conjugate-gradient
+   iterations (TRPO paper, appendix C). Each CG iteration needs one product ``F v``: by default
+   ``pol.fvp`` (a JVP and a VJP through the network, ``F`` never formed); ``fisher="explicit"`` runs
+   the same CG on the (P, P) matrix ``pol.fisher`` -- same step up to rounding, and a reference for it.
+4. Backtrack: accept the first ``theta + alpha^j d`` whose mean KL is ``<= delta`` and whose
+   surrogate (1) improved; else keep ``theta``. A ``F + c I`` that is not positive definite along ``g``
+   skips the step (logged, warned, ``theta`` kept).
+5. Fit ``V`` by ``n_critic_updates`` passes of minibatch Adam (rl-zoo: 20 passes, lr 1e-3).
+
+Steps 2-4 are :func:`purepg.algos.npg.natural_policy_step`: TRPO is natural policy gradient with a
+matrix-free Fisher, a KL-checking line search on the surrogate and a fitted critic.
+
+Logged per iteration: ``surrogate_gain``, ``kl``, ``cg_iterations``, ``cg_residual``, ``ls_steps``,
+``accepted``, ``skipped``, ``step_fraction``, ``expected_improve``, ``entropy``, ``value_loss``,
+``explained_variance``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from purepg import _check
+from purepg.algos import npg
+
+NAME = "trpo"
+init = npg.init
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hyperparameters of TRPO. Defaults: rl-zoo ``hyperparams/trpo.yml`` CartPole-v1, else sb3-contrib.
+
+    Where rl-zoo's CartPole-v1 entry is silent the default of sb3-contrib's ``TRPO.__init__`` is used.
+
+    =====================  =========  =================================================================
+    field                  symbol     meaning (source)
+    =====================  =========  =================================================================
+    num_envs               E          env copies (rl-zoo: n_envs 2)
+    num_steps              T          steps per copy per batch, N = T E (rl-zoo: n_steps 512)
+    hidden                 --         policy hidden widths (SB3 MlpPolicy: 64-64)
+    activation             --         "tanh" or "relu" (SB3: tanh)
+    normalize_obs          --         running observation normalisation (rl-zoo CartPole: off)
+    log_std_init           log sigma  initial log-std of a Gaussian policy (SB3: 0)
+    vf_hidden              --         value network hidden widths (SB3 MlpPolicy: 64-64)
+    gamma                  gamma      discount (rl-zoo: 0.99)
+    gae_lambda             lambda     GAE parameter (rl-zoo: 0.98)
+    delta                  delta      max mean KL per update (sb3-contrib target_kl 0.01)
+    cg_damping             c          ``F + c I`` (rl-zoo: 1e-3)
+    cg_iters               --         CG iterations (sb3-contrib cg_max_steps 15)
+    cg_tol                 --         relative CG residual tolerance (1e-10: in practice all iterations)
+    fisher                 --         "fvp" (matrix-free, default) or "explicit" (pol.fisher)
+    ls_ratio               alpha      backtracking factor (sb3-contrib line_search_shrinking_factor 0.8)
+    ls_max_steps           --         line-search trials (sb3-contrib line_search_max_iter 10)
+    normalize_advantage    --         standardise A over the batch (sb3-contrib: True)
+    vf_lr                  --         critic Adam step size (rl-zoo learning_rate 1e-3)
+    vf_epochs              --         critic passes per batch (rl-zoo n_critic_updates 20)
+    vf_minibatch_size      --         critic minibatch, divides N (rl-zoo batch_size 512)
+    =====================  =========  =================================================================
+    """
+
+    num_envs: int = 2
+    num_steps: int = 512
+    hidden: tuple = (64, 64)
+    activation: str = "tanh"
+    normalize_obs: bool = False
+    log_std_init: float = 0.0
+    vf_hidden: tuple = (64, 64)
+    gamma: float = 0.99
+    gae_lambda: float = 0.98
+    delta: float = 0.01
+    cg_damping: float = 1e-3
+    cg_iters: int = 15
+    cg_tol: float = 1e-10
+    fisher: str = "fvp"
+    ls_ratio: float = 0.8
+    ls_max_steps: int = 10
+    normalize_advantage: bool = True
+    vf_lr: float = 1e-3
+    vf_epochs: int = 20
+    vf_minibatch_size: int = 512
+
+    def __post_init__(self):
+        _check.positive(self.delta, "delta")
+        _check.non_negative(self.cg_damping, "cg_damping")
+        _check.one_of(self.fisher, "fisher", ("fvp", "explicit"))
+        npg.check_step_fields(self)
+
+
+def fisher_operator(ctx, theta, obs):
+    """Step 3's ``F``: the callable ``v -> F v`` (``pol.fvp``), or the (P, P) matrix if ``fisher="explicit"``."""
+    if ctx.config.fisher == "explicit":
+        return ctx.pol.fisher(theta, obs)                                       # (P, P)
+    return lambda v: ctx.pol.fvp(theta, obs, v)                                 # (P,) -> (P,)
+
+
+def policy_step(ctx, theta, flat, adv) -> npg.PolicyStep:
+    """Steps 2-4 on a flattened batch (CG on ``F`` in either form)."""
+    c = ctx.config
+    return npg.natural_policy_step(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv,
+                                   fisher_operator(ctx, theta, flat.obs), epsilon=c.delta,
+                                   damping=c.cg_damping, solver="cg", cg_iters=c.cg_iters, cg_tol=c.cg_tol,
+                                   ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps)
+
+
+def update(ctx, state, batch, rng, progress):
+    """One TRPO iteration (module docstring, steps 1-5)."""
+    flat, adv = npg.advantages(ctx, state, batch)                               # 1
+    ps = policy_step(ctx, state["theta"], flat, adv)                            # 2-4
+    theta_v, opt_v, vlogs = npg.fit_value(ctx, state, flat, rng)                # 5
+    logs = {**npg.step_logs(ps), **vlogs, "entropy": float(np.mean(ctx.pol.entropy(ps.theta, flat.obs)))}
+    return {"theta": ps.theta, "theta_v": theta_v, "opt_v": opt_v}, logs

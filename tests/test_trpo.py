@@ -1,0 +1,182 @@
+"""purepg.algos.trpo and trpo_lagrangian: explicit-Fisher and matrix-free steps agree, the line search's
+guarantees on real batches, skipped steps, the multiplier rule, config errors, resume, and learning."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_npg import SMALL, NotPD, make_ctx, train_small
+
+from purepg import checkpoint, runner
+from purepg.algos import get_algo, npg, trpo, trpo_lagrangian
+from purepg.algos.npg import surrogate_value
+
+
+# ----------------------------------------------------------------------------- config
+def test_defaults_are_rl_zoo_cartpole():
+    """rl-zoo hyperparams/trpo.yml CartPole-v1, and sb3-contrib TRPO.__init__ defaults where it is silent."""
+    c = trpo.Config()
+    assert (c.num_envs, c.num_steps, c.vf_minibatch_size, c.cg_damping, c.gae_lambda, c.gamma, c.vf_lr,
+            c.vf_epochs) == (2, 512, 512, 1e-3, 0.98, 0.99, 1e-3, 20)
+    assert (c.delta, c.cg_iters, c.ls_ratio, c.ls_max_steps, c.normalize_advantage, c.fisher) == \
+        (0.01, 15, 0.8, 10, True, "fvp")
+    assert (c.hidden, c.vf_hidden, c.activation) == ((64, 64), (64, 64), "tanh")
+    assert get_algo("trpo") is trpo and get_algo("trpo-lagrangian") is trpo_lagrangian
+    for mod in (trpo, trpo_lagrangian):
+        c = mod.Config(delta=0.02)
+        assert runner.config_from_dict(mod.Config, runner.config_to_dict(c), algo=mod.NAME) == c
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(delta=0.0), r"delta: expected a finite value > 0, got 0\.0\. Fix: pass a positive number"),
+    (dict(delta=-1.0), r"delta: expected a finite value > 0, got -1\.0"),
+    (dict(cg_damping=-1e-3), r"cg_damping: expected a finite value >= 0, got -0\.001\. Fix"),
+    (dict(cg_iters=0), r"cg_iters: expected an integer >= 1, got 0\. Fix"),
+    (dict(fisher="hessian"), r"fisher: expected one of 'fvp', 'explicit', got 'hessian'\. Fix: pick one"),
+    (dict(ls_ratio=0.0), r"ls_ratio: expected a value in \(0, 1\), got 0\.0"),
+    (dict(vf_epochs=0), r"vf_epochs: expected an integer >= 1, got 0"),
+    (dict(num_steps=100), r"vf_minibatch_size: expected a divisor of N = num_envs \* num_steps = 200, got 512"),
+])
+def test_trpo_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        trpo.Config(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(delta=0.0), r"delta: expected a finite value > 0, got 0\.0"),
+    (dict(lam_init=-1.0), r"lam_init: expected a finite value >= 0, got -1\.0"),
+    (dict(lam_lr=0.0), r"lam_lr: expected a finite value > 0, got 0\.0"),
+    (dict(pi_lr=-1e-3), r"pi_lr: expected a finite value > 0, got -0\.001"),
+    (dict(pi_steps=0), r"pi_steps: expected an integer >= 1, got 0"),
+    (dict(gamma=2.0), r"gamma: expected a value in \[0, 1\], got 2\.0"),
+])
+def test_lagrangian_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        trpo_lagrangian.Config(**kwargs)
+
+
+# ----------------------------------------------------------------------------- TRPO step
+def _flat(seed=0, **kw):
+    ctx, state, batch, rng = make_ctx(trpo, trpo.Config(**{**SMALL, **kw}), seed=seed)
+    flat, adv = npg.advantages(ctx, state, batch)
+    return ctx, state, flat, adv
+
+
+@pytest.mark.parametrize("cg_iters, cg_tol", [(2000, 1e-14), (15, 1e-10)])
+def test_explicit_and_matrix_free_fisher_give_the_same_step(cg_iters, cg_tol):
+    """Issue 5: CG on pol.fisher and CG on pol.fvp give the same step to 1e-8 on the same batch, both
+    for an exact solve (which also equals np.linalg.solve) and for the default 15 iterations (the two
+    operators agree to rounding, so the CG iterates do too)."""
+    ctx, state, flat, adv = _flat(cg_iters=cg_iters, cg_tol=cg_tol)
+    steps = {}
+    for fisher in ("fvp", "explicit"):
+        c = ctx._replace(config=trpo.Config(**{**SMALL, "cg_iters": cg_iters, "cg_tol": cg_tol, "fisher": fisher}))
+        steps[fisher] = trpo.policy_step(c, state["theta"], flat, adv)
+    a, b = steps["fvp"].step, steps["explicit"].step
+    np.testing.assert_allclose(a, b, atol=1e-8 * np.linalg.norm(b))
+    assert steps["fvp"].cg_iterations == steps["explicit"].cg_iterations
+    if cg_iters > 15:
+        F = ctx.pol.fisher(state["theta"], flat.obs) + 1e-3 * np.eye(a.size)
+        g = ctx.pol.score(state["theta"], flat.obs, flat.act).T @ adv / adv.size
+        x = np.linalg.solve(F, g)
+        np.testing.assert_allclose(a, np.sqrt(2 * 0.01 / (x @ F @ x)) * x, atol=1e-8 * np.linalg.norm(b))
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 999), delta=st.floats(1e-4, 0.5), ls_ratio=st.floats(0.2, 0.9),
+       ls_max_steps=st.integers(1, 12))
+def test_trpo_step_never_accepts_a_kl_violating_or_worse_step(seed, delta, ls_ratio, ls_max_steps):
+    ctx, state, flat, adv = _flat(seed, delta=delta, ls_ratio=ls_ratio, ls_max_steps=ls_max_steps)
+    theta = state["theta"]
+    ps = trpo.policy_step(ctx, theta, flat, adv)
+    L0 = surrogate_value(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv)
+    if ps.accepted:
+        assert ctx.pol.kl(theta, ps.theta, flat.obs) <= delta
+        assert surrogate_value(ctx.pol, ps.theta, flat.obs, flat.act, flat.logp_old, adv) > L0
+        np.testing.assert_array_equal(ps.theta, theta + ps.step_fraction * ps.step)
+    else:
+        np.testing.assert_array_equal(ps.theta, theta)
+        assert ps.ls_steps == ls_max_steps
+
+
+@pytest.mark.parametrize("fisher", ["fvp", "explicit"])
+def test_fisher_not_positive_definite_skips_the_update(fisher):
+    ctx, state, batch, rng = make_ctx(trpo, trpo.Config(fisher=fisher, **SMALL))
+    ctx = ctx._replace(pol=NotPD(ctx.pol))
+    with pytest.warns(RuntimeWarning, match=r"skipped, theta kept: cg: non-positive curvature .* at step 0"):
+        new, logs = trpo.update(ctx, state, batch, rng, 0.0)
+    np.testing.assert_array_equal(new["theta"], state["theta"])
+    assert logs["skipped"] == 1.0 and logs["accepted"] == 0.0 and logs["cg_iterations"] == 0
+    assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_trpo_logs_what_issue_5_asks():
+    ctx, state, batch, rng = make_ctx(trpo, trpo.Config(**SMALL))
+    new, logs = trpo.update(ctx, state, batch, rng, 0.0)
+    for k in ("surrogate_gain", "kl", "cg_iterations", "cg_residual", "ls_steps", "accepted", "skipped",
+              "value_loss", "explained_variance", "entropy"):
+        assert np.isfinite(logs[k]), k
+    # P = 58 here: CG reaches the 1e-10 relative residual in fewer than the 15 iterations allowed.
+    assert 1 <= logs["cg_iterations"] <= 15 and logs["accepted"] == 1.0 and 0 < logs["kl"] <= 0.01
+    assert logs["surrogate_gain"] > 0 and 1 <= logs["ls_steps"] <= 10
+
+
+# ----------------------------------------------------------------------------- Lagrangian
+def _lagrangian_update(**kw):
+    ctx, state, batch, rng = make_ctx(trpo_lagrangian, trpo_lagrangian.Config(**{**SMALL, **kw}))
+    new, logs = trpo_lagrangian.update(ctx, state, batch, rng, 0.0)
+    return ctx, state, new, logs
+
+
+def test_lambda_rises_when_kl_exceeds_delta():
+    ctx, state, new, logs = _lagrangian_update(delta=1e-8, lam_init=0.5, lam_lr=10.0)
+    assert logs["kl"] > 1e-8 and logs["lam"] == 0.5
+    assert new["lam"] == 0.5 + 10.0 * (logs["kl"] - 1e-8) > 0.5
+
+
+@pytest.mark.parametrize("lam_lr", [0.5, 50.0])
+def test_lambda_falls_when_kl_is_below_delta_and_stays_non_negative(lam_lr):
+    ctx, state, new, logs = _lagrangian_update(delta=1.0, lam_init=1.0, lam_lr=lam_lr)
+    assert logs["kl"] < 1.0
+    assert new["lam"] == max(0.0, 1.0 + lam_lr * (logs["kl"] - 1.0)) < 1.0
+    assert (new["lam"] == 0.0) == (lam_lr == 50.0)      # 1 + 50 (kl - 1) < 0: projected to 0
+
+
+def test_lagrangian_primal_ascends_and_penalises_kl():
+    """The Adam steps raise L(theta', lam) above its value at theta, lam delta (there r = 1 and the
+    standardised A have mean 0, up to 1e-16, and D = 0); a larger lam gives a smaller KL on the same batch."""
+    kls = []
+    for lam in (0.0, 10.0):     # (with lam = 100 Adam's fixed step overshoots the stiff penalty: no ascent)
+        ctx, state, new, logs = _lagrangian_update(lam_init=lam)
+        kls.append(logs["kl"])
+        assert logs["lagrangian"] > lam * 0.01 + 1e-12 and np.all(np.isfinite(new["theta"]))
+    assert kls[1] < kls[0]
+
+
+# ----------------------------------------------------------------------------- runs
+@pytest.mark.parametrize("name", ["npg", "trpo", "trpo-lagrangian"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, name):
+    """The algorithm state (AdamStates, lam) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
+    algo = get_algo(name)
+    cfg = algo.Config(num_steps=32, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=32)
+    full, part = tmp_path / "full", tmp_path / "part"
+    runner.train(algo, "CartPole-v1", cfg, seed=3, out_dir=str(full), total_steps=384, verbose=False)
+    runner.train(algo, "CartPole-v1", cfg, seed=3, out_dir=str(part), total_steps=192, verbose=False)
+    runner.resume(str(part), total_steps=384, verbose=False)
+    rows = [(p / "progress.csv").read_text().splitlines() for p in (full, part)]
+    strip = lambda lines: [",".join(r.split(",")[:-2]) for r in lines]   # noqa: E731  drop time_s, sps
+    assert strip(rows[0]) == strip(rows[1]) and len(rows[0]) == 7
+    a, b = (checkpoint.load(str(p / "checkpoint.npz"))[0]["algo"] for p in (full, part))
+    np.testing.assert_array_equal(a["theta"], b["theta"])
+    assert json.loads((part / "config.json").read_text())["total_steps"] == 384
+
+
+def test_trpo_improves_cartpole(tmp_path):
+    """Issue 5: a short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
+    cfg = trpo.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
+                      delta=0.02)
+    rows = train_small(tmp_path, "trpo", cfg, 40960)
+    first, last = rows[0]["ep_return_mean"], rows[-1]["ep_return_mean"]  # mean of the last 100 episodes
+    assert first < 30 and last > 80 and last > 3 * first
+    assert all(r["skipped"] == 0 for r in rows) and all(r["kl"] <= 0.02 for r in rows)
