@@ -7,6 +7,9 @@ summation order only (~1e-14), so 1e-9 leaves a wide margin while any layout or 
 CG and the natural step amplify rounding by at most cond(F + cI) ~ 200 per step, still far below it.
 This file is the long form of docs/verify.md.
 """
+import pathlib
+import re
+
 import numpy as np
 import pytest
 
@@ -156,3 +159,14 @@ def test_gae(z):
         adv[t] = a
     check(adv, z["gae/adv"])
     check(adv + v, z["gae/ret"])
+
+
+def test_docs_verify_snippet_runs(tmp_path, monkeypatch):
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "verify.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    golden.write_golden("vectors.npz")
+    exec(compile(code, "docs/verify.md", "exec"), {})
+    # and the snippet can fail: a wrong expected value raises
+    with pytest.raises(AssertionError):
+        exec(compile(code.replace('z["cat/score"]', 'z["cat/score"] * 1.000001'), "docs/verify.md", "exec"), {})
