@@ -123,3 +123,26 @@ def common_config(c):
         raise ValueError(f"normalize_obs: expected True or False, got {c.normalize_obs!r}. Fix: pass a bool")
     if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
+
+
+def number(x, name):
+    """``x`` if it is a real number (not a bool), else a TypeError naming ``name``."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}. Fix: pass a number")
+    return x
+
+
+def boolean(x, name):
+    if not isinstance(x, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {x!r}. Fix: pass a bool")
+    return bool(x)
+
+
+def positive_or_none(x, name):
+    """``None`` (the feature is off) or a finite value > 0."""
+    if x is None:
+        return x
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name}: expected None (off) or a finite value > 0, got {x!r}. Fix: pass a positive "
+                         f"number, or None to turn it off")
+    return x

@@ -1,0 +1,294 @@
+r"""Proximal policy optimisation, clipped objective (Schulman et al. 2017, "PPO", Algorithm 1).
+
+One iteration (the runner collects the batch; :func:`update` does the rest)::
+
+    collect T steps of E envs with pi_old = pi_theta                     (Algorithm 1, line 3)
+    A_t, R_t = GAE(gamma, lam) with V_old, R_t = A_t + V_old(s_t)         (line 4; GAE paper eq. 16)
+    for epoch = 1..K, for each minibatch B of a fresh permutation:        (line 6)
+        [stop all epochs if mean_B KL(pi_old || pi_theta) > 1.5 d_stop]  (optional, as SB3's target_kl)
+        A_hat = (A - mean_B A) / std_B A                                  (per-minibatch normalisation)
+        L(theta, theta_v) = -L^CLIP(theta) - c_2 S(theta) + c_1 mean_B (V(s) - R)^2     (PPO eq. 9)
+        (g, g_v) = clip_by_global_norm((grad_theta L, grad_theta_v L), max_grad_norm)
+        theta <- Adam(theta, g),  theta_v <- Adam(theta_v, g_v)
+    theta_old <- theta                                                     (line 8)
+
+with ``L^CLIP`` of PPO eq. 7 (:func:`purepg.surrogates.ppo_clip`), the entropy ``S`` (eq. 9,
+:func:`purepg.surrogates.entropy_bonus`) and the value loss of :mod:`purepg.value`. The learning rate
+and the clip range follow linear schedules in the fraction of steps done at the start of the
+iteration (Stable-Baselines3 evaluates them after the batch, one iteration later).
+
+Separate networks, one loss. The policy ``theta`` and the value function ``theta_v`` are two flat
+vectors with two Adam states. The combined loss ``L`` above has ``grad_theta L`` free of ``theta_v``
+and ``grad_theta_v L`` free of ``theta``, because the parameter sets are disjoint; Adam acts on every
+coordinate alone, so two Adam states with one step count take exactly the steps one Adam on the
+concatenation ``[theta, theta_v]`` would (PyTorch's single optimiser over both networks, as in SB3).
+The one place the two meet is global-norm clipping: the norm is that of the concatenated gradient,
+so the two gradients are clipped together (:func:`clip_and_step`), not each on its own.
+
+Value loss scale. :meth:`purepg.value.ValueFunction.loss` is the halved mean square
+``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
+so the term is ``2 c_1 L_V`` and its gradient ``2 c_1 grad L_V`` (``c_1 = 0.5`` gives ``grad L_V``).
+The logged ``value_loss`` is the plain mean square (SB3's ``train/value_loss``).
+
+The adaptive-KL variant (``ppo-kl``, :mod:`purepg.algos.ppo_kl`) runs this same loop with the
+objective ``mean(r A) - beta KL`` (PPO eq. 8) in place of ``L^CLIP``; the variant is a
+:class:`Variant` (schedule, objective, after-update rule).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from purepg import _check
+from purepg.algos.common import flatten_with_gae, normalize_adv
+from purepg.optim import adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
+from purepg.surrogates import entropy_bonus, ppo_clip
+from purepg.value import explained_variance
+
+NAME = "ppo"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """Hyperparameters shared by ``ppo`` and ``ppo-kl`` (defaults: rl-zoo's tuned CartPole-v1 PPO).
+
+    ==================  ========  =====================================================  ===========================
+    field               symbol    meaning                                                source (value)
+    ==================  ========  =====================================================  ===========================
+    num_envs            E         parallel environment copies                            rl-zoo n_envs (8)
+    num_steps           T         steps per copy per iteration (batch N = E T)           rl-zoo n_steps (32)
+    hidden                        policy hidden layer widths                             SB3 MlpPolicy (64, 64)
+    activation                    hidden activation, tanh or relu                        SB3 MlpPolicy (tanh)
+    normalize_obs                 running mean/std observation normalisation             rl-zoo CartPole (off)
+    log_std_init        log sigma initial log std of a Gaussian policy                   SB3 (0.0)
+    vf_hidden                     value network hidden layer widths                      SB3 MlpPolicy (64, 64)
+    gamma               gamma     discount factor                                        rl-zoo (0.98)
+    lam                 lambda    GAE parameter                                          rl-zoo gae_lambda (0.8)
+    lr                  alpha     Adam step size at the start (linear schedule)          rl-zoo lin_0.001
+    lr_final                      step size at the end of training                       rl-zoo lin_ (0.0)
+    epochs              K         passes over the batch per iteration                    rl-zoo n_epochs (20)
+    minibatch_size      M         samples per gradient step; must divide E T             rl-zoo batch_size (256)
+    normalize_adv                 normalise advantages per minibatch                     SB3 normalize_advantage
+    vf_coef             c_1       weight of the mean square value error                  PPO eq. 9; SB3 (0.5)
+    clip_vf             eps_v     value clipping around V_old (None: off)                SB3 clip_range_vf (None)
+    ent_coef            c_2       weight of the entropy bonus                            PPO eq. 9; rl-zoo (0.0)
+    max_grad_norm                 global-norm gradient clipping (None: off)              SB3 (0.5)
+    target_kl           d_stop    stop the epochs once KL > 1.5 d_stop (None: off)       SB3 target_kl (None)
+    adam_eps            epsilon   Adam's epsilon                                         SB3 ActorCriticPolicy (1e-5)
+    ==================  ========  =====================================================  ===========================
+    """
+
+    num_envs: int = 8
+    num_steps: int = 32
+    hidden: tuple = (64, 64)
+    activation: str = "tanh"
+    normalize_obs: bool = False
+    log_std_init: float = 0.0
+    vf_hidden: tuple = (64, 64)
+    gamma: float = 0.98
+    lam: float = 0.8
+    lr: float = 1e-3
+    lr_final: float = 0.0
+    epochs: int = 20
+    minibatch_size: int = 256
+    normalize_adv: bool = True
+    vf_coef: float = 0.5
+    clip_vf: float | None = None
+    ent_coef: float = 0.0
+    max_grad_norm: float | None = 0.5
+    target_kl: float | None = None
+    adam_eps: float = 1e-5
+
+    def __post_init__(self):
+        _check.common_config(self)
+        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        _check.in_unit_interval(_check.number(self.lam, "lam"), "lam")
+        _check.positive(_check.number(self.lr, "lr"), "lr")
+        _check.non_negative(self.lr_final, "lr_final")
+        _check.positive_int(self.epochs, "epochs")
+        _check.positive_int(self.minibatch_size, "minibatch_size")
+        N = self.num_envs * self.num_steps
+        if N % self.minibatch_size:
+            raise ValueError(f"minibatch_size: expected a divisor of the batch num_envs * num_steps = {N}, got "
+                             f"{self.minibatch_size}. Fix: choose a minibatch_size that divides {N}")
+        _check.boolean(self.normalize_adv, "normalize_adv")
+        _check.non_negative(self.vf_coef, "vf_coef")
+        _check.non_negative(self.ent_coef, "ent_coef")
+        for name in ("clip_vf", "max_grad_norm", "target_kl"):
+            _check.positive_or_none(getattr(self, name), name)
+        _check.positive(_check.number(self.adam_eps, "adam_eps"), "adam_eps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(Shared):
+    """PPO-clip hyperparameters: the fields of :class:`Shared` and
+
+    ==================  ========  =====================================================  ===========================
+    field               symbol    meaning                                                source (value)
+    ==================  ========  =====================================================  ===========================
+    clip                epsilon   clip range of the ratio at the start (linear schedule)  PPO eq. 7; rl-zoo lin_0.2
+    clip_final                    clip range at the end of training                      rl-zoo lin_ (0.0)
+    ==================  ========  =====================================================  ===========================
+    """
+
+    clip: float = 0.2
+    clip_final: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check.positive(_check.number(self.clip, "clip"), "clip")
+        _check.non_negative(self.clip_final, "clip_final")
+
+
+class Variant(NamedTuple):
+    """What distinguishes PPO variants inside the shared loop.
+
+    ``schedule(config, state, progress) -> dict`` of per-iteration coefficients (e.g. the clip range);
+    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised;
+    ``after(config, state, kl) -> (state, logs)`` once the epochs are done (e.g. the beta rule).
+    """
+
+    schedule: Callable
+    objective: Callable
+    after: Callable
+
+
+class Minibatch(NamedTuple):
+    """Rows of the flattened batch: obs (M, d), act (M,[k]), logp_old, adv (normalised), ret, v (M,)."""
+
+    obs: np.ndarray
+    act: np.ndarray
+    logp_old: np.ndarray
+    adv: np.ndarray
+    ret: np.ndarray
+    v: np.ndarray
+
+
+class Step(NamedTuple):
+    """One minibatch: the minimised loss ``L``, its gradients (P,), (P_v,), and diagnostics."""
+
+    loss: float
+    g: np.ndarray
+    g_v: np.ndarray
+    clip_fraction: float
+    value_mse: float
+
+
+# ------------------------------------------------------------------------------ the variant ----
+def _clip_schedule(cfg, state, progress):
+    return {"clip_range": linear_schedule(cfg.clip, cfg.clip_final, progress)}
+
+
+def _clip_objective(pol, theta, mb, theta_old, coefs):
+    """PPO eq. 7 on the minibatch."""
+    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"])
+
+
+def _no_rule(cfg, state, kl):
+    return state, {}
+
+
+CLIP = Variant(_clip_schedule, _clip_objective, _no_rule)
+
+
+# ------------------------------------------------------------------------------ the loop -------
+def init(ctx, rng):
+    """theta from the policy's init, theta_v from the value function's, fresh Adam states."""
+    theta = ctx.pol.init(rng)                                    # (P,)
+    theta_v = ctx.vf.init(rng)                                   # (P_v,)
+    return {"theta": theta, "theta_v": theta_v, "opt": adam_init(theta.size), "opt_v": adam_init(theta_v.size)}
+
+
+def update(ctx, state, batch, rng, progress):
+    """One PPO-clip iteration on ``batch`` (module docstring); returns ``(state, logs)``."""
+    return run(ctx, state, batch, rng, progress, CLIP)
+
+
+def run(ctx, state, batch, rng, progress, variant):
+    """The loop of the module docstring for a :class:`Variant`; returns ``(state, logs)``."""
+    cfg, pol = ctx.config, ctx.pol
+    lr = linear_schedule(cfg.lr, cfg.lr_final, progress)
+    coefs = variant.schedule(cfg, state, progress)
+    data = flatten_with_gae(ctx, state["theta_v"], batch, cfg.gamma, cfg.lam)   # A_t, R_t  (line 4)
+    theta_old = state["theta"]
+    new, hist = _epochs(ctx, dict(state), data, rng, lr, coefs, variant, theta_old)
+    kl = pol.kl(theta_old, new["theta"], data.obs)               # exact mean KL(pi_old || pi_new)
+    new, extra = variant.after(cfg, new, kl)
+    logs = {"kl": kl, "entropy": float(np.mean(pol.entropy(new["theta"], data.obs))),
+            "value_loss": _mean(hist["value_mse"]),
+            "explained_variance": explained_variance(data.v, data.ret),
+            "lr": lr, "epochs": hist["epochs"], "updates": len(hist["value_mse"])}
+    if "clip_range" in coefs:
+        logs.update(clip_fraction=_mean(hist["clip_fraction"]), clip_range=coefs["clip_range"])
+    logs.update(extra)
+    return new, logs
+
+
+def _mean(xs):
+    return float(np.mean(xs)) if xs else float("nan")   # no step taken (early stop before the first)
+
+
+def _epochs(ctx, state, data, rng, lr, coefs, variant, theta_old):
+    """K epochs of minibatch steps (Algorithm 1, line 6), with the optional KL early stop."""
+    cfg, pol = ctx.config, ctx.pol
+    hist = {"value_mse": [], "clip_fraction": [], "epochs": 0}
+    for _ in range(cfg.epochs):
+        hist["epochs"] += 1
+        for idx in minibatch_indices(data.adv.size, cfg.minibatch_size, rng):
+            mb = minibatch(data, idx, cfg.normalize_adv)
+            if cfg.target_kl is not None and pol.kl(theta_old, state["theta"], mb.obs) > 1.5 * cfg.target_kl:
+                return state, hist
+            step = loss_and_grad(ctx, state["theta"], state["theta_v"], mb, theta_old, coefs, variant)
+            state = clip_and_step(state, step, lr, cfg)
+            hist["value_mse"].append(step.value_mse)
+            hist["clip_fraction"].append(step.clip_fraction)
+    return state, hist
+
+
+def minibatch(data, idx, normalize):
+    """The rows ``idx`` of the flattened batch, advantages normalised over them if ``normalize``."""
+    adv = data.adv[idx]                                          # (M,)
+    return Minibatch(data.obs[idx], data.act[idx], data.logp_old[idx],
+                     normalize_adv(adv) if normalize else adv, data.ret[idx], data.v[idx])
+
+
+def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
+    """``L = -objective - c_2 S + c_1 mean (V - R)^2`` (PPO eq. 9, minimised) and its two gradients.
+
+    Parameters
+    ----------
+    ctx : runner.Context
+    theta : ndarray, shape (P,);  theta_v : ndarray, shape (P_v,)
+    mb : Minibatch
+    theta_old : ndarray, shape (P,)
+        The parameters that sampled the batch (used by the KL variant).
+    coefs : dict
+        From ``variant.schedule`` (``clip_range`` or ``beta``).
+
+    Returns
+    -------
+    Step
+    """
+    cfg = ctx.config
+    obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
+    loss, g = -obj.value, -obj.grad                              # (P,)
+    if cfg.ent_coef > 0:
+        ent = entropy_bonus(ctx.pol, theta, mb.obs)
+        loss, g = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad
+    clip = {} if cfg.clip_vf is None else {"v_old": mb.v, "clip_eps": cfg.clip_vf}
+    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip)            # halved mean square, see docstring
+    frac = getattr(obj, "clip_fraction", float("nan"))
+    return Step(loss + 2.0 * cfg.vf_coef * vl.value, g, 2.0 * cfg.vf_coef * vl.grad, frac, 2.0 * vl.value)
+
+
+def clip_and_step(state, step, lr, cfg):
+    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on each network."""
+    g, g_v = step.g, step.g_v
+    if cfg.max_grad_norm is not None:
+        both, _ = clip_grad_norm(np.concatenate([g, g_v]), cfg.max_grad_norm)   # (P + P_v,)
+        g, g_v = both[:g.size], both[g.size:]
+    theta, opt = adam_step(state["theta"], g, state["opt"], lr=lr, eps=cfg.adam_eps)
+    theta_v, opt_v = adam_step(state["theta_v"], g_v, state["opt_v"], lr=lr, eps=cfg.adam_eps)
+    return {**state, "theta": theta, "opt": opt, "theta_v": theta_v, "opt_v": opt_v}

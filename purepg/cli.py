@@ -1,0 +1,393 @@
+"""The ``purepg`` command (also ``python -m purepg``): train, resume, evaluate, list algorithms.
+
+::
+
+    purepg train [--algo NAME] [--env ID] [--steps N] [--seed S] [--out DIR] [--force]
+                 [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
+    purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet]
+    purepg eval RUN_DIR [--episodes 20] [--seed 0] [--stochastic]
+    purepg algos [NAME]
+
+``purepg train`` alone trains PPO on CartPole-v1 for 1e5 steps into ``runs/ppo-CartPole-v1-s0``.
+Every field of the algorithm's ``Config`` is an option of ``train``, spelled ``--field`` or
+``--field-with-dashes``; the options are generated from the dataclass of the ``--algo`` given, so
+``purepg train --algo trpo --help`` lists TRPO's. Values: numbers as usual (``--lr 3e-4``), booleans
+``true``/``false``, layer widths comma-separated (``--hidden 64,64``, ``--hidden ""`` for none),
+``none`` for an optional field. ``purepg algos`` lists every algorithm with its fields, defaults and
+their meaning. New algorithms registered in :data:`purepg.algos.ALGOS` appear here unchanged.
+
+Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
+run directory; a corrupt or mismatched checkpoint; NaN or inf during training) print one line to
+stderr and exit with status 2, never a traceback (set ``PUREPG_DEBUG=1`` to see one). Ctrl-C during
+training saves a checkpoint, prints how to resume and exits with status 130.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import re
+import sys
+
+import numpy as np
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
+_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error raises :class:`UsageError` (one line) instead of printing the usage."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+# ------------------------------------------------------------------------ config fields ----
+# Meaning of the fields every Config has (purepg.runner), for Configs whose docstring omits them.
+_COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps per copy per iteration",
+           "hidden": "policy hidden layer widths", "activation": "hidden activation, tanh or relu",
+           "normalize_obs": "running mean/std observation normalisation",
+           "log_std_init": "initial log std of a Gaussian policy", "vf_hidden": "value network hidden layer widths",
+           "gamma": "gamma  discount factor", "vf_lr": "value-function Adam step size",
+           "vf_epochs": "passes of the value fit per iteration", "vf_minibatch_size": "samples per value-fit step"}
+
+
+def _meaning(Config, name):
+    """The row of ``name`` in the field table of the Config's docstring (or of its bases')."""
+    for cls in Config.__mro__:
+        for line in (cls.__doc__ or "").splitlines():
+            words = line.strip().strip("|").split()
+            if words and words[0].strip("`") == name and len(words) > 1:
+                return re.sub(r"\s{2,}", "  ", line.strip().strip("|")[len(words[0]):].strip(" |"))
+    return _COMMON.get(name, "")
+
+
+def _kind(field):
+    """How to parse a field from text: bool, int, float, str or widths, each maybe optional."""
+    d, t = field.default, str(field.type)
+    optional = d is None or "None" in t or "Optional" in t
+    for kind, test in (("bool", bool), ("int", int), ("float", float), ("str", str), ("widths", tuple)):
+        if (d is not None and type(d) is test) or (d is None and re.search(rf"\b{test.__name__}\b", t)):
+            return kind, optional
+    return "str", optional
+
+
+def _parse(kind, optional, text):
+    """``text`` as a value of ``kind``; ArgumentTypeError naming what was expected."""
+    s = text.strip()
+    if optional and s.lower() in ("none", "null"):
+        return None
+    try:
+        if kind == "bool":
+            return {"true": True, "1": True, "yes": True, "on": True,
+                    "false": False, "0": False, "no": False, "off": False}[s.lower()]
+        if kind == "int":
+            return _integer(s)
+        if kind == "float":
+            return float(s)
+        if kind == "widths":
+            return tuple(_integer(w) for w in re.split(r"[,\s]+", s.strip("()[]")) if w)
+        return s
+    except (KeyError, ValueError):
+        want = {"bool": "true or false", "int": "an integer", "float": "a number",
+                "widths": "comma-separated layer widths such as 64,64"}[kind]
+        raise argparse.ArgumentTypeError(f"expected {want}{' or none' if optional else ''}, got {text!r}") from None
+
+
+def _integer(s):
+    x = float(s)                                 # accepts 1e5
+    if not x.is_integer():
+        raise ValueError(s)
+    return int(x)
+
+
+def config_options(Config):
+    """``[(name, default, kind, optional, meaning)]`` for every field of an algorithm's Config."""
+    return [(f.name, f.default, *_kind(f), _meaning(Config, f.name)) for f in dataclasses.fields(Config)]
+
+
+def _add_config_options(parser, algo):
+    group = parser.add_argument_group(f"{algo.NAME} configuration (every field of its Config)")
+    for name, default, kind, optional, meaning in config_options(algo.Config):
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        flags = [f if f.lstrip("-") not in _FIXED else f"--config-{f.lstrip('-')}" for f in flags]
+        group.add_argument(*flags, dest=f"cfg:{name}", default=argparse.SUPPRESS, metavar=kind.upper(),
+                           type=lambda s, k=kind, o=optional: _parse(k, o, s),
+                           help=f"{meaning} [default: {_show(default)}]")
+
+
+def _show(v):
+    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
+def _unknown_option(extra, algo):
+    opt = extra[0]
+    names = [f"--{n}" for n in _FIXED] + [f"--{f[0]}" for f in config_options(algo.Config)]
+    close = difflib.get_close_matches(opt.split("=")[0], names, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UsageError(f"purepg train: error: unknown option or config field {opt!r} for algorithm {algo.NAME}.{hint} "
+                     f"Fix: see purepg train --algo {algo.NAME} --help, or purepg algos {algo.NAME}")
+
+
+# ------------------------------------------------------------------------------ train ------
+def _algo_from_argv(argv):
+    for i, a in enumerate(argv):
+        if a == "--algo" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--algo="):
+            return a.split("=", 1)[1]
+    return DEFAULT_ALGO
+
+
+def _train_parser(sub, algo):
+    p = sub.add_parser("train", help="train an algorithm on an environment, writing a run directory",
+                       description="Train and write a run directory (config.json, progress.csv, checkpoint.npz).",
+                       allow_abbrev=False)
+    p.add_argument("--algo", default=DEFAULT_ALGO, help=f"algorithm (see purepg algos) [default: {DEFAULT_ALGO}]")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id [default: {DEFAULT_ENV}]")
+    p.add_argument("--steps", type=lambda s: _parse("int", False, s), default=DEFAULT_STEPS,
+                   help=f"total environment steps [default: {DEFAULT_STEPS}]")
+    p.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="random seed [default: 0]")
+    p.add_argument("--out", default=None, help="run directory [default: runs/ALGO-ENV-sSEED]")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
+                   help="iterations between checkpoints [default: 10]")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    if algo is not None:
+        _add_config_options(p, algo)
+    return p
+
+
+def _check_env(env_id):
+    """Build one copy of the env (unknown ids and unsupported spaces fail here, before any file)."""
+    import gymnasium
+
+    from purepg import envs
+    try:
+        envs.make_vec_env(env_id, 1, seed=0).close()
+    except gymnasium.error.Error as e:
+        raise UsageError(f"purepg train: error: env {env_id!r} cannot be built ({type(e).__name__}: {e})") from None
+
+
+def cmd_train(args):
+    from purepg import runner
+    from purepg.algos import get_algo
+
+    algo = get_algo(args.algo)
+    overrides = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg:")}
+    try:
+        config = algo.Config(**overrides)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"purepg train: error: invalid configuration for {algo.NAME}: {e}") from None
+    _check_env(args.env)
+    out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
+    summary = _during_training(args.quiet, lambda: runner.train(
+        algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
+        checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet))
+    _report(summary)
+    return 0
+
+
+class _LineTracker:
+    """A stderr proxy that remembers whether the last write left a line open (the progress line)."""
+
+    def __init__(self, stream):
+        self.stream, self.mid_line = stream, False
+
+    def write(self, s):
+        if s:
+            self.mid_line = not s.endswith("\n")
+        return self.stream.write(s)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _during_training(quiet, fn):
+    """Run ``fn``; if it fails while the progress line is open, end that line first."""
+    tracker = sys.stderr = _LineTracker(sys.stderr)
+    try:
+        return fn()
+    except BaseException:
+        if tracker.mid_line:
+            print(file=tracker.stream)
+        raise
+    finally:
+        sys.stderr = tracker.stream
+
+
+def _report(summary):
+    ret = summary["last_row"].get("ep_return_mean", float("nan"))
+    print(f"{summary['algo']} on {summary['env_id']} (seed {summary['seed']}): {summary['steps']} steps, "
+          f"{summary['episodes']} episodes, mean return of the last episodes {ret:.2f}. "
+          f"Run directory: {summary['out_dir']}. Evaluate with: purepg eval {summary['out_dir']}")
+
+
+# ------------------------------------------------------------------------ resume / eval ----
+def cmd_resume(args):
+    from purepg import runner
+
+    summary = _during_training(args.quiet, lambda: runner.resume(
+        args.run_dir, total_steps=args.steps, checkpoint_every=args.checkpoint_every, verbose=not args.quiet))
+    _report(summary)
+    return 0
+
+
+def evaluate(run_dir, episodes=20, seed=0, stochastic=False):
+    """Returns (episodes,) of the run's saved policy; episode ``i`` is reset with ``seed + i``.
+
+    The deterministic policy (:meth:`Policy.mode`) by default, else actions sampled with
+    ``numpy.random.default_rng(seed)``. Observations are normalised with the saved statistics
+    (frozen); Gaussian actions are clipped to the action Box as during training.
+    """
+    import gymnasium
+
+    from purepg import checkpoint, normalize, rollout, runner
+    from purepg.algos import get_algo
+
+    meta = runner.read_config(run_dir)
+    algo = get_algo(meta["algo"])
+    config = runner.config_from_dict(algo.Config, meta["config"], algo=meta["algo"])
+    path = os.path.join(run_dir, "checkpoint.npz")
+    tree, _ = checkpoint.load(path, required=("algo", "rollout"))
+    env = gymnasium.make(meta["env_id"])
+    pol = runner.make_policy(env.observation_space, env.action_space, config)
+    theta = np.asarray(tree["algo"].get("theta", np.zeros(0)))
+    if theta.shape != (pol.num_params,) or not np.all(np.isfinite(theta)):
+        raise checkpoint.CheckpointError(f"checkpoint {path}: field 'algo/theta' has shape {theta.shape}, expected "
+                                         f"({pol.num_params},) finite values for this config and env")
+    try:
+        norm = rollout.state_from_dict(tree["rollout"]).norm
+    except ValueError as e:
+        raise checkpoint.CheckpointError(f"checkpoint {path}: field 'rollout' is invalid ({e})") from None
+    rng = np.random.default_rng(seed)
+    out = np.array([_episode(env, pol, theta, norm, seed + i, rng if stochastic else None, normalize)
+                    for i in range(episodes)])
+    env.close()
+    return out
+
+
+def _episode(env, pol, theta, norm, seed, rng, nz):
+    x, _ = env.reset(seed=int(seed))
+    total, done = 0.0, False
+    while not done:
+        o = np.asarray(x, dtype=np.float64)[None]                           # (1, d)
+        o = o if norm is None else nz.normalize(norm, o)
+        a = (pol.mode(theta, o) if rng is None else pol.sample(theta, o, rng))[0]
+        a = int(a) if pol.discrete else np.clip(a, env.action_space.low, env.action_space.high)
+        x, r, term, trunc, _ = env.step(a)
+        total, done = total + float(r), bool(term or trunc)
+    return total
+
+
+def cmd_eval(args):
+    if args.episodes < 1:
+        raise UsageError(f"purepg eval: error: --episodes: expected an integer >= 1, got {args.episodes}")
+    R = evaluate(args.run_dir, args.episodes, args.seed, args.stochastic)
+    kind = "stochastic" if args.stochastic else "deterministic"
+    print(f"{args.run_dir}: return {R.mean():.2f} +- {R.std():.2f} (mean +- std over {R.size} episodes, "
+          f"{kind} policy, reset seeds {args.seed}..{args.seed + R.size - 1}; min {R.min():.2f}, max {R.max():.2f})")
+    return 0
+
+
+# ------------------------------------------------------------------------------ algos ------
+def cmd_algos(args):
+    from purepg.algos import ALGOS, get_algo
+
+    names = [args.name] if args.name else list(ALGOS)
+    for name in names:
+        try:
+            algo = get_algo(name)
+        except (ImportError, SyntaxError) as e:
+            print(f"{name}: not available ({type(e).__name__}: {e})\n")
+            continue
+        doc = (algo.__doc__ or "").strip().splitlines()
+        print(f"{name}: {doc[0] if doc else ''}")
+        for fname, default, kind, optional, meaning in config_options(algo.Config):
+            print(f"  --{fname:<20} {_show(default):<12} {meaning}")
+        print()
+    return 0
+
+
+# ------------------------------------------------------------------------------- main ------
+def build_parser(algo=None):
+    """The full parser; ``train``'s config options are those of ``algo`` (a module) if given."""
+    p = _Parser(prog="purepg", description="purepg: autograd-free policy-gradient algorithms on NumPy + Numba.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _train_parser(sub, algo)
+    r = sub.add_parser("resume", help="continue a run from its checkpoint")
+    r.add_argument("run_dir")
+    r.add_argument("--steps", type=lambda s: _parse("int", False, s), default=None,
+                   help="new total of environment steps [default: the run's]")
+    r.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10)
+    r.add_argument("--quiet", action="store_true")
+    e = sub.add_parser("eval", help="mean +- std return of a run's saved policy")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=lambda s: _parse("int", False, s), default=20)
+    e.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="episode i resets with seed + i")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    a = sub.add_parser("algos", help="list the algorithms with their fields, defaults and meaning")
+    a.add_argument("name", nargs="?")
+    return p
+
+
+_COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "algos": cmd_algos}
+
+
+def _dispatch(argv):
+    """Parse ``argv`` and run the command; no command (or options only) means ``train``."""
+    from purepg.algos import get_algo
+
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["train", *argv]
+    algo = get_algo(_algo_from_argv(argv)) if argv[0] == "train" else None
+    args, extra = build_parser(algo).parse_known_args(argv)
+    if args.command is None:                                     # purepg -h handled by argparse
+        raise UsageError("purepg: error: expected a command: train, resume, eval or algos")
+    if extra:
+        if args.command != "train":
+            raise UsageError(f"purepg {args.command}: error: unrecognized arguments: {' '.join(extra)}")
+        _unknown_option(extra, algo)
+    return _COMMANDS[args.command](args)
+
+
+def _one_line(e):
+    return " ".join(str(e).split())
+
+
+def main(argv=None) -> int:
+    """Entry point of ``purepg``; returns the exit status."""
+    import gymnasium
+
+    from purepg.runner import Interrupted
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except Interrupted as e:
+        print(f"purepg: {_one_line(e)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("purepg: interrupted before training started; nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:                                      # e.g. purepg algos | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except UsageError as e:
+        print(_one_line(e), file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError, OSError, gymnasium.error.Error) as e:
+        if os.environ.get("PUREPG_DEBUG"):
+            raise
+        print(f"purepg: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""PPO-clip and PPO adaptive-KL: exact minibatch gradients, the shared loop's rules, learning, determinism."""
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from finite_diff import gradient
+from purepg import envs, rollout, runner
+from purepg.algos import ppo, ppo_kl
+from purepg.optim import adam_init, adam_step
+from purepg.policy import CategoricalPolicy, GaussianPolicy
+from purepg.surrogates import update_beta
+from purepg.value import ValueFunction
+
+FAST = dict(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,), epochs=4, minibatch_size=16)
+
+
+# ----------------------------------------------------------------------------- strategies ---
+def st_case():
+    """Seed, policy kind, variant, entropy and value-clip settings of a minibatch-gradient case."""
+    return st.tuples(st.integers(0, 2**31 - 1), st.booleans(), st.sampled_from(["clip", "kl"]),
+                     st.sampled_from([0.0, 0.05]), st.sampled_from([None, 0.3]))
+
+
+def _minibatch_case(seed, discrete, N=12):
+    """A policy ``theta`` moved away from the sampling ``theta_old`` so some ratios leave [0.8, 1.2]."""
+    rng = np.random.default_rng(seed)
+    pol = CategoricalPolicy(3, 3, (5,)) if discrete else GaussianPolicy(3, 2, (5,), log_std_init=-0.3)
+    vf = ValueFunction(3, (4,))
+    theta_old = pol.init(rng) + 0.3 * rng.standard_normal(pol.num_params)      # (P,)
+    obs = rng.uniform(-2, 2, (N, 3))                                            # (N, 3)
+    act = pol.sample(theta_old, obs, rng)
+    theta = theta_old + 0.15 * rng.standard_normal(pol.num_params)             # (P,)
+    theta_v = vf.init(rng)                                                      # (P_v,)
+    mb = ppo.Minibatch(obs, act, pol.log_prob(theta_old, obs, act), rng.standard_normal(N),
+                       rng.standard_normal(N), vf.predict(theta_v, obs) + 0.3 * rng.standard_normal(N))
+    return pol, vf, theta_old, theta, theta_v + 0.2 * rng.standard_normal(theta_v.size), mb
+
+
+def _ctx(pol, vf, **cfg):
+    return runner.Context(pol, vf, ppo.Config(**{**FAST, **cfg}), 10_000)
+
+
+def _far_from_kinks(pol, vf, theta, theta_v, mb, eps, eps_v, gap=1e-4):
+    """True if no ratio is within ``gap`` of 1 +- eps and no value term is near its clip or tie kink."""
+    r = np.exp(pol.log_prob(theta, mb.obs, mb.act) - mb.logp_old)              # (N,)
+    ok = np.min(np.abs(np.abs(r - 1.0) - eps)) > gap
+    if eps_v is not None:
+        v = vf.predict(theta_v, mb.obs)                                         # (N,)
+        v_c = mb.v + np.clip(v - mb.v, -eps_v, eps_v)                           # (N,)
+        tie = np.abs((v - mb.ret) ** 2 - (v_c - mb.ret) ** 2)                   # 0 inside the clip interval
+        outside = np.abs(v - mb.v) > eps_v
+        ok = ok and np.min(np.abs(np.abs(v - mb.v) - eps_v)) > gap and np.all(tie[outside] > gap)
+    return ok
+
+
+# ----------------------------------------------------------------------------- gradients ----
+@given(st_case())
+def test_minibatch_gradients_match_finite_differences(case):
+    """Both gradients of L = -objective - c_2 S + c_1 mean (V - R)^2 against central differences.
+
+    Tolerance 1e-6 relative + 1e-7 absolute: tests/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
+    third derivatives of order <= 1e2 on these small nets), far below an O(1) wrong term. Points within
+    1e-4 of a kink of the clipped terms are skipped (a difference quotient across a kink is not a
+    derivative), so the test exercises the clipped and unclipped pieces on both sides.
+    """
+    seed, discrete, variant, c2, eps_v = case
+    pol, vf, theta_old, theta, theta_v, mb = _minibatch_case(seed, discrete)
+    ctx = _ctx(pol, vf, ent_coef=c2, clip_vf=eps_v, vf_coef=0.7)
+    v, coefs = (ppo.CLIP, {"clip_range": 0.2}) if variant == "clip" else (ppo_kl.KL_PENALTY, {"beta": 3.0})
+    assume(_far_from_kinks(pol, vf, theta, theta_v, mb, 0.2 if variant == "clip" else 10.0, eps_v))
+    step = ppo.loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, v)
+    fd = gradient(lambda th: ppo.loss_and_grad(ctx, th, theta_v, mb, theta_old, coefs, v).loss, theta)
+    fd_v = gradient(lambda tv: ppo.loss_and_grad(ctx, theta, tv, mb, theta_old, coefs, v).loss, theta_v)
+    np.testing.assert_allclose(step.g, fd, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(step.g_v, fd_v, rtol=1e-6, atol=1e-7)
+
+
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_first_step_gradient_is_the_policy_gradient(seed, discrete):
+    """At theta = theta_old every ratio is 1: -g = (1/N) sum_i A_i grad log pi(a_i|s_i), for both variants
+    (the KL term has zero gradient at theta_old); g_v = 2 c_1 grad L_V."""
+    pol, vf, theta_old, _, theta_v, mb = _minibatch_case(seed, discrete)
+    ctx = _ctx(pol, vf, vf_coef=0.25)
+    pg = pol.log_prob_grad(theta_old, mb.obs, mb.act, mb.adv / mb.adv.size)     # (P,)
+    for v, coefs in ((ppo.CLIP, {"clip_range": 0.2}), (ppo_kl.KL_PENALTY, {"beta": 5.0})):
+        step = ppo.loss_and_grad(ctx, theta_old, theta_v, mb, theta_old, coefs, v)
+        np.testing.assert_allclose(-step.g, pg, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(step.g_v, 0.5 * vf.loss(theta_v, mb.obs, mb.ret).grad, rtol=1e-12)
+
+
+def test_separate_adam_states_equal_one_adam_on_the_concatenation():
+    """Two networks, two Adam states, jointly clipped gradients == one Adam on [theta, theta_v]."""
+    rng = np.random.default_rng(0)
+    P, Pv = 7, 5
+    state = {"theta": rng.standard_normal(P), "theta_v": rng.standard_normal(Pv),
+             "opt": adam_init(P), "opt_v": adam_init(Pv)}
+    joint, opt = np.concatenate([state["theta"], state["theta_v"]]), adam_init(P + Pv)
+    cfg = ppo.Config(max_grad_norm=0.5, adam_eps=1e-5)
+    for _ in range(4):
+        g = 10 * rng.standard_normal(P + Pv)                                   # norm >> 0.5: clipped
+        state = ppo.clip_and_step(state, ppo.Step(0.0, g[:P], g[P:], 0.0, 0.0), 1e-2, cfg)
+        joint, opt = adam_step(joint, g * (0.5 / np.linalg.norm(g)), opt, lr=1e-2, eps=1e-5)
+    np.testing.assert_allclose(np.concatenate([state["theta"], state["theta_v"]]), joint, rtol=0, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- the loop -----
+def _batch(config, seed=0, env_id="CartPole-v1"):
+    vec = envs.make_vec_env(env_id, config.num_envs, seed=seed)
+    pol = runner.make_policy(vec.single_observation_space, vec.single_action_space, config)
+    ctx = runner.Context(pol, ValueFunction(pol.obs_dim, config.vf_hidden), config, 100_000)
+    rng = np.random.default_rng(seed)
+    state = (ppo_kl if isinstance(config, ppo_kl.Config) else ppo).init(ctx, rng)
+    batch, _ = rollout.collect(vec, pol, state["theta"], config.num_steps, rng, rollout.start(vec))
+    vec.close()
+    return ctx, state, batch, rng
+
+
+@pytest.mark.parametrize("d_targ, factor", [(1e3, 0.5), (1e-12, 2.0)])
+def test_beta_rule_in_the_loop(d_targ, factor):
+    """After the epochs beta is halved (KL << d_targ) or doubled (KL >> d_targ), from the exact mean KL."""
+    cfg = ppo_kl.Config(**FAST, beta_init=0.7, d_targ=d_targ)
+    ctx, state, batch, rng = _batch(cfg)
+    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
+    T, E, d = batch.obs.shape
+    kl = ctx.pol.kl(state["theta"], new["theta"], batch.obs.reshape(T * E, d))
+    assert logs["kl"] == kl > 0
+    assert new["beta"] == logs["beta"] == update_beta(0.7, kl, d_targ) == 0.7 * factor
+
+
+def test_beta_weighs_the_kl_penalty():
+    """The loop uses the state's beta: a huge beta keeps the policy much closer to pi_old."""
+    kls = []
+    for beta in (1e-3, 1e3):
+        ctx, state, batch, rng = _batch(ppo_kl.Config(**FAST))
+        kls.append(ppo_kl.update(ctx, {**state, "beta": beta}, batch, rng, 0.0)[1]["kl"])
+    assert kls[1] < 0.05 * kls[0]
+
+
+def test_target_kl_stops_after_the_first_step():
+    """KL is 0 before the first minibatch step and > 1.5 * 1e-12 before the second: one step, one epoch."""
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST, target_kl=1e-12))
+    _, logs = ppo.update(ctx, state, batch, rng, 0.0)
+    assert logs["updates"] == 1 and logs["epochs"] == 1
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST))
+    _, logs = ppo.update(ctx, state, batch, rng, 0.0)
+    assert logs["updates"] == 4 * 4 and logs["epochs"] == 4            # K = 4 epochs of 64 / 16 minibatches
+
+
+def test_linear_schedules_and_logs():
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST, lr=1e-3, lr_final=1e-4, clip=0.3, clip_final=0.1))
+    _, logs = ppo.update(ctx, state, batch, rng, 0.25)
+    assert logs["lr"] == pytest.approx(1e-3 + 0.25 * (1e-4 - 1e-3), rel=1e-14)
+    assert logs["clip_range"] == pytest.approx(0.3 + 0.25 * (0.1 - 0.3), rel=1e-14)
+    assert 0 <= logs["clip_fraction"] <= 1 and logs["entropy"] > 0 and logs["value_loss"] > 0
+    assert set(logs) >= {"kl", "entropy", "clip_fraction", "value_loss", "explained_variance", "lr", "epochs"}
+
+
+def test_gaussian_policy_iteration_runs():
+    """One PPO-clip and one PPO-KL iteration on Pendulum (Box actions): finite logs, theta moves."""
+    for Cfg in (ppo.Config, ppo_kl.Config):
+        ctx, state, batch, rng = _batch(Cfg(**FAST, ent_coef=0.01, clip_vf=0.2), env_id="Pendulum-v1")
+        new, logs = (ppo if Cfg is ppo.Config else ppo_kl).update(ctx, state, batch, rng, 0.0)
+        assert all(np.isfinite(v) for v in logs.values()) and not np.array_equal(new["theta"], state["theta"])
+
+
+# ----------------------------------------------------------------------------- configs ------
+@pytest.mark.parametrize("Cfg", [ppo.Config, ppo_kl.Config])
+@pytest.mark.parametrize("field, value, match", [
+    ("lr", 0.0, r"lr: expected a finite value > 0, got 0\.0"),
+    ("lr_final", -1e-3, r"lr_final: expected a finite value >= 0"),
+    ("gamma", 1.5, r"gamma: expected a value in \[0, 1\], got 1\.5"),
+    ("lam", -0.1, r"lam: expected a value in \[0, 1\]"),
+    ("epochs", 0, r"epochs: expected an integer >= 1, got 0"),
+    ("minibatch_size", 100, r"minibatch_size: expected a divisor of the batch num_envs \* num_steps = 256, got 100"),
+    ("vf_coef", -1.0, r"vf_coef: expected a finite value >= 0"),
+    ("clip_vf", 0.0, r"clip_vf: expected None \(off\) or a finite value > 0, got 0\.0"),
+    ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite value > 0"),
+    ("target_kl", float("nan"), r"target_kl: expected None \(off\) or a finite value > 0"),
+    ("adam_eps", 0, r"adam_eps: expected a finite value > 0"),
+    ("normalize_adv", "yes", r"normalize_adv: expected True or False, got 'yes'"),
+    ("activation", "sigmoid", r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
+    ("num_envs", 0, r"num_envs: expected an integer >= 1, got 0"),
+])
+def test_invalid_shared_fields(Cfg, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        Cfg(**{field: value})
+
+
+@pytest.mark.parametrize("Cfg, field, value, match", [
+    (ppo.Config, "clip", 0.0, r"clip: expected a finite value > 0, got 0\.0"),
+    (ppo.Config, "clip_final", -0.1, r"clip_final: expected a finite value >= 0"),
+    (ppo_kl.Config, "beta_init", 0.0, r"beta_init: expected a finite value > 0, got 0\.0"),
+    (ppo_kl.Config, "d_targ", -0.01, r"d_targ: expected a finite value > 0"),
+])
+def test_invalid_variant_fields(Cfg, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        Cfg(**{field: value})
+
+
+def test_lr_of_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"lr: expected a real number, got str '1e-3'"):
+        ppo.Config(lr="1e-3")
+
+
+def test_defaults_are_rl_zoo_cartpole():
+    """rl-zoo hyperparams/ppo.yml, CartPole-v1 (and SB3 defaults for what it leaves unset)."""
+    c = ppo.Config()
+    assert (c.num_envs, c.num_steps, c.minibatch_size, c.epochs, c.gamma, c.lam) == (8, 32, 256, 20, 0.98, 0.8)
+    assert (c.lr, c.lr_final, c.clip, c.clip_final, c.ent_coef) == (1e-3, 0.0, 0.2, 0.0, 0.0)
+    assert (c.vf_coef, c.max_grad_norm, c.adam_eps, c.hidden, c.vf_hidden) == (0.5, 0.5, 1e-5, (64, 64), (64, 64))
+    assert {f.name for f in dataclasses.fields(ppo_kl.Config)} - {f.name for f in dataclasses.fields(ppo.Config)} \
+        == {"beta_init", "d_targ"}
+
+
+# ----------------------------------------------------------------------------- training -----
+def _rows(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, h in enumerate(rows[0]) if h not in runner.WALL_COLUMNS]
+    return [[r[i] for i in keep] for r in rows]
+
+
+def test_same_seed_same_progress(tmp_path):
+    cfg = ppo_kl.Config(**FAST)
+    for name in ("a", "b"):
+        runner.train(ppo_kl, "CartPole-v1", cfg, seed=4, out_dir=str(tmp_path / name), total_steps=320, verbose=False)
+    a, b = _rows(tmp_path / "a" / "progress.csv"), _rows(tmp_path / "b" / "progress.csv")
+    assert a == b and len(a) == 6 and "beta" in a[0]
+
+
+def test_ppo_learns_cartpole(tmp_path):
+    """rl-zoo defaults, 20480 steps (~3 s): the mean return of the last 100 episodes is far above a
+    uniformly random policy's (about 22 on CartPole-v1)."""
+    s = runner.train(ppo, "CartPole-v1", ppo.Config(), seed=0, out_dir=str(tmp_path / "r"), total_steps=20480,
+                     verbose=False)
+    assert s["last_row"]["ep_return_mean"] > 100
