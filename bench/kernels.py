@@ -177,13 +177,108 @@ def row_fisher(ctx, repeats):
                 "explicit; reference: einsum of outer products, timed once")]
 
 
-def row_issue5_placeholder(ctx, repeats):
-    """Issue 5 extends the table here: a TRPO step (CG + line search) and the explicit-Fisher Cholesky
-    solve. Write one ``row_...`` function per figure, returning ``[Row(...)]``, and list it in ROWS."""
-    return []
+N_TRPO = 1024      # issue 5: one TRPO update on a CartPole batch of rl-zoo's size (2 envs x 512 steps)
 
 
-ROWS = [row_score, row_fvp, row_fisher, row_issue5_placeholder]
+def _trpo_batch(ctx, pol, n=N_TRPO, seed=1):
+    """The first n states of the workload, actions sampled by ``pol``, old log-probs and standardised A."""
+    from purepg.algos.common import normalize_adv
+    rng = np.random.default_rng(seed)
+    theta = pol.init(rng)
+    theta[:pol.net.num_params] += 0.05 * rng.standard_normal(pol.net.num_params)
+    obs = ctx.obs[:n]
+    act = pol.sample(theta, obs, rng)
+    return theta, obs, act, pol.log_prob(theta, obs, act), normalize_adv(rng.standard_normal(n))
+
+
+def _torch_trpo_step(t, obs, act, logp_old, adv, cg_iters, n_trials, delta=0.01, damping=1e-3):
+    """sb3-contrib TRPO.train's policy part, functionally: surrogate and KL, their gradients (the KL's
+    with a graph), ``cg_iters`` CG steps on double-backward products, the scale, ``n_trials`` line-search
+    evaluations (as many as purepg made, so both do the same work). Returns the full step."""
+    names = list(t["params"])
+    params = [p.clone().requires_grad_(True) for p in t["params"].values()]
+    logits = functional_call(t["seq"], dict(zip(names, params)), (obs,))
+    logp_all = torch.log_softmax(logits, dim=-1)
+    old = logp_all.detach()
+    obj = (adv * torch.exp(logp_all.gather(1, act[:, None])[:, 0] - logp_old)).mean()
+    kl = (old.exp() * (old - logp_all)).sum(-1).mean()
+    g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(obj, params, retain_graph=True)])
+    grad_kl = torch.cat([x.reshape(-1) for x in torch.autograd.grad(kl, params, create_graph=True)])
+    hvp = lambda v: _torch_hvp(params, grad_kl, v) + damping * v   # noqa: E731
+    x, r = torch.zeros_like(g), g.clone()
+    p, rr = r.clone(), r @ r
+    for _ in range(cg_iters):
+        Ap = hvp(p)
+        alpha = rr / (p @ Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = r @ r
+        p, rr = r + (rr_new / rr) * p, rr_new
+    step = torch.sqrt(2 * delta / (x @ hvp(x))) * x
+    flat = torch.cat([q.detach().reshape(-1) for q in params])
+    with torch.no_grad():
+        for j in range(n_trials):
+            th = flat + 0.8 ** j * step
+            new = dict(zip(names, [y.view_as(q) for y, q in zip(th.split([q.numel() for q in params]), params)]))
+            lp = torch.log_softmax(functional_call(t["seq"], new, (obs,)), dim=-1)
+            (adv * torch.exp(lp.gather(1, act[:, None])[:, 0] - logp_old)).mean()
+            (old.exp() * (old - lp)).sum(-1).mean()
+    return step
+
+
+def row_trpo_step(ctx, repeats):
+    """Issue 5: one TRPO policy update (gradient, CG with 10 fvp, scale, line search) on N = 1024 states,
+    64-64 network -- purepg.algos.trpo.policy_step -- against sb3-contrib's procedure in PyTorch."""
+    from purepg.algos import trpo
+    from purepg.algos.common import Flat
+    from purepg.runner import Context
+    theta, obs, act, logp_old, adv = _trpo_batch(ctx, ctx.pol)
+    flat = Flat(obs, act, logp_old, adv, None, None)
+    config = trpo.Config(cg_iters=10, cg_tol=0.0)          # exactly 10 CG iterations
+    fns = {name: (lambda c=Context(pol, None, config, 0): trpo.policy_step(c, theta, flat, adv))
+           for name, pol in (("purepg", ctx.pol), ("reference", ctx.pol_ref))}
+    ps = fns["purepg"]()
+    assert ps.cg_iterations == 10 and not ps.skipped
+    if ctx.torch is not None:
+        t = ctx.torch
+        tt = dict(t, params={k: v.clone() for k, v in zip(t["params"], map(torch.tensor, _split(ctx, theta)))})
+        args = (torch.tensor(obs), torch.tensor(act), torch.tensor(logp_old), torch.tensor(adv), 10, ps.ls_steps)
+        fns["torch"] = lambda: _torch_trpo_step(tt, *args)
+        # Same step to 1e-3 only: with damping 1e-3 this F + c I has condition ~3e3, and from the 6th CG
+        # iteration on the two implementations' 1e-16 differences in F v grow ~100x per iteration
+        # (measured: 3e-14 after 6, 5e-5 after 10) -- CG's loss of orthogonality, in both.
+        np.testing.assert_allclose(fns["torch"]().numpy(), ps.step, rtol=0, atol=1e-3 * np.linalg.norm(ps.step))
+    m = side_by_side(fns, max(5, repeats // 3))
+    return [Row("trpo step", m["purepg"], m["reference"], m.get("torch"),
+                f"N={N_TRPO}, 64-64: gradient, CG 10 fvp, {ps.ls_steps} line-search trials; torch: sb3-contrib's "
+                "procedure")]
+
+
+def _split(ctx, theta):
+    """theta as the per-layer arrays of nn.Sequential (weight (out, in), bias (out,))."""
+    out, i = [], 0
+    for d_in, d_out in zip(ctx.pol.net.sizes[:-1], ctx.pol.net.sizes[1:]):
+        out += [theta[i:i + d_in * d_out].reshape(d_out, d_in), theta[i + d_in * d_out:i + d_in * d_out + d_out]]
+        i += d_in * d_out + d_out
+    return out
+
+
+def row_explicit_natural_step(ctx, repeats):
+    """Issue 5: the explicit Fisher (P, P) of a 32-32 network (P = 1282) on N = 1024 states, then the
+    natural step by Cholesky with damping (what purepg.algos.npg does each iteration)."""
+    from purepg.optim import natural_step
+    pol = purepg.CategoricalPolicy(OBS_DIM, N_ACTIONS, (32, 32), "tanh")
+    pol_ref = purepg.Policy(pol.net, pol.dist, pol.log_std_init, "numpy")
+    theta, obs, act, logp_old, adv = _trpo_batch(ctx, pol)
+    g = pol.log_prob_grad(theta, obs, act, adv / adv.size)                      # (P,)
+    step = lambda p: natural_step(g, p.fisher(theta, obs), 0.01, damping=1e-3)   # noqa: E731
+    assert step(pol).ok
+    m = side_by_side({"purepg": lambda: step(pol)}, max(3, repeats // 10), warmup=1)
+    ref = side_by_side({"reference": lambda: step(pol_ref)}, 1, warmup=0)
+    return [Row("fisher+cholesky", m["purepg"], ref["reference"], None,
+                f"32-32 (P={pol.num_params}), N={N_TRPO}: build F, Cholesky, step; reference timed once")]
+
+
+ROWS = [row_score, row_fvp, row_fisher, row_trpo_step, row_explicit_natural_step]
 
 
 def _check_score(ctx, per_sample):
