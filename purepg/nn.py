@@ -147,18 +147,18 @@ class MLP:
         layers = self.unflatten(theta)
         for l, (W, b) in enumerate(layers):
             hs.append(h)
-            z = h @ W.T + b                                   # (N, d_l)   eq. (1)
+            z = h @ W.T                                       # (N, d_l)   eq. (1)
+            z += b
             h = self._phi(z) if l < self.num_layers - 1 else z  # eq. (2) / (3)
         return h, MLPCache(tuple(hs))
 
     def backward_dz(self, theta, dout, cache):
         """Eqs. (6)-(7): the list ``[dz_1, ..., dz_L]`` of per-sample pre-activation cotangents."""
         layers = self.unflatten(theta)
-        dz = dout
-        dzs = [dz]
+        dzs = [dout]
         for l in range(self.num_layers - 1, 0, -1):
-            dh = dz @ layers[l][0]                            # (N, d_{l-1})  eq. (6)
-            dz = dh * self._dphi(cache.hs[l])                 # (N, d_{l-1})  eq. (7)
+            dz = dzs[-1] @ layers[l][0]                       # (N, d_{l-1})  eq. (6): dh_{l-1}
+            dz *= self._dphi(cache.hs[l])                     # (N, d_{l-1})  eq. (7)
             dzs.append(dz)
         return dzs[::-1]
 
@@ -195,20 +195,29 @@ class MLP:
         hs = []
         for l, ((W, b), (dW, db)) in enumerate(zip(self.unflatten(theta), self.unflatten(v))):
             hs.append(h)
-            z = h @ W.T + b                                   # (N, d_l)
-            dz = dh @ W.T + h @ dW.T + db                     # (N, d_l)  eq. (8)
+            z = h @ W.T                                       # (N, d_l)
+            z += b
+            dz = h @ dW.T                                     # (N, d_l)  eq. (8); dh_0 = 0
+            if l > 0:
+                dz += dh @ W.T
+            dz += db
             if l == self.num_layers - 1:
                 return z, dz, MLPCache(tuple(hs))
             h = self._phi(z)
-            dh = self._dphi(h) * dz                           # eq. (9)
+            dh = self._dphi(h)                                # eq. (9)
+            dh *= dz
 
     # ----- activation -------------------------------------------------------------------------
     def _phi(self, z):
         return np.tanh(z) if self.activation == "tanh" else np.maximum(z, 0.0)
 
     def _dphi(self, h):
-        """phi'(z) written in terms of h = phi(z)."""
-        return 1.0 - h * h if self.activation == "tanh" else (h > 0.0).astype(np.float64)
+        """phi'(z) written in terms of h = phi(z) (in place where possible: NumPy's check for reusable
+        temporaries in expressions like ``1.0 - h * h`` costs more than the arithmetic at these sizes)."""
+        if self.activation == "relu":
+            return (h > 0.0).astype(np.float64)
+        d = h * h
+        return np.subtract(1.0, d, out=d)
 
 
 def orthogonal(shape, rng: np.random.Generator) -> np.ndarray:

@@ -106,9 +106,31 @@ def test_kernel_python_source_equals_compiled():
     rng = np.random.default_rng(0)
     H, DZ = rng.standard_normal((5, 7)), rng.standard_normal((5, 6))
     P = _num_params(sizes)
-    a = kernels._persample_fill_numba(sizes, H, DZ, np.empty((5, P)))
-    b = kernels._persample_fill_numba.py_func(sizes, H, DZ, np.empty((5, P)))
+    a = kernels._persample_fill_numba(sizes, H, DZ, np.empty((5, P)), False)
+    b = kernels._persample_fill_numba.py_func(sizes, H, DZ, np.empty((5, P)), False)
     np.testing.assert_array_equal(a, b)
+
+
+@given(st_fill_case(), st.integers(0, 3))
+def test_streaming_stores_write_the_same_values(case, pad):
+    # non-temporal stores are a cache hint: bit-for-bit the plain stores, also into a column view
+    sizes, H, DZ = case
+    P = _num_params(sizes)
+    plain = kernels._persample_fill_numba(sizes, H, DZ, np.empty((H.shape[0], P)), False)
+    wide = np.full((H.shape[0], P + pad), -1.0)
+    kernels._persample_fill_numba(sizes, H, DZ, wide[:, :P], True)
+    np.testing.assert_array_equal(wide[:, :P], plain)
+    np.testing.assert_array_equal(wide[:, P:], -1.0)
+
+
+def test_large_fill_takes_the_streaming_path_and_matches_reference():
+    sizes = np.array([4, 64, 64, 2], dtype=np.int64)                              # the CartPole 64-64 net
+    rng = np.random.default_rng(3)
+    H, DZ = rng.standard_normal((300, 132)), rng.standard_normal((300, 130))
+    out = np.empty((300, _num_params(sizes)))
+    assert out.nbytes >= kernels.STREAM_BYTES
+    kernels.persample_fill(sizes, H, DZ, backend="numba", out=out)
+    np.testing.assert_array_equal(out, kernels.persample_fill(sizes, H, DZ, backend="numpy"))
 
 
 @pytest.mark.parametrize("call, match", [
