@@ -1,0 +1,144 @@
+"""Several seeds in parallel processes: same runs as sequential training, a correct summary, clear errors."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from purepg import plot, runner, seeds
+from purepg.algos import get_algo
+
+REINFORCE = get_algo("reinforce")
+TINY = REINFORCE.Config(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,))
+STEPS = 256                                   # 4 iterations of 64 steps: CartPole episodes do finish
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    keep = [i for i, h in enumerate(table[0]) if h not in runner.WALL_COLUMNS]
+    return [[r[i] for i in keep] for r in table]
+
+
+# ----- seeds text ----------------------------------------------------------------------------------
+@given(st.lists(st.one_of(st.integers(0, 50).map(lambda a: (a, a)),
+                          st.tuples(st.integers(0, 50), st.integers(0, 5)).map(lambda t: (t[0], t[0] + t[1]))),
+                min_size=1, max_size=5))
+def test_parse_seeds_reads_lists_and_ranges(items):
+    flat = [s for a, b in items for s in range(a, b + 1)]
+    text = ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in items)
+    if len(set(flat)) < len(flat):
+        with pytest.raises(ValueError, match=r"seeds: expected each seed once, got \d+ more than once"):
+            seeds.parse_seeds(text)
+    else:
+        assert seeds.parse_seeds(text) == flat
+
+
+def test_parse_seeds_examples_and_errors():
+    assert seeds.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert seeds.parse_seeds("0,2,5") == [0, 2, 5]
+    assert seeds.parse_seeds(" 3 - 4 , 9") == [3, 4, 9]
+    for bad, item in (("", ""), ("a", "a"), ("4-1", "4-1"), ("-1", "-1"), ("1.5", "1.5"), ("0,,1", "")):
+        with pytest.raises(ValueError, match=rf"seeds: expected integers >= 0 and ranges A-B .*got '{bad}' "
+                                             rf"\(item '{item}'\)\. Fix"):
+            seeds.parse_seeds(bad)
+    with pytest.raises(TypeError, match=r"seeds: expected a string such as '0-4' .* got int 3\. Fix"):
+        seeds.parse_seeds(3)
+
+
+# ----- running -------------------------------------------------------------------------------------
+def test_parallel_seeds_equal_sequential_runs(tmp_path):
+    out = tmp_path / "par"
+    summary = seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0-1", out_root=out, total_steps=STEPS, jobs=2,
+                              verbose=False)
+    finals = []
+    for s in (0, 1):
+        ref = runner.train(REINFORCE, "CartPole-v1", TINY, seed=s, out_dir=str(tmp_path / f"seq-{s}"),
+                           total_steps=STEPS, verbose=False)
+        assert rows(out / f"seed-{s}" / "progress.csv") == rows(tmp_path / f"seq-{s}" / "progress.csv")
+        assert (json.loads((out / f"seed-{s}" / "config.json").read_text())
+                == json.loads((tmp_path / f"seq-{s}" / "config.json").read_text()))
+        finals.append(ref["last_row"]["ep_return_mean"])
+    assert finals[0] != finals[1]                     # the seeds differ, so the comparison means something
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["seeds"] == [0, 1] and summary["algo"] == "reinforce" and summary["config"]["num_steps"] == 32
+    assert [r["ep_return_mean"] for r in summary["runs"]] == finals
+    assert summary["ep_return_mean"] == pytest.approx({"mean": np.mean(finals), "std": np.std(finals),
+                                                       "min": min(finals), "max": max(finals)}, rel=1e-15)
+    assert summary["wall_s"] > 0 and all(r["steps"] == STEPS for r in summary["runs"])
+    (c,) = plot.curves([out / "seed-0", out / "seed-1"])   # the runs plot as one configuration
+    assert c.label == "reinforce, 2 seeds" and c.mean[-1] == pytest.approx(np.mean(finals))
+
+
+def test_in_process_run_without_episodes(tmp_path, capsys):
+    # one iteration of 32 steps per copy: the near-uniform initial policy keeps CartPole up that long
+    summary = seeds.run_seeds(REINFORCE, "CartPole-v1", TINY, [3], out_root=tmp_path, total_steps=64, jobs=1)
+    captured = capsys.readouterr()
+    assert "seed 3: ep_return_mean nan after 64 steps" in captured.err
+    assert captured.out.startswith("reinforce on CartPole-v1, 1 seed: final ep_return_mean n/a (a run finished "
+                                   "no episode); 64 steps each, wall ")
+    assert captured.out.rstrip().endswith(f"with 1 jobs. Summary: {tmp_path / 'summary.json'}")
+    assert summary["ep_return_mean"] == {"mean": None, "std": None, "min": None, "max": None}
+    assert json.loads((tmp_path / "summary.json").read_text())["runs"][0]["ep_return_mean"] is None
+    assert os.path.isfile(tmp_path / "seed-3" / "checkpoint.npz")
+
+
+def test_refuses_existing_runs_before_starting_any(tmp_path):
+    (tmp_path / "seed-1").mkdir()
+    (tmp_path / "seed-1" / "progress.csv").write_text("x\n")
+    with pytest.raises(FileExistsError, match=r"out_root: .*seed-1 exist and are not empty; refusing .*Fix: .*--force"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0-2", out_root=tmp_path, total_steps=64, jobs=2)
+    assert sorted(os.listdir(tmp_path)) == ["seed-1"]
+
+
+def test_bad_arguments(tmp_path):
+    kw = dict(out_root=tmp_path, total_steps=64)
+    with pytest.raises(ValueError, match=r"jobs: expected an integer >= 1, got 0\. Fix"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0", jobs=0, **kw)
+    with pytest.raises(ValueError, match=r"total_steps: expected an integer >= num_envs \* num_steps = 64 .*got 10"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0", out_root=tmp_path, total_steps=10)
+    with pytest.raises(TypeError, match=r"config: expected a purepg.algos.reinforce.Config, got dict\. Fix"):
+        seeds.run_seeds("reinforce", "CartPole-v1", {}, "0", **kw)
+    with pytest.raises(ValueError, match=r"unknown algorithm 'reinforc'.*Did you mean reinforce"):
+        seeds.run_seeds("reinforc", "CartPole-v1", TINY, "0", **kw)
+    with pytest.raises(ValueError, match=r"seeds: expected integers >= 0, got -2 in \[-2\]"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, [-2], **kw)
+    with pytest.raises(ValueError, match=r"seeds: expected at least one seed, got \[\]"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, [], **kw)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_seeds_are_named(tmp_path, monkeypatch):
+    def fake(module, env_id, config, seed, out_dir, *rest):
+        if seed == 1:
+            raise ValueError("boom")
+        return {"seed": seed, "out_dir": out_dir, "ep_return_mean": 1.0, "steps": 64, "episodes": 1, "time_s": 0.1}
+
+    monkeypatch.setattr(seeds, "_train_one", fake)
+    with pytest.raises(seeds.SeedRunError, match=r"^seed 1 failed: ValueError: boom\. The other seeds' runs are in"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0-2", out_root=tmp_path, total_steps=64, verbose=False)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_ctrl_c_stops_the_remaining_seeds(tmp_path, monkeypatch):
+    started = []
+
+    def fake(module, env_id, config, seed, out_dir, *rest):
+        started.append(seed)
+        raise runner.Interrupted("interrupted at iteration 2; checkpoint saved")
+
+    monkeypatch.setattr(seeds, "_train_one", fake)
+    with pytest.raises(runner.Interrupted, match=r"interrupted; .* Resume each with: purepg resume .*seed-0$"):
+        seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0-2", out_root=tmp_path, total_steps=64, verbose=False)
+    assert started == [0]
+
+
+def test_workers_get_one_thread_and_the_parent_environment_is_restored(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    with seeds._single_threaded_children():
+        assert all(os.environ[k] == "1" for k in seeds.THREAD_VARS)
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "NUMBA_NUM_THREADS" not in os.environ
