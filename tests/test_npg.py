@@ -88,9 +88,20 @@ def test_registered_and_config_roundtrip():
     (dict(num_envs=0), r"num_envs: expected an integer >= 1, got 0"),
     (dict(normalize_obs="yes"), r"normalize_obs: expected True or False, got 'yes'\. Fix: pass a bool"),
     (dict(log_std_init=float("inf")), r"log_std_init: expected a finite number, got inf"),
+    (dict(normalize_advantage=1), r"normalize_advantage: expected True or False, got 1\. Fix: pass a bool"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        npg.Config(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epsilon="0.01"), r"epsilon: expected a real number, got str '0\.01'\. Fix: pass a number"),
+    (dict(gamma=None), r"gamma: expected a real number, got NoneType None"),
+    (dict(vf_lr=True), r"vf_lr: expected a real number, got bool True"),
+])
+def test_config_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         npg.Config(**kwargs)
 
 

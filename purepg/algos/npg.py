@@ -106,7 +106,7 @@ class Config:
     vf_minibatch_size: int = 512
 
     def __post_init__(self):
-        _check.positive(self.epsilon, "epsilon")
+        _check.positive(_check.number(self.epsilon, "epsilon"), "epsilon")
         _check.non_negative(self.damping, "damping")
         _check.one_of(self.solver, "solver", ("cholesky", "cg"))
         check_step_fields(self)
@@ -115,19 +115,19 @@ class Config:
 def check_step_fields(c):
     """Validate the fields NPG and TRPO share (all but the KL radius, the damping and the solver)."""
     _check.common_config(c)
-    _check.in_unit_interval(c.gamma, "gamma")
-    _check.in_unit_interval(c.gae_lambda, "gae_lambda")
+    _check.in_unit_interval(_check.number(c.gamma, "gamma"), "gamma")
+    _check.in_unit_interval(_check.number(c.gae_lambda, "gae_lambda"), "gae_lambda")
     _check.positive_int(c.cg_iters, "cg_iters")
     _check.non_negative(c.cg_tol, "cg_tol")
     _check.in_open_unit_interval(c.ls_ratio, "ls_ratio")
     _check.positive_int(c.ls_max_steps, "ls_max_steps")
-    _check.one_of(c.normalize_advantage, "normalize_advantage", (True, False))
+    _check.boolean(c.normalize_advantage, "normalize_advantage")
     check_critic_fields(c)
 
 
 def check_critic_fields(c):
     """Validate ``vf_lr``, ``vf_epochs`` and ``vf_minibatch_size`` (which must divide N = T E)."""
-    _check.positive(c.vf_lr, "vf_lr")
+    _check.positive(_check.number(c.vf_lr, "vf_lr"), "vf_lr")
     _check.positive_int(c.vf_epochs, "vf_epochs")
     _check.positive_int(c.vf_minibatch_size, "vf_minibatch_size")
     N = c.num_envs * c.num_steps

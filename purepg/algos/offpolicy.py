@@ -75,19 +75,22 @@ class Config:
     =====================  ========  ==================================================================
     field                  symbol    meaning (source)
     =====================  ========  ==================================================================
-    num_envs, num_steps    E, T      env copies and steps per copy per batch (as TRPO: 2, 512)
-    hidden, activation     --        policy network (64-64 tanh)
+    num_envs               E         env copies (as TRPO: 2)
+    num_steps              T         steps per copy per batch (as TRPO: 512)
+    hidden                 --        policy hidden widths (64-64)
+    activation             --        "tanh" or "relu" (tanh)
     normalize_obs          --        running observation normalisation (off)
     log_std_init           log sig   initial log-std of a Gaussian policy (0)
-    vf_hidden              --        critic network (64-64)
+    vf_hidden              --        critic hidden widths (64-64)
     gamma                  gamma     discount (0.99)
-    buffer_batches         K         batches kept; K = 1 with one update per batch is on-policy
-    updates_per_batch      U         Adam steps per iteration, each on all K batches
-    weights                --        "per_decision" (E4) or "first_order" (E5)
+    buffer_batches         K         batches kept; K = 1 with one update per batch is on-policy (tuned: 2)
+    updates_per_batch      U         Adam steps per iteration, each on all K batches (1)
+    weights                --        "per_decision" (E4) or "first_order" (E5, default: lower variance)
     truncation             c         per-step ratio cap ``min(rho, c)``, or None (no cap; unbiased E4)
     baseline               --        "value" (TD-residual shaping, module doc) or "none"
-    lr                     --        policy Adam step size
-    vf_lr, vf_epochs       --        critic Adam step size and passes (as TRPO: 1e-3, 20)
+    lr                     --        policy Adam step size (tuned: 1e-3)
+    vf_lr                  --        critic Adam step size (as TRPO: 1e-3)
+    vf_epochs              --        critic passes per batch (as TRPO: 20)
     vf_minibatch_size      --        critic minibatch, divides N (512)
     =====================  ========  ==================================================================
     """
@@ -112,14 +115,14 @@ class Config:
 
     def __post_init__(self):
         _check.common_config(self)
-        _check.in_unit_interval(self.gamma, "gamma")
+        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
         _check.positive_int(self.buffer_batches, "buffer_batches")
         _check.positive_int(self.updates_per_batch, "updates_per_batch")
         _check.one_of(self.weights, "weights", tuple(_ESTIMATORS))
         if self.truncation is not None:
-            _check.positive(self.truncation, "truncation")
+            _check.positive(_check.number(self.truncation, "truncation"), "truncation")
         _check.one_of(self.baseline, "baseline", ("value", "none"))
-        _check.positive(self.lr, "lr")
+        _check.positive(_check.number(self.lr, "lr"), "lr")
         check_critic_fields(self)
 
 

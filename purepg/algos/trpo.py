@@ -105,7 +105,7 @@ class Config:
     vf_minibatch_size: int = 512
 
     def __post_init__(self):
-        _check.positive(self.delta, "delta")
+        _check.positive(_check.number(self.delta, "delta"), "delta")
         _check.non_negative(self.cg_damping, "cg_damping")
         _check.one_of(self.fisher, "fisher", ("fvp", "explicit"))
         npg.check_step_fields(self)

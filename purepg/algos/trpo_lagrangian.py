@@ -53,20 +53,24 @@ class Config:
     =====================  ==========  ================================================================
     field                  symbol      meaning (source)
     =====================  ==========  ================================================================
-    num_envs, num_steps    E, T        as TRPO (rl-zoo: 2, 512)
-    hidden, activation     --          policy network (SB3 MlpPolicy: 64-64 tanh)
+    num_envs               E           env copies (as TRPO, rl-zoo: 2)
+    num_steps              T           steps per copy per batch (as TRPO, rl-zoo: 512)
+    hidden                 --          policy hidden widths (SB3 MlpPolicy: 64-64)
+    activation             --          "tanh" or "relu" (SB3: tanh)
     normalize_obs          --          running observation normalisation (off)
     log_std_init           log sigma   initial log-std of a Gaussian policy (0)
-    vf_hidden              --          value network (64-64)
-    gamma, gae_lambda      gamma, lam  discount and GAE parameter (rl-zoo: 0.99, 0.98)
+    vf_hidden              --          value network hidden widths (64-64)
+    gamma                  gamma       discount (rl-zoo: 0.99)
+    gae_lambda             lambda      GAE parameter (rl-zoo: 0.98)
     delta                  delta       KL bound of (1) (TRPO: 0.01)
     lam_init               lambda_0    initial multiplier (tuned: 1.0)
     lam_lr                 alpha_lam   dual step size of (3) (tuned: 50; KL - delta is O(delta))
     pi_lr                  --          Adam step size of the primal ascent (tuned: 1e-3)
     pi_steps               --          full-batch Adam steps on (2) per batch (tuned: 10)
     normalize_advantage    --          standardise A over the batch (True, as sb3-contrib TRPO)
-    vf_lr, vf_epochs       --          critic Adam step size and passes (rl-zoo: 1e-3, 20)
-    vf_minibatch_size      --          critic minibatch, divides N (rl-zoo batch_size 512)
+    vf_lr                  --          critic Adam step size (rl-zoo: 1e-3)
+    vf_epochs              --          critic passes per batch (rl-zoo n_critic_updates: 20)
+    vf_minibatch_size      --          critic minibatch, divides N (rl-zoo batch_size: 512)
     =====================  ==========  ================================================================
     """
 
@@ -91,14 +95,14 @@ class Config:
 
     def __post_init__(self):
         _check.common_config(self)
-        _check.in_unit_interval(self.gamma, "gamma")
-        _check.in_unit_interval(self.gae_lambda, "gae_lambda")
-        _check.positive(self.delta, "delta")
+        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        _check.in_unit_interval(_check.number(self.gae_lambda, "gae_lambda"), "gae_lambda")
+        _check.positive(_check.number(self.delta, "delta"), "delta")
         _check.non_negative(self.lam_init, "lam_init")
-        _check.positive(self.lam_lr, "lam_lr")
-        _check.positive(self.pi_lr, "pi_lr")
+        _check.positive(_check.number(self.lam_lr, "lam_lr"), "lam_lr")
+        _check.positive(_check.number(self.pi_lr, "pi_lr"), "pi_lr")
         _check.positive_int(self.pi_steps, "pi_steps")
-        _check.one_of(self.normalize_advantage, "normalize_advantage", (True, False))
+        _check.boolean(self.normalize_advantage, "normalize_advantage")
         npg.check_critic_fields(self)
 
 
