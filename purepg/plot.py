@@ -74,13 +74,32 @@ def read_columns(run_dir, x, y):
     return xs[keep][order], ys[keep][order]
 
 
+def expand_run_dirs(paths):
+    """Each path as is if it is a run directory, else its sub-directories that are runs (sorted).
+
+    So the parent of several runs (the ``out_root`` of :func:`purepg.seeds.run_seeds`) stands for
+    its seeds. A path that is neither stays in the list, for :func:`purepg.runner.read_config` to
+    reject with its message. A run named twice counts once.
+    """
+    out = []
+    for d in map(os.fspath, paths):
+        subs = sorted(os.path.join(d, s) for s in os.listdir(d)) if os.path.isdir(d) else []
+        runs = [s for s in subs if os.path.isfile(os.path.join(s, "config.json"))]
+        out.extend(runs if runs and not os.path.isfile(os.path.join(d, "config.json")) else [d])
+    seen = set()
+    return [d for d in out if not (os.path.realpath(d) in seen or seen.add(os.path.realpath(d)))]
+
+
 def group_runs(run_dirs):
-    """``[(meta, [run_dir, ...])]``: runs grouped by ``(algo, env_id, config)``, in first-seen order."""
+    """``[(meta, [run_dir, ...])]``: runs grouped by ``(algo, env_id, config)``, in first-seen order.
+
+    ``run_dirs`` are run directories or parents of runs (:func:`expand_run_dirs`).
+    """
     if isinstance(run_dirs, (str, os.PathLike)) or len(run_dirs) == 0:
         raise ValueError(f"run_dirs: expected a non-empty list of run directories, got {run_dirs!r}. "
                          f"Fix: pass e.g. ['runs/ppo-CartPole-v1-s0', 'runs/ppo-CartPole-v1-s1']")
     groups = {}
-    for d in map(os.fspath, run_dirs):
+    for d in expand_run_dirs(run_dirs):
         meta = read_config(d)
         key = (meta["algo"], meta["env_id"], json.dumps(meta["config"], sort_keys=True))
         groups.setdefault(key, (meta, []))[1].append(d)
@@ -141,7 +160,8 @@ def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
     Parameters
     ----------
     run_dirs : sequence of path
-        Run directories of :func:`purepg.runner.train`. Seeds of one configuration are drawn as their
+        Run directories of :func:`purepg.runner.train`, or parents of runs (the ``out_root`` of
+        :func:`purepg.seeds.run_seeds` stands for its seeds). Seeds of one configuration are drawn as their
         mean with a min-max band; other configurations as separate curves; environments as panels.
     out_png : path
         Output file (PNG); its directory must exist.

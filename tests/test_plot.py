@@ -79,6 +79,17 @@ def test_configs_and_environments_are_separate_curves(tmp_path):
     np.testing.assert_array_equal(cs[1].lo, cs[1].hi)
 
 
+def test_a_parent_directory_stands_for_its_runs(tmp_path):
+    a = fake_run(tmp_path / "root" / "seed-0", [32, 64], [1.0, 2.0], seed=0)
+    b = fake_run(tmp_path / "root" / "seed-1", [32, 64], [3.0, 6.0], seed=1)
+    (tmp_path / "root" / "summary.json").write_text("{}")
+    (tmp_path / "root" / "notes").mkdir()
+    assert plot.expand_run_dirs([tmp_path / "root", a, str(tmp_path / "root" / "." / "seed-1")]) == [a, b]
+    assert plot.expand_run_dirs([b, a, b]) == [b, a]
+    (c,) = plot.curves([tmp_path / "root"])
+    assert c.run_dirs == (a, b) and list(c.mean) == [2.0, 4.0]
+
+
 def test_other_columns(tmp_path):
     a = fake_run(tmp_path / "a", [32, 64, 96], [1.0, 2.0, 3.0])
     (c,) = plot.curves([a], x="iteration", y="time_s")
