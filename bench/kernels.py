@@ -162,7 +162,8 @@ def row_fvp(ctx, repeats):
         np.testing.assert_allclose(fns["torch"]().numpy(), fns["purepg"](), rtol=1e-9, atol=1e-12)
     m = side_by_side(fns, repeats)
     rows.append(Row("fvp", m["purepg"], m["reference"], m.get("torch"),
-                    "torch: one double-backward through grad_kl's graph (sb3-contrib TRPO)"))
+                    "no kernel: one code path for both backends; torch: one double-backward through "
+                    "grad_kl's graph (sb3-contrib TRPO)"))
     if "torch_scratch" in m:
         rows.append(Row("fvp (from scratch)", m["purepg"], m["reference"], m["torch_scratch"],
                         "torch: forward + grad(create_graph) + double-backward"))
