@@ -126,6 +126,23 @@ class Policy:
         d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
         return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
 
+    def log_prob_with_vjp(self, theta, obs, act):
+        """``(log pi(a_i|s_i) (N,), vjp)`` sharing one forward pass; ``vjp(w)`` = :meth:`log_prob_grad`.
+
+        For objectives whose weights depend on the log-probs (importance ratios, PPO clipping):
+        evaluate, compute ``w`` from ``logp``, then call ``vjp(w)`` -- one forward, one backward.
+        """
+        th, extra, out, cache = self._forward(theta, obs)
+        act = self._act(act, out.shape[0])
+        logp = self.dist.log_prob(out, extra, act)
+        d_out, d_extra = self.dist.log_prob_grad(out, extra, act)
+
+        def vjp(w):
+            w = as_vector(w, out.shape[0], "w")
+            return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
+
+        return logp, vjp
+
     def score(self, theta, obs, act):
         """Score matrix ``S[i] = grad_theta log pi(a_i|s_i)`` (N, P), per-sample VJPs (kernel)."""
         th, extra, out, cache = self._forward(theta, obs)
@@ -157,11 +174,16 @@ class Policy:
 
     def kl_grad(self, theta_old, theta_new, obs):
         """Gradient of :meth:`kl` w.r.t. ``theta_new`` (P,)."""
+        return self.kl_and_grad(theta_old, theta_new, obs)[1]
+
+    def kl_and_grad(self, theta_old, theta_new, obs):
+        """``(kl, kl_grad)`` from one forward pass per parameter vector."""
         _, ex_p, out_p, _ = self._forward(theta_old, obs, nonempty=True)
         th, ex_q, out_q, cache = self._forward(theta_new, obs)
         d_out, d_extra = self.dist.kl_grad(out_p, ex_p, out_q, ex_q)
         N = out_p.shape[0]
-        return self._join(self.net.backward(th, d_out / N, cache), d_extra.mean(axis=0))
+        D = float(self.dist.kl(out_p, ex_p, out_q, ex_q).mean())
+        return D, self._join(self.net.backward(th, d_out / N, cache), d_extra.mean(axis=0))
 
     # ----- Fisher -----------------------------------------------------------------------------
     def fisher(self, theta, obs):

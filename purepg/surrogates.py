@@ -53,7 +53,7 @@ the small functions ``*_terms`` below, testable without a policy.
 
 3. PPO KL-penalty objective (PPO, eq. 8), with ``D(theta') = mean_s KL(pi_old(.|s) || pi_theta'(.|s))``::
 
-       L = (2) - beta D(theta'),   grad = grad (2) - beta grad D   (``pol.kl``, ``pol.kl_grad``).  (4)
+       L = (2) - beta D(theta'),   grad = grad (2) - beta grad D   (``pol.kl_and_grad``).  (4)
 
    Adaptive beta (PPO, sec. 4): after the update, with ``d`` the measured mean KL,
    ``beta <- beta / 2`` if ``d < d_targ / 1.5``; ``beta <- 2 beta`` if ``d > 1.5 d_targ``.     (5)
@@ -208,11 +208,11 @@ def clip_terms(logp_new, logp_old, adv, eps):
 
 # ----- through a policy ---------------------------------------------------------------------------
 def _logp_and_checks(pol, theta, obs, act, logp_old, adv):
-    """``logp_new`` (N,) at ``theta`` and the shape checks shared by the policy-level objectives."""
+    """``(logp_new (N,), vjp)`` at ``theta`` (one forward pass) and the shared shape checks."""
     N = _n_samples(obs)
     _vector(logp_old, "logp_old", N, like="obs")
     _vector(adv, "adv", N, like="obs")
-    return pol.log_prob(theta, obs, act)                         # (N,)
+    return pol.log_prob_with_vjp(theta, obs, act)               # (N,), w -> (P,)
 
 
 def surrogate(pol, theta, obs, act, logp_old, adv):
@@ -235,9 +235,9 @@ def surrogate(pol, theta, obs, act, logp_old, adv):
     Objective
         ``value`` (maximised) and ``grad`` (P,).
     """
-    l = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
+    l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
     L, w = surrogate_terms(l, logp_old, adv)
-    return Objective(L, pol.log_prob_grad(theta, obs, act, w))
+    return Objective(L, vjp(w))
 
 
 def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps):
@@ -248,16 +248,16 @@ def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps):
     ClipObjective
         ``value`` (maximised), ``grad`` (P,), ``clip_fraction``.
     """
-    l = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
+    l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
     L, w, frac = clip_terms(l, logp_old, adv, eps)
-    return ClipObjective(L, pol.log_prob_grad(theta, obs, act, w), frac)
+    return ClipObjective(L, vjp(w), frac)
 
 
 def _penalised(pol, theta, obs, act, logp_old, adv, theta_old, coef):
     """``(2) - coef * D(theta')`` and its gradient, with ``D`` from ``pol.kl`` / ``pol.kl_grad``."""
     obj = surrogate(pol, theta, obs, act, logp_old, adv)
-    D = float(pol.kl(theta_old, theta, obs))
-    g = obj.grad - coef * pol.kl_grad(theta_old, theta, obs)     # (P,)
+    D, D_grad = pol.kl_and_grad(theta_old, theta, obs)
+    g = obj.grad - coef * D_grad                                 # (P,)
     return obj.value - coef * D, g, D
 
 

@@ -83,6 +83,22 @@ def test_log_prob_grad_is_weighted_score(case, data):
     assert_fd_close(pol.log_prob_grad(theta, obs, act, w), gradient(f, theta), np.abs(pol.log_prob(theta, obs, act)).sum())
 
 
+@given(S.policy_cases(), st_dir)
+def test_fused_evaluations_equal_the_separate_ones(case, data):
+    """log_prob_with_vjp and kl_and_grad share a forward pass; they must return the very same numbers."""
+    pol, theta, obs, act = case
+    w = data.draw(S.st_vector(obs.shape[0], 2.0))
+    logp, vjp = pol.log_prob_with_vjp(theta, obs, act)
+    np.testing.assert_array_equal(logp, pol.log_prob(theta, obs, act))
+    np.testing.assert_array_equal(vjp(w), pol.log_prob_grad(theta, obs, act, w))
+    theta_new = theta + data.draw(S.thetas(pol.num_params, 0.3))
+    D, g = pol.kl_and_grad(theta, theta_new, obs)
+    assert D == pol.kl(theta, theta_new, obs)
+    np.testing.assert_array_equal(g, pol.kl_grad(theta, theta_new, obs))
+    with pytest.raises(ValueError, match=r"w: expected shape \(%d,\)" % obs.shape[0]):
+        vjp(np.zeros(obs.shape[0] + 1))
+
+
 @given(S.policy_cases())
 def test_entropy_grad_matches_fd(case):
     pol, theta, obs, _ = smooth_case(case)
