@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import importlib
 import json
 import math
 import multiprocessing
@@ -35,7 +36,7 @@ import time
 import numpy as np
 
 from purepg import __version__, checkpoint
-from purepg.runner import Interrupted, config_to_dict
+from purepg.runner import Interrupted, config_to_dict, train
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -100,12 +101,8 @@ def _check_args(algo, config, seeds, out_root, total_steps, jobs, force):
 # ----- running ----------------------------------------------------------------------------------------
 def _train_one(module, env_id, config, seed, out_dir, total_steps, checkpoint_every, force):
     """One seed (in a worker process or in-process): import the algorithm by module name and train."""
-    import importlib
-
-    from purepg import runner
-
     algo = importlib.import_module(module)
-    s = runner.train(algo, env_id, config, seed=seed, out_dir=out_dir, total_steps=total_steps,
+    s = train(algo, env_id, config, seed=seed, out_dir=out_dir, total_steps=total_steps,
                      checkpoint_every=checkpoint_every, force=force, verbose=False)
     row = s["last_row"]
     return {"seed": seed, "out_dir": out_dir, "ep_return_mean": float(row.get("ep_return_mean", math.nan)),
