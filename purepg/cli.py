@@ -148,7 +148,9 @@ def _algo_from_argv(argv):
 def _train_parser(sub, algo):
     p = sub.add_parser("train", help="train an algorithm on an environment, writing a run directory",
                        description="Train and write a run directory (config.json, progress.csv, checkpoint.npz).",
-                       allow_abbrev=False)
+                       epilog="The configuration options below are those of --algo (purepg train --algo NAME "
+                              "--help). Values: numbers (3e-4), true/false, layer widths 64,64 ('' for none), "
+                              "none for an optional field.", allow_abbrev=False)
     p.add_argument("--algo", default=DEFAULT_ALGO, help=f"algorithm (see purepg algos) [default: {DEFAULT_ALGO}]")
     p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id [default: {DEFAULT_ENV}]")
     p.add_argument("--steps", type=lambda s: _parse("int", False, s), default=DEFAULT_STEPS,
@@ -321,15 +323,21 @@ def build_parser(algo=None):
     p = _Parser(prog="purepg", description="purepg: autograd-free policy-gradient algorithms on NumPy + Numba.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _train_parser(sub, algo)
-    r = sub.add_parser("resume", help="continue a run from its checkpoint")
-    r.add_argument("run_dir")
+    r = sub.add_parser("resume", help="continue a run from its checkpoint",
+                       description="Continue a run from its checkpoint; progress.csv continues exactly as an "
+                                   "uninterrupted run's would (wall-time columns aside).")
+    r.add_argument("run_dir", help="a directory written by purepg train")
     r.add_argument("--steps", type=lambda s: _parse("int", False, s), default=None,
                    help="new total of environment steps [default: the run's]")
-    r.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10)
-    r.add_argument("--quiet", action="store_true")
-    e = sub.add_parser("eval", help="mean +- std return of a run's saved policy")
-    e.add_argument("run_dir")
-    e.add_argument("--episodes", type=lambda s: _parse("int", False, s), default=20)
+    r.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
+                   help="iterations between checkpoints [default: 10]")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    e = sub.add_parser("eval", help="mean +- std return of a run's saved policy",
+                       description="Mean +- std return of the run's saved policy, deterministic (mode) by "
+                                   "default, with the saved observation normaliser.")
+    e.add_argument("run_dir", help="a directory written by purepg train")
+    e.add_argument("--episodes", type=lambda s: _parse("int", False, s), default=20,
+                   help="number of episodes [default: 20]")
     e.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="episode i resets with seed + i")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     a = sub.add_parser("algos", help="list the algorithms with their fields, defaults and meaning")

@@ -1,0 +1,159 @@
+"""purepg PPO next to Stable-Baselines3 PPO: same hyperparameters, same machine, one thread, one process.
+
+Stable-Baselines3 is not a dependency of purepg. Install it in a separate environment together with
+purepg, then run from the repository root::
+
+    python -m venv venv-sb3 && venv-sb3/bin/pip install stable-baselines3 torch -e .
+    venv-sb3/bin/python bench/vs_sb3.py                    # CartPole-v1, 1e5 steps, seeds 0-2
+    venv-sb3/bin/python bench/vs_sb3.py --seeds 0-4 --profile
+
+Both sides use rl-zoo's tuned CartPole-v1 PPO (8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98,
+GAE 0.8, lr linear from 1e-3, clip linear from 0.2, ent_coef 0) and SB3's defaults for the rest (64-64
+tanh policy and value networks, orthogonal init, vf_coef 0.5, max_grad_norm 0.5, Adam eps 1e-5,
+advantage normalisation per minibatch): ``purepg.algos.ppo.Config()`` is that configuration. For each
+seed the two trainings run one after the other in this process (alternating which goes first), so
+they see the same machine load; each is then evaluated on 20 deterministic episodes (reset seeds
+10000..10019, outside the timing). Printed: wall times, the ratio purepg / SB3, the evaluations.
+
+``--profile`` splits purepg's wall time into rollout (``purepg.rollout.collect``: env steps, action
+sampling, log-probs), update (``ppo.update``: GAE, minibatch epochs, logs) and the rest (progress
+file, checkpoints), by timing those two calls inside the run.
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"   # before numpy / numba / torch are imported
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from purepg import cli, rollout, runner  # noqa: E402
+from purepg.algos import ppo  # noqa: E402
+
+try:
+    import gymnasium
+    import stable_baselines3
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+except ImportError as e:
+    sys.exit(f"bench/vs_sb3.py needs stable-baselines3 and torch ({e}). Install them next to purepg, e.g. "
+             f"python -m venv venv-sb3 && venv-sb3/bin/pip install stable-baselines3 torch -e .")
+
+torch.set_num_threads(1)
+EVAL_EPISODES, EVAL_SEED = 20, 10_000
+
+
+def sb3_ppo(config, env_id, seed, steps):
+    """SB3 PPO with purepg's ``config`` mapped onto its arguments; returns (wall seconds, model)."""
+    c = config
+    env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
+    model = PPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.minibatch_size, n_epochs=c.epochs,
+                gamma=c.gamma, gae_lambda=c.lam, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
+                max_grad_norm=c.max_grad_norm, normalize_advantage=c.normalize_adv,
+                learning_rate=lambda p: c.lr_final + p * (c.lr - c.lr_final),    # p: progress remaining
+                clip_range=lambda p: c.clip_final + p * (c.clip - c.clip_final),
+                policy_kwargs=dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)),
+                                   activation_fn=torch.nn.Tanh, log_std_init=c.log_std_init),
+                seed=seed, device="cpu")
+    t = time.perf_counter()
+    model.learn(steps)
+    return time.perf_counter() - t, model
+
+
+def sb3_eval(model, env_id):
+    env = gymnasium.make(env_id)
+    R = []
+    for i in range(EVAL_EPISODES):
+        x, _ = env.reset(seed=EVAL_SEED + i)
+        total, done = 0.0, False
+        while not done:
+            a, _ = model.predict(x, deterministic=True)
+            x, r, term, trunc, _ = env.step(a)
+            total, done = total + r, term or trunc
+        R.append(total)
+    return np.array(R)
+
+
+class Timed:
+    """Wraps a function and adds its wall time to ``self.seconds``."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+def purepg_ppo(config, env_id, seed, steps, out_dir, profile):
+    """purepg PPO; returns (wall seconds, {rollout, update} seconds or None)."""
+    collect, update = Timed(rollout.collect), Timed(ppo.update)
+    algo = ppo
+    if profile:
+        rollout.collect = collect
+        algo = type(sys)("ppo_timed")
+        algo.__dict__.update({k: getattr(ppo, k) for k in ("NAME", "Config", "init")}, update=update)
+    t = time.perf_counter()
+    try:
+        runner.train(algo, env_id, config, seed=seed, out_dir=out_dir, total_steps=steps, force=True,
+                     verbose=False)
+    finally:
+        rollout.collect = collect.fn
+    wall = time.perf_counter() - t
+    return wall, ({"rollout": collect.seconds, "update": update.seconds} if profile else None)
+
+
+def _seeds(text):
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-4 or 0,2 [default: 0-2]")
+    p.add_argument("--profile", action="store_true", help="split purepg's time into rollout / update / rest")
+    args = p.parse_args()
+    from learn import machine                                    # bench/learn.py, next to this file
+    print(f"machine: {machine()}, torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}")
+    print(f"command: python {' '.join(sys.argv)}\n")
+    config, out = ppo.Config(), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
+    head = f"{'seed':>4} {'SB3 s':>8} {'purepg s':>9} {'ratio':>6} {'SB3 eval':>15} {'purepg eval':>15}"
+    print(head + ("   purepg rollout / update / rest s" if args.profile else ""))
+    walls = []
+    for i, seed in enumerate(args.seeds):
+        run_dir = os.path.join(out, f"s{seed}")
+        first_sb3 = i % 2 == 0                                   # alternate the order across seeds
+        if first_sb3:
+            t_sb3, model = sb3_ppo(config, args.env, seed, args.steps)
+        t_pg, parts = purepg_ppo(config, args.env, seed, args.steps, run_dir, args.profile)
+        if not first_sb3:
+            t_sb3, model = sb3_ppo(config, args.env, seed, args.steps)
+        R_sb3, R_pg = sb3_eval(model, args.env), cli.evaluate(run_dir, EVAL_EPISODES, EVAL_SEED)
+        walls.append((t_sb3, t_pg))
+        line = (f"{seed:>4} {t_sb3:8.1f} {t_pg:9.1f} {t_pg / t_sb3:6.2f} {R_sb3.mean():7.1f} +- {R_sb3.std():5.1f}"
+                f" {R_pg.mean():7.1f} +- {R_pg.std():5.1f}")
+        if parts:
+            rest = t_pg - parts["rollout"] - parts["update"]
+            line += f"   {parts['rollout']:.1f} / {parts['update']:.1f} / {rest:.1f}"
+        print(line, flush=True)
+    w = np.array(walls)
+    print(f"\ntotal: SB3 {w[:, 0].sum():.1f} s, purepg {w[:, 1].sum():.1f} s, ratio purepg / SB3 = "
+          f"{w[:, 1].sum() / w[:, 0].sum():.3f} (median per seed {np.median(w[:, 1] / w[:, 0]):.3f})")
+
+
+if __name__ == "__main__":
+    main()
