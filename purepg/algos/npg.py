@@ -71,7 +71,7 @@ class Config:
     gamma                   gamma           discount (rl-zoo: 0.99)
     gae_lambda              lambda          GAE parameter (rl-zoo: 0.98)
     epsilon                 epsilon         KL radius of eq. (3) and of the line search (notes; 0.01)
-    damping                 c               ``F + c I`` (rl-zoo cg_damping 1e-3)
+    damping                 c               ``F + c I`` (sb3-contrib default cg_damping 0.1; see below)
     solver                  --              "cholesky" (exact) or "cg" on the explicit F
     cg_iters                --              CG iterations if solver="cg" (sb3-contrib cg_max_steps 15)
     cg_tol                  --              relative CG residual tolerance (:func:`purepg.optim.conjugate_gradient`)
@@ -82,6 +82,11 @@ class Config:
     vf_epochs               --              passes of the critic over the batch (rl-zoo n_critic_updates 20)
     vf_minibatch_size       --              critic minibatch, must divide N (rl-zoo batch_size 512)
     ======================  ==============  ==========================================================
+
+    ``damping``: TRPO's 15 CG iterations stop before the directions of tiny curvature are resolved,
+    which regularises the step; the exact Cholesky solve does not, so it needs a larger ``c``. On
+    CartPole-v1 (1e5 steps, 5 seeds, bench/README.md) c = 1e-3 reached an evaluation of 475 on 2 seeds
+    of 5, c = 0.1 on 5 of 5.
     """
 
     num_envs: int = 2
@@ -94,7 +99,7 @@ class Config:
     gamma: float = 0.99
     gae_lambda: float = 0.98
     epsilon: float = 0.01
-    damping: float = 1e-3
+    damping: float = 0.1
     solver: str = "cholesky"
     cg_iters: int = 15
     cg_tol: float = 1e-10
