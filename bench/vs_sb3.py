@@ -15,6 +15,13 @@ seed the two trainings run one after the other in this process (alternating whic
 they see the same machine load; each is then evaluated on 20 deterministic episodes (reset seeds
 10000..10019, outside the timing). Printed: wall times, the ratio purepg / SB3, the evaluations.
 
+``--algo trpo`` (needs sb3-contrib) compares TRPO instead: ``purepg.algos.trpo.Config()`` is rl-zoo's
+tuned CartPole-v1 TRPO (2 envs, n_steps 512, batch_size 512, cg_damping 1e-3, gae_lambda 0.98, gamma
+0.99, critic lr 1e-3 with 20 critic passes) with sb3-contrib's defaults for the rest (cg_max_steps 15,
+target_kl 0.01, line search 0.8 x 10, advantage normalisation), mapped field by field onto
+``sb3_contrib.TRPO``. Known differences: sb3-contrib starts CG from ``1e-4 randn`` (purepg from 0),
+accepts ``KL < delta`` (purepg ``<=``), and its critic's Adam has eps 1e-5 (purepg's 1e-8).
+
 ``--profile`` splits purepg's wall time into rollout (``purepg.rollout.collect``: env steps, action
 sampling, log-probs), update (``ppo.update``: GAE, minibatch epochs, logs) and the rest (progress
 file, checkpoints), by timing those two calls inside the run.
@@ -34,7 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from purepg import cli, rollout, runner  # noqa: E402
-from purepg.algos import ppo  # noqa: E402
+from purepg.algos import ppo, trpo  # noqa: E402
 
 try:
     import gymnasium
@@ -67,6 +74,27 @@ def sb3_ppo(config, env_id, seed, steps):
     return time.perf_counter() - t, model
 
 
+def sb3_trpo(config, env_id, seed, steps):
+    """sb3-contrib TRPO with purepg's trpo ``config`` mapped onto its arguments; (wall seconds, model)."""
+    from sb3_contrib import TRPO
+    c = config
+    env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
+    model = TRPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.vf_minibatch_size, gamma=c.gamma,
+                 gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.cg_damping,
+                 line_search_shrinking_factor=c.ls_ratio, line_search_max_iter=c.ls_max_steps,
+                 n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
+                 normalize_advantage=c.normalize_advantage,
+                 policy_kwargs=dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)),
+                                    activation_fn=torch.nn.Tanh, log_std_init=c.log_std_init),
+                 seed=seed, device="cpu")
+    t = time.perf_counter()
+    model.learn(steps)
+    return time.perf_counter() - t, model
+
+
+ALGOS = {"ppo": (ppo, sb3_ppo), "trpo": (trpo, sb3_trpo)}   # purepg module, SB3 runner
+
+
 def sb3_eval(model, env_id):
     env = gymnasium.make(env_id)
     R = []
@@ -95,14 +123,14 @@ class Timed:
             self.seconds += time.perf_counter() - t
 
 
-def purepg_ppo(config, env_id, seed, steps, out_dir, profile):
-    """purepg PPO; returns (wall seconds, {rollout, update} seconds or None)."""
-    collect, update = Timed(rollout.collect), Timed(ppo.update)
-    algo = ppo
+def purepg_ppo(config, env_id, seed, steps, out_dir, profile, module=ppo):
+    """purepg PPO (or ``module``); returns (wall seconds, {rollout, update} seconds or None)."""
+    collect, update = Timed(rollout.collect), Timed(module.update)
+    algo = module
     if profile:
         rollout.collect = collect
-        algo = type(sys)("ppo_timed")
-        algo.__dict__.update({k: getattr(ppo, k) for k in ("NAME", "Config", "init")}, update=update)
+        algo = type(sys)(f"{module.NAME}_timed")
+        algo.__dict__.update({k: getattr(module, k) for k in ("NAME", "Config", "init")}, update=update)
     t = time.perf_counter()
     try:
         runner.train(algo, env_id, config, seed=seed, out_dir=out_dir, total_steps=steps, force=True,
@@ -122,6 +150,7 @@ def _seeds(text):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--algo", choices=sorted(ALGOS), default="ppo", help="ppo (SB3) or trpo (sb3-contrib)")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-4 or 0,2 [default: 0-2]")
@@ -130,7 +159,8 @@ def main():
     from learn import machine                                    # bench/learn.py, next to this file
     print(f"machine: {machine()}, torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}")
     print(f"command: python {' '.join(sys.argv)}\n")
-    config, out = ppo.Config(), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
+    module, sb3_run = ALGOS[args.algo]
+    config, out = module.Config(), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
     head = f"{'seed':>4} {'SB3 s':>8} {'purepg s':>9} {'ratio':>6} {'SB3 eval':>15} {'purepg eval':>15}"
     print(head + ("   purepg rollout / update / rest s" if args.profile else ""))
     walls = []
@@ -138,10 +168,10 @@ def main():
         run_dir = os.path.join(out, f"s{seed}")
         first_sb3 = i % 2 == 0                                   # alternate the order across seeds
         if first_sb3:
-            t_sb3, model = sb3_ppo(config, args.env, seed, args.steps)
-        t_pg, parts = purepg_ppo(config, args.env, seed, args.steps, run_dir, args.profile)
+            t_sb3, model = sb3_run(config, args.env, seed, args.steps)
+        t_pg, parts = purepg_ppo(config, args.env, seed, args.steps, run_dir, args.profile, module)
         if not first_sb3:
-            t_sb3, model = sb3_ppo(config, args.env, seed, args.steps)
+            t_sb3, model = sb3_run(config, args.env, seed, args.steps)
         R_sb3, R_pg = sb3_eval(model, args.env), cli.evaluate(run_dir, EVAL_EPISODES, EVAL_SEED)
         walls.append((t_sb3, t_pg))
         line = (f"{seed:>4} {t_sb3:8.1f} {t_pg:9.1f} {t_pg / t_sb3:6.2f} {R_sb3.mean():7.1f} +- {R_sb3.std():5.1f}"
