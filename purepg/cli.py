@@ -7,6 +7,10 @@
     purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet]
     purepg eval RUN_DIR [--episodes 20] [--seed 0] [--stochastic]
     purepg algos [NAME]
+    purepg seeds [--algo NAME] [--env ID] [--seeds 0-4] [--jobs J] [--steps N] [--out ROOT] [--force]
+                 [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
+    purepg plot RUN_DIR... [--out curves.png] [--x step] [--y ep_return_mean]
+    purepg golden [--out golden.npz] [--seed S]
 
 ``purepg train`` alone trains PPO on CartPole-v1 for 1e5 steps into ``runs/ppo-CartPole-v1-s0``.
 Every field of the algorithm's ``Config`` is an option of ``train``, spelled ``--field`` or
@@ -15,6 +19,10 @@ Every field of the algorithm's ``Config`` is an option of ``train``, spelled ``-
 ``true``/``false``, layer widths comma-separated (``--hidden 64,64``, ``--hidden ""`` for none),
 ``none`` for an optional field. ``purepg algos`` lists every algorithm with its fields, defaults and
 their meaning. New algorithms registered in :data:`purepg.algos.ALGOS` appear here unchanged.
+``purepg seeds`` takes the same options as ``train`` (``--seeds`` and ``--jobs`` instead of ``--seed``)
+and trains each seed into ``ROOT/seed-S`` in parallel processes (:mod:`purepg.seeds`); ``purepg plot``
+draws learning curves (:mod:`purepg.plot`, needs ``pip install "purepg[plot]"``); ``purepg golden``
+writes the reference vectors of :mod:`purepg.golden`.
 
 Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
 run directory; a corrupt or mismatched checkpoint; NaN or inf during training) print one line to
@@ -34,7 +42,7 @@ import numpy as np
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
-_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help")
+_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds", "jobs")
 
 
 class UsageError(Exception):
@@ -126,13 +134,13 @@ def _show(v):
     return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
-def _unknown_option(extra, algo):
+def _unknown_option(extra, algo, command="train"):
     opt = extra[0]
     names = [f"--{n}" for n in _FIXED] + [f"--{f[0]}" for f in config_options(algo.Config)]
     close = difflib.get_close_matches(opt.split("=")[0], names, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(f"purepg train: error: unknown option or config field {opt!r} for algorithm {algo.NAME}.{hint} "
-                     f"Fix: see purepg train --algo {algo.NAME} --help, or purepg algos {algo.NAME}")
+    raise UsageError(f"purepg {command}: error: unknown option or config field {opt!r} for algorithm {algo.NAME}.{hint} "
+                     f"Fix: see purepg {command} --algo {algo.NAME} --help, or purepg algos {algo.NAME}")
 
 
 # ------------------------------------------------------------------------------ train ------
@@ -151,22 +159,27 @@ def _train_parser(sub, algo):
                        epilog="The configuration options below are those of --algo (purepg train --algo NAME "
                               "--help). Values: numbers (3e-4), true/false, layer widths 64,64 ('' for none), "
                               "none for an optional field.", allow_abbrev=False)
-    p.add_argument("--algo", default=DEFAULT_ALGO, help=f"algorithm (see purepg algos) [default: {DEFAULT_ALGO}]")
-    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id [default: {DEFAULT_ENV}]")
-    p.add_argument("--steps", type=lambda s: _parse("int", False, s), default=DEFAULT_STEPS,
-                   help=f"total environment steps [default: {DEFAULT_STEPS}]")
     p.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="random seed [default: 0]")
-    p.add_argument("--out", default=None, help="run directory [default: runs/ALGO-ENV-sSEED]")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
-                   help="iterations between checkpoints [default: 10]")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    if algo is not None:
-        _add_config_options(p, algo)
+    _run_options(p, algo, out_help="run directory [default: runs/ALGO-ENV-sSEED]", quiet_help="no progress line")
     return p
 
 
-def _check_env(env_id):
+def _run_options(p, algo, out_help, quiet_help):
+    """The options ``train`` and ``seeds`` share, and the config fields of ``algo``."""
+    p.add_argument("--algo", default=DEFAULT_ALGO, help=f"algorithm (see purepg algos) [default: {DEFAULT_ALGO}]")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id [default: {DEFAULT_ENV}]")
+    p.add_argument("--steps", type=lambda s: _parse("int", False, s), default=DEFAULT_STEPS,
+                   help=f"total environment steps (per seed) [default: {DEFAULT_STEPS}]")
+    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
+                   help="iterations between checkpoints [default: 10]")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    if algo is not None:
+        _add_config_options(p, algo)
+
+
+def _check_env(env_id, command="train"):
     """Build one copy of the env (unknown ids and unsupported spaces fail here, before any file)."""
     import gymnasium
 
@@ -174,7 +187,7 @@ def _check_env(env_id):
     try:
         envs.make_vec_env(env_id, 1, seed=0).close()
     except gymnasium.error.Error as e:
-        raise UsageError(f"purepg train: error: env {env_id!r} cannot be built ({type(e).__name__}: {e})") from None
+        raise UsageError(f"purepg {command}: error: env {env_id!r} cannot be built ({type(e).__name__}: {e})") from None
 
 
 def cmd_train(args):
@@ -182,11 +195,7 @@ def cmd_train(args):
     from purepg.algos import get_algo
 
     algo = get_algo(args.algo)
-    overrides = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg:")}
-    try:
-        config = algo.Config(**overrides)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"purepg train: error: invalid configuration for {algo.NAME}: {e}") from None
+    config = _config_from_args(args, algo)
     _check_env(args.env)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
     summary = _during_training(args.quiet, lambda: runner.train(
@@ -194,6 +203,15 @@ def cmd_train(args):
         checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet))
     _report(summary)
     return 0
+
+
+def _config_from_args(args, algo, command="train"):
+    """The algorithm's Config from the ``--FIELD`` options given (defaults for the others)."""
+    overrides = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg:")}
+    try:
+        return algo.Config(**overrides)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"purepg {command}: error: invalid configuration for {algo.NAME}: {e}") from None
 
 
 class _LineTracker:
@@ -317,6 +335,89 @@ def cmd_algos(args):
     return 0
 
 
+# ---------------------------------------------------------------- seeds / plot / golden ----
+def _seeds_parser(sub, algo):
+    p = sub.add_parser("seeds", help="train several seeds in parallel processes and summarise them",
+                       description="Train one configuration for several seeds, JOBS processes at a time, each into "
+                                   "ROOT/seed-S (a run directory, as purepg train writes), then print and write "
+                                   "ROOT/summary.json: the final mean return, mean +- std over the seeds. Options "
+                                   "and config fields are those of purepg train.", allow_abbrev=False)
+    p.add_argument("--seeds", default="0-4", help="seeds: a range 0-4, a list 0,2,5, or both 0-2,7 [default: 0-4]")
+    p.add_argument("--jobs", type=lambda s: _parse("int", False, s), default=None,
+                   help="worker processes [default: the number of CPUs, at most one per seed]")
+    _run_options(p, algo, out_help="parent of the run directories [default: runs/ALGO-ENV]",
+                 quiet_help="no line per finished seed")
+    return p
+
+
+def cmd_seeds(args):
+    from purepg import seeds
+    from purepg.algos import get_algo
+
+    algo = get_algo(args.algo)
+    config = _config_from_args(args, algo, "seeds")
+    try:
+        seed_list = seeds.parse_seeds(args.seeds)
+    except ValueError as e:
+        raise UsageError(f"purepg seeds: error: --{e}") from None
+    _check_env(args.env, "seeds")
+    out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}"))
+    jobs = args.jobs if args.jobs is not None else min(len(seed_list), os.cpu_count() or 1)
+    try:
+        summary = seeds.run_seeds(algo, args.env, config, seed_list, out_root=out, total_steps=args.steps,
+                                  jobs=jobs, checkpoint_every=args.checkpoint_every, force=args.force,
+                                  verbose=not args.quiet)
+    except seeds.SeedRunError as e:
+        raise UsageError(f"purepg seeds: error: {e}") from None
+    if args.quiet:
+        print(seeds.summary_line(summary, os.path.join(out, "summary.json")))
+    print(f"Plot the seeds with: purepg plot {out} --out curves.png")
+    return 0
+
+
+def cmd_plot(args):
+    from purepg import plot
+
+    try:
+        curves = plot.plot_runs(args.run_dirs, args.out, x=args.x, y=args.y)
+    except ImportError as e:
+        raise UsageError(f"purepg plot: error: {e}") from None
+    for c in curves:
+        print(plot.summary_line(c, args.x))
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def cmd_golden(args):
+    from purepg import golden
+
+    seed = golden.SEED if args.seed is None else args.seed
+    path = golden.write_golden(args.out, seed)
+    print(f"Wrote {path}: golden vectors ({golden.FORMAT}, seed {seed}) of a categorical and a Gaussian policy. "
+          f"Load it with numpy.load; docs/verify.md shows how to compare another implementation")
+    return 0
+
+
+def _product_parsers(sub, algo):
+    _seeds_parser(sub, algo)
+    pl = sub.add_parser("plot", help="learning curves of run directories (mean and min-max over seeds), as a PNG",
+                        description="Draw learning curves: runs that differ only in their seed are one curve (mean "
+                                    "and min-max band), other configurations separate curves, each environment a "
+                                    'panel. Needs matplotlib: pip install "purepg[plot]".')
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                    help="run directories, or parents of runs (such as the --out of purepg seeds)")
+    pl.add_argument("--out", default="curves.png", help="PNG file to write [default: curves.png]")
+    pl.add_argument("--x", default="step", help="progress.csv column for the x axis [default: step]")
+    pl.add_argument("--y", default="ep_return_mean", help="progress.csv column for the y axis [default: ep_return_mean]")
+    g = sub.add_parser("golden", help="write reference vectors for cross-checking another implementation",
+                       description="Write an .npz of fixed policies, a batch, and purepg's log-probs, score, "
+                                   "entropy, KL and gradient, Fisher, FVP, CG, natural step, PPO objectives and "
+                                   "GAE on them (see docs/verify.md). Two invocations write identical bytes.")
+    g.add_argument("--out", default="golden.npz", help="file to write [default: golden.npz]")
+    g.add_argument("--seed", type=lambda s: _parse("int", False, s), default=None,
+                   help="root seed of the inputs [default: the published vectors' seed]")
+
+
 # ------------------------------------------------------------------------------- main ------
 def build_parser(algo=None):
     """The full parser; ``train``'s config options are those of ``algo`` (a module) if given."""
@@ -342,10 +443,12 @@ def build_parser(algo=None):
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     a = sub.add_parser("algos", help="list the algorithms with their fields, defaults and meaning")
     a.add_argument("name", nargs="?")
+    _product_parsers(sub, algo)
     return p
 
 
-_COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "algos": cmd_algos}
+_COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "algos": cmd_algos, "seeds": cmd_seeds,
+             "plot": cmd_plot, "golden": cmd_golden}
 
 
 def _dispatch(argv):
@@ -354,14 +457,14 @@ def _dispatch(argv):
 
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["train", *argv]
-    algo = get_algo(_algo_from_argv(argv)) if argv[0] == "train" else None
+    algo = get_algo(_algo_from_argv(argv)) if argv[0] in ("train", "seeds") else None
     args, extra = build_parser(algo).parse_known_args(argv)
     if args.command is None:                                     # purepg -h handled by argparse
-        raise UsageError("purepg: error: expected a command: train, resume, eval or algos")
+        raise UsageError("purepg: error: expected a command: train, resume, eval, algos, seeds, plot or golden")
     if extra:
-        if args.command != "train":
+        if args.command not in ("train", "seeds"):
             raise UsageError(f"purepg {args.command}: error: unrecognized arguments: {' '.join(extra)}")
-        _unknown_option(extra, algo)
+        _unknown_option(extra, algo, args.command)
     return _COMMANDS[args.command](args)
 
 

@@ -5,6 +5,10 @@ against a second route (finite differences, an explicit sum over actions, a plai
 projection for CG, the closed-form PPO objectives), on the published file and on Hypothesis-drawn
 seeds.
 """
+import os
+import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -264,3 +268,38 @@ def test_read_rejects_other_files(tmp_path):
     np.savez(other, format=np.array("something-else"))
     with pytest.raises(ValueError, match=r"has format 'something-else', expected 'purepg-golden-1'\. Fix"):
         golden.read_golden(other)
+
+
+# ----- the command ---------------------------------------------------------------------------------
+def purepg_cli(args, cwd):
+    """``python -m purepg ARGS`` in ``cwd``: (exit status, stdout, stderr)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "purepg", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_golden_writes_the_same_bytes_twice(tmp_path):
+    for name in ("a.npz", "b.npz"):
+        rc, out, err = purepg_cli(["golden", "--out", name], tmp_path)
+        assert rc == 0, err
+        assert out.startswith(f"Wrote {name}: golden vectors (purepg-golden-1, seed {golden.SEED})")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes() == \
+        golden.to_bytes(golden.golden_vectors())
+    rc, _, _ = purepg_cli(["golden", "--seed", "3", "--out", "c.npz"], tmp_path)
+    assert rc == 0 and int(golden.read_golden(tmp_path / "c.npz")["seed"]) == 3
+    rc, out, _ = purepg_cli(["golden", "--help"], tmp_path)
+    assert rc == 0 and "identical bytes" in out and "--seed" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["golden", "--out", "nope/x.npz"], r"path: the directory .*nope does not exist"),
+    (["golden", "--seed", "-1"], r"seed: expected an integer >= 0, got -1"),
+    (["golden", "--seed", "x"], r"argument --seed: expected an integer, got 'x'"),
+    (["golden", "extra"], r"unrecognized arguments: extra"),
+])
+def test_cli_golden_bad_input(tmp_path, args, message):
+    rc, out, err = purepg_cli(args, tmp_path)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err

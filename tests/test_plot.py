@@ -1,6 +1,9 @@
 """Learning curves: grouping of run directories, the mean/min/max over seeds, the PNG, the errors."""
 import json
+import os
+import re
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -163,3 +166,53 @@ def test_missing_output_directory(tmp_path):
     a = fake_run(tmp_path / "a", [32, 64], [1.0, 2.0])
     with pytest.raises(FileNotFoundError, match=r"out_png: the directory .*nope does not exist"):
         plot.plot_runs([a], tmp_path / "nope" / "c.png")
+
+
+# ----- the command ---------------------------------------------------------------------------------
+NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; from purepg.cli import main; sys.exit(main())"
+
+
+def purepg_cli(args, cwd, code=None):
+    """``python -m purepg ARGS`` (or ``python -c CODE ARGS``) in ``cwd``: (exit status, stdout, stderr)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    head = ["-c", code] if code else ["-m", "purepg"]
+    p = subprocess.run([sys.executable, *head, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    fake_run(tmp_path / "root" / "seed-0", [32, 64], [1.0, 2.0], seed=0)
+    fake_run(tmp_path / "root" / "seed-1", [32, 64], [3.0, 6.0], seed=1)
+    fake_run(tmp_path / "trpo", [32, 64], [5.0, 5.0], algo="trpo")
+    rc, out, err = purepg_cli(["plot", "root", "trpo", "--out", "c.png"], tmp_path)
+    assert rc == 0, err
+    assert out.splitlines() == ["CartPole-v1 ppo, 2 seeds: at step 64, mean 4.00 (min 2.00, max 6.00)",
+                                "CartPole-v1 trpo, 1 seed: at step 64, mean 5.00 (min 5.00, max 5.00)", "Wrote c.png"]
+    assert png_size(tmp_path / "c.png") == (600, 420)
+    rc, out, _ = purepg_cli(["plot", "--help"], tmp_path)
+    assert rc == 0 and 'pip install "purepg[plot]"' in out and "RUN_DIR" in out
+
+
+def test_cli_plot_without_matplotlib_says_how_to_get_it(tmp_path):
+    fake_run(tmp_path / "a", [32, 64], [1.0, 2.0])
+    rc, out, err = purepg_cli(["plot", "a", "--out", "c.png"], tmp_path, code=NO_MATPLOTLIB)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert 'purepg plot: error: plot_runs: matplotlib is not installed' in err
+    assert err.strip().endswith('Fix: pip install "purepg[plot]"')
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plot"], r"the following arguments are required: RUN_DIR"),
+    (["plot", "missing"], r"run directory missing: config.json is missing"),
+    (["plot", "a", "--y", "kl"], r"y: expected a column of .*progress.csv, got 'kl'; available: iteration, step"),
+    (["plot", "a", "--out", "nope/c.png"], r"out_png: the directory .*nope does not exist"),
+])
+def test_cli_plot_bad_input(tmp_path, args, message):
+    pytest.importorskip("matplotlib")
+    fake_run(tmp_path / "a", [32, 64], [1.0, 2.0])
+    rc, out, err = purepg_cli(args, tmp_path)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err

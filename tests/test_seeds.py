@@ -2,6 +2,11 @@
 import csv
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -142,3 +147,89 @@ def test_workers_get_one_thread_and_the_parent_environment_is_restored(monkeypat
     with seeds._single_threaded_children():
         assert all(os.environ[k] == "1" for k in seeds.THREAD_VARS)
     assert os.environ["OMP_NUM_THREADS"] == "7" and "NUMBA_NUM_THREADS" not in os.environ
+
+
+# ----- the command ---------------------------------------------------------------------------------
+CLI_TINY = ["--algo", "reinforce", "--num-envs", "2", "--num-steps", "32", "--hidden", "8", "--vf-hidden", "8"]
+
+
+def purepg_cli(args, cwd):
+    """``python -m purepg ARGS`` in ``cwd``: (exit status, stdout, stderr)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "purepg", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_seeds_runs_and_summarises(tmp_path):
+    rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--seeds", "0,1", "--jobs", "2", "--steps", "128", "--out", "root"],
+                              tmp_path)
+    assert rc == 0, err
+    assert "seed 0: ep_return_mean" in err and "seed 1: ep_return_mean" in err
+    lines = out.splitlines()
+    assert lines[0].startswith("reinforce on CartPole-v1, 2 seeds: final ep_return_mean ")
+    assert lines[0].endswith(f"Summary: {os.path.join('root', 'summary.json')}")
+    assert lines[1] == "Plot the seeds with: purepg plot root --out curves.png"
+    summary = json.loads((tmp_path / "root" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and summary["jobs"] == 2 and summary["config"]["hidden"] == [8]
+    rc, _, err = purepg_cli(["train", *CLI_TINY, "--seed", "1", "--steps", "128", "--out", "seq", "--quiet"], tmp_path)
+    assert rc == 0, err
+    assert rows(tmp_path / "root" / "seed-1" / "progress.csv") == rows(tmp_path / "seq" / "progress.csv")
+    rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--seeds", "0,1", "--steps", "128", "--out", "root"], tmp_path)
+    assert rc == 2 and out == "" and re.search(r"seed-0, .*seed-1 exist and are not empty.*--force", err), err
+    rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--seeds", "0", "--steps", "64", "--out", "root", "--force",
+                               "--quiet"], tmp_path)
+    assert rc == 0 and err == "" and out.startswith("reinforce on CartPole-v1, 1 seed: "), err
+
+
+def test_cli_seeds_help_lists_the_config_fields(tmp_path):
+    rc, out, _ = purepg_cli(["seeds", "--algo", "reinforce", "--help"], tmp_path)
+    assert rc == 0
+    for opt in ("--seeds", "--jobs", "--steps", "--out", "--force", "--baseline", "--vf-hidden"):
+        assert opt in out, opt
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "4-1"], r"purepg seeds: error: --seeds: expected integers >= 0 and ranges A-B .*got '4-1'"),
+    (["--seeds", "0,0"], r"--seeds: expected each seed once, got 0 more than once"),
+    (["--jobs", "0"], r"jobs: expected an integer >= 1, got 0"),
+    (["--lrr", "0.1"], r"purepg seeds: error: unknown option or config field '--lrr' for algorithm reinforce\. "
+                       r"Did you mean --lr"),
+    (["--lr", "-1"], r"purepg seeds: error: invalid configuration for reinforce: lr: expected a finite value > 0"),
+    (["--env", "CartPol-v1"], r"env: expected an environment id .*unknown id 'CartPol-v1'.*did you mean 'CartPole-v1'"),
+    (["--steps", "10"], r"total_steps: expected an integer >= num_envs \* num_steps = 64"),
+])
+def test_cli_seeds_bad_input(tmp_path, args, message):
+    rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--out", "root", *args], tmp_path)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "root").exists()
+
+
+def test_cli_seeds_ctrl_c_checkpoints_every_started_seed(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    args = ["seeds", *CLI_TINY, "--seeds", "0-1", "--jobs", "2", "--steps", "1000000", "--out", "root",
+            "--checkpoint-every", "100000"]
+    p = subprocess.Popen([sys.executable, "-m", "purepg", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)   # its own process group
+
+    def n_rows(s):
+        f = tmp_path / "root" / f"seed-{s}" / "progress.csv"
+        return len(f.read_text().splitlines()) if f.exists() else 0
+
+    deadline = time.monotonic() + 120
+    while min(n_rows(0), n_rows(1)) < 3 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGINT)                   # Ctrl-C in a terminal reaches the whole group
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert err.strip() == ("purepg: interrupted; the started seeds saved their checkpoints. Resume each with: "
+                           f"purepg resume {os.path.join('root', 'seed-0')}; purepg resume {os.path.join('root', 'seed-1')}")
+    for s in (0, 1):   # each checkpoint holds the iterations logged (the checkpoint interval was never reached)
+        rows_before = n_rows(s) - 1
+        rc, _, err = purepg_cli(["resume", os.path.join("root", f"seed-{s}"), "--steps", str(64 * (rows_before + 2)),
+                                 "--quiet"], tmp_path)
+        assert rc == 0, err
+        assert n_rows(s) - 1 == rows_before + 2
