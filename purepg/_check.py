@@ -9,6 +9,9 @@ import numpy as np
 
 
 def _as_float(x, name):
+    if type(x) is np.ndarray and x.dtype == np.float64:        # the common case: only finiteness to check
+        if np.isfinite(x).all():
+            return x
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}. Fix: "

@@ -98,6 +98,7 @@ class MLP:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}. Fix: "
                              "pick one of those")
         object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "_num_params", sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:])))
 
     # ----- layout -----------------------------------------------------------------------------
     @property
@@ -106,7 +107,7 @@ class MLP:
 
     @property
     def num_params(self) -> int:
-        return sum(o * i + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+        return self._num_params
 
     def unflatten(self, theta):
         """Views ``[(W_1, b_1), ..., (W_L, b_L)]`` into ``theta`` (no copy), ``W_l`` of shape (d_l, d_{l-1})."""
