@@ -144,16 +144,10 @@ def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
     total = int(total_steps if total_steps is not None else meta["total_steps"])
     n_iters = _check_total_steps(total, config)
     run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total)
-    tree, ck = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"),
-                               required=("algo", "rollout", "env", "loop"))
+    tree, ck = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"), required=("algo", "rollout", "loop"))
     _check_same_run(ck, meta, run_dir)
     state = tree["algo"]
-    ro = rollout.state_from_dict(tree["rollout"])
-    try:
-        envs.set_env_state(run.vec, tree["env"])
-    except ValueError as e:
-        raise checkpoint.CheckpointError(f"checkpoint {run_dir}/checkpoint.npz: field 'env' does not match "
-                                         f"this environment ({e})") from None
+    ro = _restore_env(run, tree, ck, run_dir)
     rng = np.random.default_rng()
     rng.bit_generator.state = json.loads(ck["rng_state"])
     loop = dict(tree["loop"])
@@ -164,6 +158,27 @@ def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
         checkpoint.atomic_write_bytes(os.path.join(run_dir, "config.json"),
                                       (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=header)
+
+
+def _restore_env(run, tree, ck, run_dir):
+    """Put the environments back where the checkpoint left them; return the rollout state.
+
+    Environments whose state cannot be captured (see :func:`purepg.envs.get_env_state`, e.g. MuJoCo)
+    were saved without it: they restart with fresh episodes (seeded from the run seed and the
+    iteration), so the continuation is a valid run but not bit-identical to an uninterrupted one.
+    """
+    ro = rollout.state_from_dict(tree["rollout"])
+    if "env" not in tree:
+        print(f"purepg: resuming without environment state ({ck.get('env_state', 'not saved')}); episodes "
+              f"in flight restart, so this run will not be bit-identical to an uninterrupted one", file=sys.stderr)
+        fresh = rollout.start(run.vec, seed=run.seed + 1_000_003 * int(ck["iteration"]), normalize_obs=False)
+        return fresh._replace(norm=ro.norm, step_count=ro.step_count)
+    try:
+        envs.set_env_state(run.vec, tree["env"])
+    except ValueError as e:
+        raise checkpoint.CheckpointError(f"checkpoint {run_dir}/checkpoint.npz: field 'env' does not match "
+                                         f"this environment ({e})") from None
+    return ro
 
 
 def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
@@ -263,10 +278,13 @@ def _progress_line(row):
 
 
 def _save(run, state, ro, rng, loop):
-    tree = {"algo": state, "rollout": rollout.state_to_dict(ro), "env": envs.get_env_state(run.vec),
-            "loop": loop}
+    tree = {"algo": state, "rollout": rollout.state_to_dict(ro), "loop": loop}
     meta = {"algo": run.algo.NAME, "env_id": run.env_id, "seed": run.seed, "purepg_version": __version__,
             "rng_state": json.dumps(rng.bit_generator.state), "iteration": int(loop["iteration"])}
+    try:
+        tree["env"] = envs.get_env_state(run.vec)
+    except ValueError as e:                     # e.g. MuJoCo: resumable, but not bit-exactly
+        meta["env_state"] = str(e)
     checkpoint.save(os.path.join(run.out_dir, "checkpoint.npz"), tree, meta)
 
 

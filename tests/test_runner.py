@@ -185,3 +185,18 @@ def test_checkpoint_roundtrip_and_format(tmp_path):
     np.savez(p, a=np.zeros(1))
     with pytest.raises(checkpoint.CheckpointError, match="__format__ is '<missing>'"):
         checkpoint.load(p)
+
+
+def test_env_without_capturable_state_still_checkpoints_and_resumes(tmp_path, noop_registered, monkeypatch, capsys):
+    """An env whose state cannot be saved (e.g. MuJoCo) checkpoints everything else and resumes with
+    fresh episodes, saying so; the policy, normaliser, RNG and step count carry over."""
+    def refuse(vec):
+        raise ValueError("vec_env: attribute data of type MjData cannot be captured")
+    monkeypatch.setattr(runner.envs, "get_env_state", refuse)
+    out = tmp_path / "run"
+    _interrupted_run(out, 3, 64, 192)
+    tree, ck = checkpoint.load(str(out / "checkpoint.npz"))
+    assert "env" not in tree and "MjData" in ck["env_state"] and ck["iteration"] == 3
+    summary = runner.resume(str(out), verbose=False)
+    assert summary["iterations"] == 6 and summary["steps"] == 192
+    assert "resuming without environment state" in capsys.readouterr().err
