@@ -40,6 +40,7 @@ from purepg.rollout import NonFiniteError
 from purepg.value import ValueFunction
 
 WALL_COLUMNS = ("time_s", "sps")
+RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
 RETURN_WINDOW = 100   # episode returns averaged in the log (the last 100 finished episodes)
 
 
@@ -126,7 +127,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     rng = np.random.default_rng(seed)
     state = algo.init(run.ctx, rng)
     ro = rollout.start(run.vec, normalize_obs=config.normalize_obs)
-    meta = {"algo": algo.NAME, "env_id": env_id, "seed": int(seed), "total_steps": int(total_steps),
+    meta = {"run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "seed": int(seed), "total_steps": int(total_steps),
             "purepg_version": __version__, "config": config_to_dict(config)}
     checkpoint.atomic_write_bytes(os.path.join(out_dir, "config.json"),
                                   (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
@@ -311,6 +312,11 @@ def read_config(run_dir) -> dict:
                                          f"expected a directory written by purepg train") from None
     except json.JSONDecodeError as e:
         raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json is corrupt ({e})") from None
+    if meta.get("run_format") != RUN_FORMAT:
+        raise checkpoint.CheckpointError(
+            f"run directory {run_dir}: config.json has run_format {meta.get('run_format')!r} (purepg "
+            f"{meta.get('purepg_version', 'unknown')}), expected {RUN_FORMAT!r} (purepg {__version__}); the run "
+            f"was written by a purepg version whose format differs. Fix: use that version to resume or evaluate it")
     for k in ("algo", "env_id", "seed", "total_steps", "config", "purepg_version"):
         if k not in meta:
             raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json has no field {k!r}")

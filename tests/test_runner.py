@@ -200,3 +200,15 @@ def test_env_without_capturable_state_still_checkpoints_and_resumes(tmp_path, no
     summary = runner.resume(str(out), verbose=False)
     assert summary["iterations"] == 6 and summary["steps"] == 192
     assert "resuming without environment state" in capsys.readouterr().err
+
+
+def test_run_from_another_format_is_refused(tmp_path, noop_registered):
+    out = tmp_path / "run"
+    runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=64, verbose=False)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["run_format"] == runner.RUN_FORMAT
+    meta["run_format"], meta["purepg_version"] = "purepg-run-0", "0.0.1"
+    (out / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(checkpoint.CheckpointError, match=r"run_format 'purepg-run-0' \(purepg 0\.0\.1\), expected "
+                                                         r"'purepg-run-1'.*Fix: use that version"):
+        runner.resume(str(out), verbose=False)
