@@ -13,9 +13,9 @@ defaults for CartPole-v1, which are rl-zoo's for TRPO; rl-zoo's Acrobot-v1 / Pen
 the deterministic policy (``purepg.cli.evaluate``, frozen observation statistics), reset seeds
 ``1000 + ...``. Written to ``--out`` (default ``bench/out``):
 
-* ``trust_region_<env>_curves.csv``: algo, seed, step, ep_return_mean (mean of the last 100 training
-  episodes), kl, time_s -- one row per iteration;
-* ``trust_region_<env>_summary.csv``: algo, seed, eval mean / std / min, final training return, wall time;
+* ``trust_region_<env><tag>_curves.csv``: algo, seed, step, ep_return_mean (mean of the last 100
+  training episodes), kl (TRPO family), ess_mean (off-policy), time_s -- one row per iteration;
+* ``trust_region_<env><tag>_summary.csv``: algo, seed, eval mean / std / min, final training return, wall time;
 
 and a Markdown table (per algorithm: eval mean over seeds, how many seeds reach the target, return at
 25/50/75/100 % of the steps, wall time) is printed for bench/README.md.
@@ -106,12 +106,13 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="Config overrides for every algo")
+    ap.add_argument("--tag", default="", help="suffix of the output file names (e.g. for a --set variant)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     overrides = parse_overrides(args.set)
     results = {}
-    tag = f"trust_region_{args.env}"
+    tag = f"trust_region_{args.env}{args.tag}"
     with tempfile.TemporaryDirectory() as work:
         for name in args.algo.split(","):
             results[name] = []
@@ -122,11 +123,12 @@ def main(argv=None):
                       f"train {s['train_return']:8.1f}  {s['wall_s']:6.1f} s", flush=True)
     with open(os.path.join(args.out, f"{tag}_curves.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["algo", "seed", "step", "ep_return_mean", "kl", "time_s"])
+        w.writerow(["algo", "seed", "step", "ep_return_mean", "kl", "ess_mean", "time_s"])
         for name, runs in results.items():
             for rows, s in runs:
                 for r in rows:
-                    w.writerow([name, s["seed"], r["step"], r["ep_return_mean"], r.get("kl", ""), r["time_s"]])
+                    w.writerow([name, s["seed"], r["step"], r["ep_return_mean"], r.get("kl", ""),
+                                r.get("ess_mean", ""), r["time_s"]])
     with open(os.path.join(args.out, f"{tag}_summary.csv"), "w", newline="") as f:
         keys = ["algo", "seed", "eval_mean", "eval_std", "eval_min", "train_return", "wall_s"]
         w = csv.DictWriter(f, keys)
