@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from purepg import plot
+from purepg import plot, runner
 
 CONFIG = {"num_envs": 2, "num_steps": 16, "hidden": [8], "lr": 0.01}
 
@@ -20,7 +20,7 @@ def fake_run(path, steps, values, *, algo="ppo", env_id="CartPole-v1", seed=0, c
     """A run directory as purepg.runner writes it: config.json and progress.csv (NaN where no episode ended)."""
     path.mkdir(parents=True)
     meta = {"algo": algo, "env_id": env_id, "seed": seed, "total_steps": int(max(steps)),
-            "purepg_version": "0.1.0", "config": config}
+            "purepg_version": "0.1.0", "config": config, "run_format": runner.RUN_FORMAT}
     (path / "config.json").write_text(json.dumps(meta))
     rows = ["iteration,step,ep_return_mean,time_s"]
     rows += [f"{i + 1},{int(s)},{float(v)!r},{0.1 * i!r}" for i, (s, v) in enumerate(zip(steps, values))]
