@@ -50,9 +50,20 @@ def categorical_log_prob(z, a):
 
 def categorical_log_prob_grad(z, a):
     """(C1): ``d log p_a / d z`` (N, A)."""
-    g = -np.exp(log_softmax(z))
-    g[np.arange(z.shape[0]), a] += 1.0
+    return _score_from_log_softmax(log_softmax(z), a)
+
+
+def _score_from_log_softmax(ls, a):
+    """(C1) from ``ls = log p`` (N, A): ``e_a - p``."""
+    g = -np.exp(ls)                                              # (N, A)
+    g[np.arange(ls.shape[0]), a] += 1.0
     return g
+
+
+def categorical_log_prob_and_grad(z, a):
+    """``log p_a`` (N,) and (C1) ``d log p_a / d z`` (N, A) from one ``log_softmax``."""
+    ls = log_softmax(z)                                          # (N, A)
+    return ls[np.arange(z.shape[0]), a], _score_from_log_softmax(ls, a)
 
 
 def categorical_entropy(z):
@@ -158,6 +169,11 @@ class Categorical:
     def log_prob_grad(self, out, extra, a):
         return categorical_log_prob_grad(out, a), np.zeros((out.shape[0], 0))
 
+    def log_prob_and_grad(self, out, extra, a):
+        """``(log_prob, *log_prob_grad)`` sharing the softmax."""
+        logp, g = categorical_log_prob_and_grad(out, a)
+        return logp, g, np.zeros((out.shape[0], 0))
+
     def entropy(self, out, extra):
         return categorical_entropy(out)
 
@@ -206,6 +222,10 @@ class DiagGaussian:
 
     def log_prob_grad(self, out, extra, a):
         return gaussian_log_prob_grad(out, extra, a)
+
+    def log_prob_and_grad(self, out, extra, a):
+        """``(log_prob, *log_prob_grad)``."""
+        return (gaussian_log_prob(out, extra, a), *gaussian_log_prob_grad(out, extra, a))
 
     def entropy(self, out, extra):
         return gaussian_entropy(out, extra)

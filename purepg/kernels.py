@@ -20,6 +20,15 @@ square-root factor ``U`` of the exact Fisher, ``F = U^T U / N`` (``dout`` = rows
 output-space Fisher, see :mod:`purepg.policy`). The accumulation ``U^T U`` is a BLAS product
 (``fisher_accumulate``): it is the fastest way to sum outer products on a CPU, and its reference is the
 explicit sum of outer products.
+
+Activation derivative, in place
+-------------------------------
+Eq. (7) of :mod:`purepg.nn`, ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, with ``phi'`` written in terms of
+the cached ``h = phi(z)``: ``1 - h^2`` for tanh, ``[h > 0]`` for relu. NumPy needs a temporary
+``(N, d)`` array for ``phi'`` and three passes; the kernel (``dphi_mul``) does one pass and no
+allocation. Each entry is ``dh * (1 - h h)`` (or ``dh * 1.0`` / ``dh * 0.0``) in both: the same IEEE
+operations in the same order, so the results are bit-for-bit equal (the kernel is compiled without
+fastmath, so no multiply-add is fused).
 """
 from __future__ import annotations
 
@@ -145,3 +154,38 @@ def fisher_accumulate(U, F, backend="numba"):
     else:
         raise ValueError(f"backend: expected 'numba', 'numpy' or 'loops', got {backend!r}. Fix: pick one of those")
     return F
+
+
+@njit(cache=True)
+def _dphi_mul_numba(dh, h, relu):
+    n, d = dh.shape
+    for i in range(n):
+        for j in range(d):
+            x = h[i, j]
+            if relu:
+                dh[i, j] *= 1.0 if x > 0.0 else 0.0             # [h > 0]
+            else:
+                dh[i, j] *= 1.0 - x * x                          # 1 - tanh(z)^2
+    return dh
+
+
+def _dphi_mul_numpy(dh, h, relu):
+    if relu:
+        dh *= (h > 0.0).astype(np.float64)
+        return dh
+    d = h * h                                                    # (N, d)
+    dh *= np.subtract(1.0, d, out=d)
+    return dh
+
+
+def dphi_mul(dh, h, activation, backend="numba"):
+    """``dh *= phi'(z)`` in place from ``h = phi(z)``; ``dh``, ``h`` (N, d) float64, ``activation`` tanh/relu.
+
+    Returns ``dh``.
+    """
+    relu = activation == "relu"
+    if backend == "numba":
+        return _dphi_mul_numba(dh, h, relu)
+    if backend == "numpy":
+        return _dphi_mul_numpy(dh, h, relu)
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")

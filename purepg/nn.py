@@ -98,7 +98,12 @@ class MLP:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}. Fix: "
                              "pick one of those")
         object.__setattr__(self, "sizes", sizes)
-        object.__setattr__(self, "_num_params", sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:])))
+        layout, off = [], 0                  # per layer: W_l = theta[off:mid] as (d_l, d_{l-1}), b_l = theta[mid:end]
+        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+            layout.append((off, off + d_out * d_in, off + d_out * d_in + d_out, (d_out, d_in)))
+            off = layout[-1][2]
+        object.__setattr__(self, "_layout", tuple(layout))
+        object.__setattr__(self, "_num_params", off)
 
     # ----- layout -----------------------------------------------------------------------------
     @property
@@ -111,13 +116,7 @@ class MLP:
 
     def unflatten(self, theta):
         """Views ``[(W_1, b_1), ..., (W_L, b_L)]`` into ``theta`` (no copy), ``W_l`` of shape (d_l, d_{l-1})."""
-        layers, off = [], 0
-        for d_in, d_out in zip(self.sizes[:-1], self.sizes[1:]):
-            W = theta[off:off + d_out * d_in].reshape(d_out, d_in)
-            off += d_out * d_in
-            layers.append((W, theta[off:off + d_out]))
-            off += d_out
-        return layers
+        return [(theta[a:m].reshape(shape), theta[m:e]) for a, m, e, shape in self._layout]
 
     def check_theta(self, theta, name="theta"):
         return as_vector(theta, self.num_params, name,
@@ -140,18 +139,24 @@ class MLP:
         return theta
 
     # ----- forward / backward -----------------------------------------------------------------
-    def forward(self, theta, x):
-        """Eqs. (1)-(3). ``x`` (N, d_0) -> ``out`` (N, d_L), cache for :meth:`backward`."""
-        theta = self.check_theta(theta)
-        h = as_matrix(x, self.sizes[0], "x")
-        hs = []
-        layers = self.unflatten(theta)
-        for l, (W, b) in enumerate(layers):
+    def forward(self, theta, x, *, check=True):
+        """Eqs. (1)-(3). ``x`` (N, d_0) -> ``out`` (N, d_L), cache for :meth:`backward`.
+
+        ``check=False`` skips the validation of ``theta`` and ``x`` (shapes, dtype, finiteness): for
+        callers that validated them already, e.g. once per iteration of a training loop.
+        """
+        if check:
+            theta = self.check_theta(theta)
+            x = as_matrix(x, self.sizes[0], "x")
+        h, hs = x, []
+        last = self.num_layers - 1
+        for l, (W, b) in enumerate(self.unflatten(theta)):
             hs.append(h)
-            z = h @ W.T                                       # (N, d_l)   eq. (1)
-            z += b
-            h = self._phi(z) if l < self.num_layers - 1 else z  # eq. (2) / (3)
-        return h, MLPCache(tuple(hs))
+            h = h @ W.T                                       # (N, d_l)   eq. (1), z_l
+            h += b
+            if l < last:
+                self._phi(h)                                  # (N, d_l)   eq. (2), in place: h_l = phi(z_l)
+        return h, MLPCache(tuple(hs))                         # eq. (3): out = z_L
 
     def backward_dz(self, theta, dout, cache):
         """Eqs. (6)-(7): the list ``[dz_1, ..., dz_L]`` of per-sample pre-activation cotangents."""
@@ -159,18 +164,22 @@ class MLP:
         dzs = [dout]
         for l in range(self.num_layers - 1, 0, -1):
             dz = dzs[-1] @ layers[l][0]                       # (N, d_{l-1})  eq. (6): dh_{l-1}
-            dz *= self._dphi(cache.hs[l])                     # (N, d_{l-1})  eq. (7)
+            kernels.dphi_mul(dz, cache.hs[l], self.activation)  # (N, d_{l-1})  eq. (7), in place
             dzs.append(dz)
         return dzs[::-1]
 
-    def backward(self, theta, dout, cache):
-        """VJP, eqs. (4)-(7): ``sum_i dout[i] . d out[i]/d theta`` as a flat (P,) vector."""
-        theta = self.check_theta(theta)
-        dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
+    def backward(self, theta, dout, cache, *, check=True):
+        """VJP, eqs. (4)-(7): ``sum_i dout[i] . d out[i]/d theta`` as a flat (P,) vector.
+
+        ``check=False`` skips the validation of ``theta`` and ``dout`` (see :meth:`forward`).
+        """
+        if check:
+            theta = self.check_theta(theta)
+            dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
         dtheta = np.empty(self.num_params)
         for (dW, db), dz, h in zip(self.unflatten(dtheta), self.backward_dz(theta, dout, cache), cache.hs):
-            dW[...] = dz.T @ h                                # (d_l, d_{l-1})  eq. (4)
-            db[...] = dz.sum(axis=0)                          # (d_l,)          eq. (5)
+            np.matmul(dz.T, h, out=dW)                        # (d_l, d_{l-1})  eq. (4)
+            dz.sum(axis=0, out=db)                            # (d_l,)          eq. (5)
         return dtheta
 
     def persample_grads(self, theta, dout, cache, backend="numba", out=None):
@@ -187,38 +196,43 @@ class MLP:
         out, dout, _ = self.jvp_with_cache(theta, x, v)
         return out, dout
 
-    def jvp_with_cache(self, theta, x, v):
-        """:meth:`jvp` that also returns the forward cache, so a VJP can follow (Fisher-vector products)."""
-        theta = self.check_theta(theta)
-        v = self.check_theta(v, "v")
-        h = as_matrix(x, self.sizes[0], "x")
-        dh = np.zeros_like(h)
-        hs = []
-        for l, ((W, b), (dW, db)) in enumerate(zip(self.unflatten(theta), self.unflatten(v))):
-            hs.append(h)
-            z = h @ W.T                                       # (N, d_l)
-            z += b
-            dz = h @ dW.T                                     # (N, d_l)  eq. (8); dh_0 = 0
+    def jvp_with_cache(self, theta, x, v, *, check=True):
+        """:meth:`jvp` that also returns the forward cache, so a VJP can follow (Fisher-vector products).
+
+        ``check=False`` skips the validation of ``theta``, ``x`` and ``v`` (see :meth:`forward`).
+        """
+        if check:
+            v = self.check_theta(v, "v")
+        out, cache = self.forward(theta, x, check=check)
+        return out, self.jvp_from_cache(theta, v, cache, check=False), cache
+
+    def jvp_from_cache(self, theta, v, cache, *, check=True):
+        """Eqs. (8)-(9) at the point of a forward pass: ``J v`` (N, d_L) from its ``cache``.
+
+        ``cache`` comes from :meth:`forward` at this ``theta``: its activations ``h_l`` give
+        ``phi'(z_l)`` (eq. (9)), so repeated products ``J v`` at one point (conjugate gradient on a
+        Fisher matrix) cost the tangent sweep alone. ``check=False`` skips validating ``theta``, ``v``.
+        """
+        if check:
+            theta, v = self.check_theta(theta), self.check_theta(v, "v")
+        layers, last = self.unflatten(theta), self.num_layers - 1
+        for l, (dW, db) in enumerate(self.unflatten(v)):
+            dz = cache.hs[l] @ dW.T                           # (N, d_l)  eq. (8); dh_0 = 0
             if l > 0:
-                dz += dh @ W.T
+                dz += dh @ layers[l][0].T
             dz += db
-            if l == self.num_layers - 1:
-                return z, dz, MLPCache(tuple(hs))
-            h = self._phi(z)
-            dh = self._dphi(h)                                # eq. (9)
-            dh *= dz
+            if l == last:
+                return dz
+            dh = kernels.dphi_mul(dz, cache.hs[l + 1], self.activation)   # eq. (9), in place: dz not needed again
 
     # ----- activation -------------------------------------------------------------------------
     def _phi(self, z):
-        return np.tanh(z) if self.activation == "tanh" else np.maximum(z, 0.0)
+        """``phi(z)`` written over ``z`` (the pre-activation is never needed again, see eq. (7)); returns it."""
+        if self.activation == "tanh":
+            return np.tanh(z, out=z)
+        return np.maximum(z, 0.0, out=z)
 
-    def _dphi(self, h):
-        """phi'(z) written in terms of h = phi(z) (in place where possible: NumPy's check for reusable
-        temporaries in expressions like ``1.0 - h * h`` costs more than the arithmetic at these sizes)."""
-        if self.activation == "relu":
-            return (h > 0.0).astype(np.float64)
-        d = h * h
-        return np.subtract(1.0, d, out=d)
+    # phi'(z) = 1 - h^2 (tanh) or [h > 0] (relu) from h = phi(z): the in-place kernel ``kernels.dphi_mul``.
 
 
 def orthogonal(shape, rng: np.random.Generator) -> np.ndarray:

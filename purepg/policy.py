@@ -88,9 +88,10 @@ class Policy:
         return np.concatenate([self.net.init(rng, gains), np.full(self.dist.n_extra, float(self.log_std_init))])
 
     # ----- helpers ----------------------------------------------------------------------------
-    def _split(self, theta, name="theta"):
-        theta = as_vector(theta, self.num_params, name, hint=f"pass a flat vector of length "
-                          f"policy.num_params = {self.num_params} (e.g. from policy.init(rng))")
+    def _split(self, theta, name="theta", check=True):
+        if check:
+            theta = as_vector(theta, self.num_params, name, hint=f"pass a flat vector of length "
+                              f"policy.num_params = {self.num_params} (e.g. from policy.init(rng))")
         return theta[:self.net.num_params], theta[self.net.num_params:]
 
     def _obs(self, obs, nonempty=False):
@@ -105,9 +106,10 @@ class Policy:
             return as_actions_discrete(act, n, self.act_dim)
         return as_matrix(act, self.act_dim, "act", rows=n)
 
-    def _forward(self, theta, obs, nonempty=False):
-        th, extra = self._split(theta)
-        out, cache = self.net.forward(th, self._obs(obs, nonempty))
+    def _forward(self, theta, obs, nonempty=False, check=True):
+        """Network output at ``theta``: ``(theta_net, extra, out (N, d_L), cache)``; inputs validated if ``check``."""
+        th, extra = self._split(theta, check=check)
+        out, cache = self.net.forward(th, self._obs(obs, nonempty) if check else obs, check=False)
         return th, extra, out, cache
 
     def _join(self, d_net, d_extra):
@@ -126,20 +128,25 @@ class Policy:
         d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
         return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
 
-    def log_prob_with_vjp(self, theta, obs, act):
+    def log_prob_with_vjp(self, theta, obs, act, *, check=True):
         """``(log pi(a_i|s_i) (N,), vjp)`` sharing one forward pass; ``vjp(w)`` = :meth:`log_prob_grad`.
 
         For objectives whose weights depend on the log-probs (importance ratios, PPO clipping):
         evaluate, compute ``w`` from ``logp``, then call ``vjp(w)`` -- one forward, one backward.
+        ``check=False`` skips the validation of ``theta``, ``obs``, ``act`` and ``w`` (float64 arrays of
+        the right shapes, finite, int64 actions in range): for a training loop that validated its batch
+        once per iteration and calls this once per minibatch.
         """
-        th, extra, out, cache = self._forward(theta, obs)
-        act = self._act(act, out.shape[0])
-        logp = self.dist.log_prob(out, extra, act)
-        d_out, d_extra = self.dist.log_prob_grad(out, extra, act)
+        th, extra, out, cache = self._forward(theta, obs, check=check)
+        if check:
+            act = self._act(act, out.shape[0])
+        logp, d_out, d_extra = self.dist.log_prob_and_grad(out, extra, act)
 
         def vjp(w):
-            w = as_vector(w, out.shape[0], "w")
-            return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
+            if check:
+                w = as_vector(w, out.shape[0], "w")
+            d_net = self.net.backward(th, w[:, None] * d_out, cache, check=False)    # (P_net,)
+            return self._join(d_net, w @ d_extra)
 
         return logp, vjp
 
@@ -212,20 +219,38 @@ class Policy:
 
     def fvp(self, theta, obs, v):
         """``F v`` (P,) without forming F: JVP, output-space Fisher, VJP (eq. P2)."""
-        th, extra = self._split(theta)
-        v_net, v_extra = self._split(v, "v")
-        out, Jv, cache = self.net.jvp_with_cache(th, self._obs(obs, nonempty=True), v_net)   # (N, d_L) each
-        MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]          # (N, d_L)
+        return self.fisher_operator(theta, obs)(v)
+
+    def fisher_operator(self, theta, obs):
+        """The callable ``v -> F v`` (P,) -> (P,) at fixed ``(theta, obs)``: :meth:`fvp` sharing one forward pass.
+
+        Conjugate gradient (TRPO) multiplies by one ``F`` ten or more times. The network's activations at
+        ``(theta, obs)`` are computed here once; each call runs the tangent sweep from them
+        (``MLP.jvp_from_cache``), the output-space Fisher and the VJP -- the same operations as
+        :meth:`fvp`, so the same bits, without repeating the forward pass. ``v`` is validated per call.
+        """
+        th, extra, out, cache = self._forward(theta, obs, nonempty=True)
         _, F_extra = self.dist.fisher_factor(out[:0], extra)
-        return self._join(self.net.backward(th, MJv, cache), F_extra @ v_extra)
+
+        def F_v(v):
+            v_net, v_extra = self._split(v, "v")
+            Jv = self.net.jvp_from_cache(th, v_net, cache, check=False)          # (N, d_L)
+            MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]        # (N, d_L)
+            return self._join(self.net.backward(th, MJv, cache, check=False), F_extra @ v_extra)
+
+        return F_v
 
     # ----- acting -----------------------------------------------------------------------------
-    def sample(self, theta, obs, rng: np.random.Generator):
-        """Actions drawn from ``pi(.|s_i)`` with ``rng``: int64 (N,) or float64 (N, A)."""
-        if not isinstance(rng, np.random.Generator):
+    def sample(self, theta, obs, rng: np.random.Generator, *, check=True):
+        """Actions drawn from ``pi(.|s_i)`` with ``rng``: int64 (N,) or float64 (N, A).
+
+        ``check=False`` skips the validation of ``theta``, ``obs`` and ``rng`` (a rollout that checked
+        theta once and its observations at arrival, then samples once per step).
+        """
+        if check and not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
                             "Fix: pass numpy.random.default_rng(seed)")
-        _, extra, out, _ = self._forward(theta, obs)
+        _, extra, out, _ = self._forward(theta, obs, check=check)
         return self.dist.sample(out, extra, rng)
 
     def mode(self, theta, obs):

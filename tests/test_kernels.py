@@ -93,8 +93,40 @@ def test_fisher_accumulate_loops_on_non_contiguous_rows():
     np.testing.assert_array_equal(F, U.T @ U)
 
 
+@given(st.integers(0, 9), st.integers(1, 9), st.sampled_from(["tanh", "relu"]), st.integers(0, 2**32 - 1))
+def test_dphi_mul_numba_equals_numpy_reference_bit_for_bit(n, d, activation, seed):
+    """dh * phi'(z) from h: the same IEEE operations per entry in both backends, so equal to the last bit
+    (the kernel is compiled without fastmath: no fused multiply-add), for h at 0, +-1 and in between
+    and dh spanning 40 orders of magnitude (and its zeros, whose sign relu keeps as dh * 0.0)."""
+    rng = np.random.default_rng(seed)
+    z = rng.choice([0.0, -0.0, 1.0, -1.0, 3.0], (n, d)) * rng.standard_normal((n, d)) ** 2
+    h = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0)                 # (n, d)
+    dh = rng.standard_normal((n, d)) * 10.0 ** rng.integers(-20, 20, (n, d))       # (n, d)
+    dh[rng.random((n, d)) < 0.2] = -0.0
+    a = kernels.dphi_mul(dh.copy(), h, activation, backend="numba")
+    b = kernels.dphi_mul(dh.copy(), h, activation, backend="numpy")
+    ref = dh * ((1.0 - h * h) if activation == "tanh" else (h > 0).astype(float))  # the definition
+    for x in (a, b):
+        np.testing.assert_array_equal(x, ref)
+        assert np.array_equal(np.signbit(x), np.signbit(ref))
+
+
+def test_dphi_mul_works_in_place_and_on_strided_views():
+    rng = np.random.default_rng(1)
+    h, dh = np.tanh(rng.standard_normal((6, 8))), rng.standard_normal((6, 8))
+    for backend in ("numba", "numpy"):
+        big = dh.copy()
+        view = big[::2, 1::3]                                                        # (3, 3) strided
+        res = kernels.dphi_mul(view, h[::2, 1::3], "tanh", backend=backend)
+        assert res is view
+        np.testing.assert_array_equal(big[::2, 1::3], dh[::2, 1::3] * (1.0 - h[::2, 1::3] ** 2))
+        mask = np.ones_like(big, dtype=bool)
+        mask[::2, 1::3] = False
+        np.testing.assert_array_equal(big[mask], dh[mask])                         # the rest untouched
+
+
 def test_kernels_are_compiled_with_cache_and_without_fastmath():
-    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba):
+    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba):
         assert isinstance(k, CPUDispatcher)
         assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
         assert not k.targetoptions.get("fastmath", False)
@@ -138,6 +170,8 @@ def test_large_fill_takes_the_streaming_path_and_matches_reference():
      r"backend: expected 'numba' or 'numpy', got 'torch'\. Fix"),
     (lambda: kernels.fisher_accumulate(np.zeros((1, 2)), np.zeros((2, 2)), backend="blas"),
      r"backend: expected 'numba', 'numpy' or 'loops', got 'blas'\. Fix"),
+    (lambda: kernels.dphi_mul(np.zeros((1, 2)), np.zeros((1, 2)), "tanh", backend="c"),
+     r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
 ])
 def test_bad_backend_messages(call, match):
     with pytest.raises(ValueError, match=match):

@@ -128,6 +128,24 @@ def test_persample_grads_sum_to_batch_gradient(case, backend):
 
 
 @given(st_net_case())
+def test_unchecked_passes_equal_checked_and_leave_inputs_alone(case):
+    """check=False only skips validation: forward, backward and jvp return the same bits, and the
+    in-place activation and derivative steps never write into x, theta, v or dout."""
+    net, theta, x, dout, v = case
+    keep = [a.copy() for a in (theta, x, dout, v)]
+    out, cache = net.forward(theta, x)
+    out_u, cache_u = net.forward(theta, x, check=False)
+    np.testing.assert_array_equal(out_u, out)
+    for h, h_u in zip(cache.hs, cache_u.hs):
+        np.testing.assert_array_equal(h_u, h)
+    np.testing.assert_array_equal(net.backward(theta, dout, cache_u, check=False), net.backward(theta, dout, cache))
+    for a, b in zip(net.jvp_with_cache(theta, x, v, check=False)[:2], net.jvp_with_cache(theta, x, v)[:2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip((theta, x, dout, v), keep):
+        np.testing.assert_array_equal(a, b)
+
+
+@given(st_net_case())
 def test_forward_matches_layout_by_hand(case):
     # an independent forward pass that slices theta by the contract: W_l (d_l, d_{l-1}) row-major, then b_l
     net, theta, x, _, _ = case

@@ -97,6 +97,33 @@ def test_fused_evaluations_equal_the_separate_ones(case, data):
     np.testing.assert_array_equal(g, pol.kl_grad(theta, theta_new, obs))
     with pytest.raises(ValueError, match=r"w: expected shape \(%d,\)" % obs.shape[0]):
         vjp(np.zeros(obs.shape[0] + 1))
+    logp_u, vjp_u = pol.log_prob_with_vjp(theta, obs, act, check=False)    # validation skipped, same bits
+    np.testing.assert_array_equal(logp_u, logp)
+    np.testing.assert_array_equal(vjp_u(w), vjp(w))
+
+
+@given(S.policy_cases(), st.integers(0, 2**32 - 1))
+def test_unchecked_sampling_draws_the_same_actions(case, seed):
+    pol, theta, obs, _ = case
+    a = pol.sample(theta, obs, np.random.default_rng(seed))
+    np.testing.assert_array_equal(pol.sample(theta, obs, np.random.default_rng(seed), check=False), a)
+
+
+@given(S.policy_cases(), st_dir)
+def test_fisher_operator_is_the_fisher_and_reusable(case, data):
+    """One forward pass, then products: F v against the explicit Fisher (tolerance as in
+    test_fvp_equals_fisher_times_v); a product repeated after another is the same to the last bit
+    (the cached activations are only read); fvp, the one-shot form, gives the same bits."""
+    pol, theta, obs, _ = case
+    F, F_v = pol.fisher(theta, obs), pol.fisher_operator(theta, obs)
+    v1, v2 = (data.draw(S.thetas(pol.num_params, 1.0)) for _ in range(2))
+    first = F_v(v1)
+    np.testing.assert_allclose(first, F @ v1, rtol=1e-10, atol=1e-12 * (1 + np.abs(F) @ np.abs(v1)).max())
+    np.testing.assert_allclose(F_v(v2), F @ v2, rtol=1e-10, atol=1e-12 * (1 + np.abs(F) @ np.abs(v2)).max())
+    np.testing.assert_array_equal(F_v(v1), first)
+    np.testing.assert_array_equal(pol.fvp(theta, obs, v1), first)
+    with pytest.raises(ValueError, match=r"v: expected shape \(%d,\)" % pol.num_params):
+        F_v(np.zeros(pol.num_params + 1))
 
 
 @given(S.policy_cases())
