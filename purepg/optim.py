@@ -125,7 +125,7 @@ def adam_init(P: int) -> AdamState:
     return AdamState(np.zeros(P), np.zeros(P), 0)
 
 
-def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, check=True):
     """One bias-corrected Adam step that descends along ``g``, eqs. (A1)-(A3).
 
     Parameters
@@ -133,11 +133,15 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     theta : (P,) parameters.  g : (P,) gradient of the loss to minimise (pass ``-g`` to ascend).
     state : AdamState from :func:`adam_init` or a previous step.
     lr, beta1, beta2, eps : Kingma & Ba 2015, Algorithm 1 (``alpha``, ``beta_1``, ``beta_2``, ``epsilon``).
+    check : ``False`` skips the validation of the arguments (a training loop that validated its state
+        once per iteration and steps once per minibatch; a non-finite ``g`` then reaches ``theta``).
 
     Returns
     -------
     theta_new : (P,) new array.  state_new : AdamState with ``t + 1``.
     """
+    if not check:
+        return _adam_update(theta, g, state.m, state.v, state.t + 1, lr, beta1, beta2, eps)
     theta = _vector(theta, "theta", "pass the flat parameter vector")
     g = _vector(g, "g", "a non-finite gradient would poison Adam's moments; skip this update", theta.size)
     fix = "pass the state returned by adam_init(P) or by the previous adam_step"
@@ -148,6 +152,11 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     beta1 = _real(beta1, "beta1", 0.0, 1.0, "the usual value is 0.9", hi_open=True)
     beta2 = _real(beta2, "beta2", 0.0, 1.0, "the usual value is 0.999", hi_open=True)
     eps = _real(eps, "eps", 0.0, np.inf, "the usual value is 1e-8 (PyTorch) or 1e-5 (SB3 PPO)", lo_open=True)
+    return _adam_update(theta, g, m, v, t, lr, beta1, beta2, eps)
+
+
+def _adam_update(theta, g, m, v, t, lr, beta1, beta2, eps):
+    """(A1)-(A3) on validated arguments; ``t`` is the new step count."""
     m = beta1 * m + (1.0 - beta1) * g  # (P,)  (A1)
     v = beta2 * v + (1.0 - beta2) * g * g  # (P,)  (A2)
     m_hat = m / (1.0 - beta1**t)  # (P,)  (A3)
@@ -159,24 +168,28 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
 # ----------------------------------------------------------------------------- 2. clipping
 
 
-def clip_grad_norm(g, max_norm, *, offset=0.0):
+def clip_grad_norm(g, max_norm, *, offset=0.0, check=True):
     """Global-norm clipping: ``g * min(1, max_norm / (||g||_2 + offset))``.
 
     ``offset = 0`` is the textbook rule; ``offset = 1e-6`` reproduces ``torch.nn.utils.clip_grad_norm_``,
     which divides by ``total_norm + 1e-6`` (torch/nn/utils/clip_grad.py). The division only happens when
     ``||g|| + offset > max_norm > 0``, so a zero gradient is returned unchanged.
+    ``check=False`` skips the validation of the arguments; a non-finite norm is reported either way
+    (so a clipped gradient is always finite).
 
     Returns
     -------
     g_clipped : (P,) new array.  norm : float, ``||g||_2`` before clipping.
     """
-    g = _vector(g, "g", "a non-finite gradient cannot be clipped; skip this update")
-    max_norm = _real(max_norm, "max_norm", 0.0, np.inf, "use a positive bound such as 0.5", lo_open=True)
-    offset = _real(offset, "offset", 0.0, np.inf, "use 0.0, or 1e-6 to match PyTorch")
-    with np.errstate(over="ignore"):
+    if check:
+        g = _vector(g, "g", "a non-finite gradient cannot be clipped; skip this update")
+        max_norm = _real(max_norm, "max_norm", 0.0, np.inf, "use a positive bound such as 0.5", lo_open=True)
+        offset = _real(offset, "offset", 0.0, np.inf, "use 0.0, or 1e-6 to match PyTorch")
+    with np.errstate(over="ignore", invalid="ignore"):
         norm = float(np.linalg.norm(g))
     if not np.isfinite(norm):
-        raise ValueError(f"g: its 2-norm overflows float64 (max |g_i| = {np.abs(g).max()}); rescale the loss")
+        raise ValueError(f"g: its 2-norm overflows float64 or is NaN: expected a finite norm, got {norm} (max |g_i| = "
+                         f"{np.abs(g).max()}). Fix: rescale the loss; a NaN or inf entry means it diverged (lower the step)")
     if norm + offset > max_norm:
         return g * (max_norm / (norm + offset)), norm  # (P,)
     return g.copy(), norm

@@ -146,7 +146,11 @@ def ratio(logp_new, logp_old):
     policy has left the old one so far that the surrogate is meaningless (lower the step size).
     """
     l = _vector(logp_new, "logp_new")
-    l_old = _vector(logp_old, "logp_old", l.shape[0])
+    return _ratio(l, _vector(logp_old, "logp_old", l.shape[0]))
+
+
+def _ratio(l, l_old):
+    """:func:`ratio` of validated (N,) float64 arrays; the overflow test stays (it is about the values)."""
     log_r = l - l_old                                            # (N,)
     i = int(np.argmax(log_r))
     if log_r[i] > _MAX_LOG_RATIO:
@@ -195,7 +199,11 @@ def clip_terms(logp_new, logp_old, adv, eps):
     """
     eps = _scalar(eps, "eps", low=0.0, strict=True, hint="use a clip range such as 0.2")
     r = ratio(logp_new, logp_old)                                # (N,)
-    A = _vector(adv, "adv", r.shape[0])                          # (N,)
+    return _clip_terms(r, _vector(adv, "adv", r.shape[0]), eps)
+
+
+def _clip_terms(r, A, eps):
+    """:func:`clip_terms` from validated ratios ``r`` (N,), advantages ``A`` (N,) and ``eps > 0``."""
     c = np.clip(r, 1.0 - eps, 1.0 + eps)                         # (N,)
     u_term, c_term = r * A, c * A                                # (N,), (N,)
     w_u = np.where(u_term < c_term, 1.0, np.where(u_term == c_term, 0.5, 0.0))  # share of the unclipped term
@@ -240,14 +248,22 @@ def surrogate(pol, theta, obs, act, logp_old, adv):
     return Objective(L, vjp(w))
 
 
-def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps):
+def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
     """Eq. (3) at ``theta`` with its (sub)gradient via eq. (1); arguments as :func:`surrogate`.
+
+    ``check=False`` skips the validation of the arguments (for a training loop that validated its
+    batch once per iteration: float64 arrays of matching shapes, finite, ``eps > 0``); a log-ratio
+    that would overflow ``exp`` is still reported (:func:`ratio`).
 
     Returns
     -------
     ClipObjective
         ``value`` (maximised), ``grad`` (P,), ``clip_fraction``.
     """
+    if not check:
+        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)           # (N,), w -> (P,)
+        L, w, frac = _clip_terms(_ratio(l, logp_old), adv, eps)
+        return ClipObjective(L, vjp(w), frac)
     l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
     L, w, frac = clip_terms(l, logp_old, adv, eps)
     return ClipObjective(L, vjp(w), frac)

@@ -92,9 +92,16 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None):
         raise ValueError(f"v_old, clip_eps: expected both or neither, got v_old={got}, clip_eps={clip_eps!r}. "
                          f"Fix: pass both to clip the value loss, or neither.")
     if v_old is None:
-        return float(0.5 * np.mean((v - R) ** 2)), (v - R) / N     # eq. (1)
+        return _value_loss_terms(v, R)
     eps_v = _scalar(clip_eps, "clip_eps", low=0.0, strict=True, hint="use a value clip range such as 0.2")
-    v_old = _vector(v_old, "v_old", N, like="v")
+    return _value_loss_terms(v, R, _vector(v_old, "v_old", N, like="v"), eps_v)
+
+
+def _value_loss_terms(v, R, v_old=None, eps_v=None):
+    """:func:`value_loss_terms` of validated (N,) float64 arrays (``v_old`` and ``eps_v > 0`` both or neither)."""
+    N = v.shape[0]
+    if v_old is None:
+        return float(0.5 * np.mean((v - R) ** 2)), (v - R) / N     # eq. (1)
     vc = v_old + np.clip(v - v_old, -eps_v, eps_v)               # (N,)
     u, c = (v - R) ** 2, (vc - R) ** 2                           # (N,), (N,)
     w_u = np.where(u > c, 1.0, np.where(u == c, 0.5, 0.0))      # share of the unclipped square
@@ -103,7 +110,7 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None):
     return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
 
 
-def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None):
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True):
     """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
 
     Parameters
@@ -114,12 +121,19 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None):
     obs : ndarray, shape (N, obs_dim)
     target : ndarray, shape (N,)
     v_old, clip_eps : optional, see :func:`value_loss_terms`.
+    check : bool
+        ``False`` skips the validation of the arguments (for a training loop that validated its batch
+        once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
 
     Returns
     -------
     Objective
         ``value`` = the loss (minimised), ``grad`` (P_v,) its gradient w.r.t. ``theta_v``.
     """
+    if not check:
+        out, cache = net.forward(theta_v, obs, check=False)                 # (N, 1)
+        loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps)
+        return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
@@ -198,9 +212,9 @@ class ValueFunction:
         out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
         return out[:, 0]
 
-    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None) -> Objective:
-        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss`."""
-        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps)
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True) -> Objective:
+        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check``)."""
+        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, check=check)
 
     def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
             v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -129,6 +129,24 @@ def test_adam_constant_gradient_moves_lr_per_step(g, T, lr):
     np.testing.assert_allclose(theta, -T * lr * g / (np.abs(g) + 1e-8), rtol=1e-12)
 
 
+@given(n=st.integers(1, 8), T=st.integers(1, 6), seed=st_seed, eps=st.floats(1e-10, 1e-3))
+def test_unchecked_adam_and_clipping_return_the_same_bits(n, T, seed, eps):
+    # check=False skips the argument validation only: the same steps to the last bit
+    rng = np.random.default_rng(seed)
+    a = b = (rng.standard_normal(n), adam_init(n))
+    for _ in range(T):
+        g = 10 * rng.standard_normal(n)
+        gc, norm = clip_grad_norm(g, 0.5)
+        gu, norm_u = clip_grad_norm(g, 0.5, check=False)
+        assert norm_u == norm
+        np.testing.assert_array_equal(gu, gc)
+        a = adam_step(*a[:1], gc, a[1], lr=1e-2, eps=eps)
+        b = adam_step(*b[:1], gu, b[1], lr=1e-2, eps=eps, check=False)
+        for x, y in ((a[0], b[0]), (a[1].m, b[1].m), (a[1].v, b[1].v)):
+            np.testing.assert_array_equal(x, y)
+        assert a[1].t == b[1].t
+
+
 def test_adam_does_not_mutate_inputs():
     theta, g, state = np.ones(3), np.ones(3), adam_init(3)
     adam_step(theta, g, state, lr=0.1)
@@ -189,8 +207,13 @@ def test_clip_grad_norm_bad_input():
         clip_grad_norm(np.ones(2), 0)
     with pytest.raises(ValueError, match=r"g: expected finite values, got inf at index 0"):
         clip_grad_norm(np.array([np.inf, 1.0]), 1.0)
-    with pytest.raises(ValueError, match=r"g: its 2-norm overflows"):
+    with pytest.raises(ValueError, match=r"g: its 2-norm overflows float64 or is NaN: expected a finite norm, "
+                                         r"got inf .*Fix: rescale the loss"):
         clip_grad_norm(np.array([1e200, 1e200]), 1.0)
+    # unchecked, a non-finite entry is caught by its norm: a clipped gradient is always finite
+    with pytest.raises(ValueError, match=r"g: its 2-norm overflows float64 or is NaN: expected a finite norm, "
+                                         r"got nan .*a NaN or inf entry means it diverged"):
+        clip_grad_norm(np.array([np.nan, 1.0]), 1.0, check=False)
 
 
 # ----------------------------------------------------------------------------- schedules, minibatches

@@ -299,6 +299,24 @@ def test_ppo_clip_gradient_through_policy_near_kinks(b, eps, data):
 
 
 @given(st_policy_batch(), st_eps)
+def test_unchecked_ppo_clip_returns_the_same_bits(b, eps):
+    """check=False (a training loop that validated its batch) skips validation, nothing else."""
+    pol, theta, _, obs, act, l_old, A = b
+    c, u = S.ppo_clip(pol, theta, obs, act, l_old, A, eps=eps), S.ppo_clip(pol, theta, obs, act, l_old, A, eps=eps,
+                                                                          check=False)
+    assert (u.value, u.clip_fraction) == (c.value, c.clip_fraction)
+    np.testing.assert_array_equal(u.grad, c.grad)
+
+
+def test_unchecked_ppo_clip_still_reports_an_overflowing_ratio():
+    pol = purepg.CategoricalPolicy(2, 2, hidden=())
+    theta, obs, act = np.zeros(pol.num_params), np.zeros((2, 2)), np.array([0, 1])
+    l_old = np.array([0.0, -800.0])                               # log r = log(1/2) + 800 at index 1
+    with pytest.raises(ValueError, match=r"logp_new - logp_old: expected <= 709.78.*at index 1.*Fix"):
+        S.ppo_clip(pol, theta, obs, act, l_old, np.ones(2), eps=0.2, check=False)
+
+
+@given(st_policy_batch(), st_eps)
 def test_ppo_clip_equals_plain_surrogate_at_theta_old(b, eps):
     pol, _, theta_old, obs, act, l_old, A = b
     c = S.ppo_clip(pol, theta_old, obs, act, l_old, A, eps=eps)

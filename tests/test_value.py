@@ -167,6 +167,16 @@ def test_value_loss_gradient_through_mlp(b, clipped):
     assert value_loss(vf.net, theta_v, obs, R, **kw).value == L
 
 
+@given(st_net_batch(), st.booleans())
+def test_unchecked_value_loss_returns_the_same_bits(b, clipped):
+    """check=False (a training loop that validated its batch) skips validation, nothing else."""
+    vf, theta_v, obs, R, v_old = b
+    kw = dict(v_old=v_old, clip_eps=0.3) if clipped else {}
+    c, u = vf.loss(theta_v, obs, R, **kw), vf.loss(theta_v, obs, R, **kw, check=False)
+    assert u.value == c.value
+    np.testing.assert_array_equal(u.grad, c.grad)
+
+
 def test_value_function_init_and_predict():
     vf = ValueFunction(3, (8, 5))
     assert vf.net == MLP((3, 8, 5, 1)) and vf.num_params == 8 * 3 + 8 + 5 * 8 + 5 + 5 + 1
