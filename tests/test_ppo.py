@@ -91,19 +91,37 @@ def test_first_step_gradient_is_the_policy_gradient(seed, discrete):
     np.testing.assert_allclose(step.g_v, 0.5 * vf.loss(theta_v, mb.obs, mb.ret).grad, rtol=1e-12)
 
 
-def test_separate_adam_states_equal_one_adam_on_the_concatenation():
-    """Two networks, two Adam states, jointly clipped gradients == one Adam on [theta, theta_v]."""
+@pytest.mark.parametrize("max_grad_norm", [0.5, None])
+def test_separate_adam_states_equal_one_adam_on_the_concatenation(max_grad_norm):
+    """Two networks, two Adam states, jointly clipped gradients == the loop's one Adam on [theta, theta_v],
+    bit for bit (Adam and the clip scale act coordinate-wise): join, clip_and_step, split."""
     rng = np.random.default_rng(0)
     P, Pv = 7, 5
     state = {"theta": rng.standard_normal(P), "theta_v": rng.standard_normal(Pv),
-             "opt": adam_init(P), "opt_v": adam_init(Pv)}
-    joint, opt = np.concatenate([state["theta"], state["theta_v"]]), adam_init(P + Pv)
-    cfg = ppo.Config(max_grad_norm=0.5, adam_eps=1e-5)
+             "opt": adam_init(P), "opt_v": adam_init(Pv), "other": 3}
+    cfg = ppo.Config(max_grad_norm=max_grad_norm, adam_eps=1e-5)
+    joint, sep = ppo.join(state), dict(state)
     for _ in range(4):
         g = 10 * rng.standard_normal(P + Pv)                                   # norm >> 0.5: clipped
-        state = ppo.clip_and_step(state, ppo.Step(0.0, g[:P], g[P:], 0.0, 0.0), 1e-2, cfg)
-        joint, opt = adam_step(joint, g * (0.5 / np.linalg.norm(g)), opt, lr=1e-2, eps=1e-5)
-    np.testing.assert_allclose(np.concatenate([state["theta"], state["theta_v"]]), joint, rtol=0, atol=1e-15)
+        joint = ppo.clip_and_step(joint, ppo.Step(0.0, g[:P], g[P:], 0.0, 0.0), 1e-2, cfg)
+        if max_grad_norm is not None:
+            g = g * (max_grad_norm / np.linalg.norm(g))
+        sep["theta"], sep["opt"] = adam_step(sep["theta"], g[:P], sep["opt"], lr=1e-2, eps=1e-5)
+        sep["theta_v"], sep["opt_v"] = adam_step(sep["theta_v"], g[P:], sep["opt_v"], lr=1e-2, eps=1e-5)
+    new = ppo.split(state, joint)
+    assert new["other"] == 3 and new["opt"].t == new["opt_v"].t == 4
+    for k in ("theta", "theta_v"):
+        np.testing.assert_array_equal(new[k], sep[k])
+    for k in ("opt", "opt_v"):
+        np.testing.assert_array_equal(new[k].m, sep[k].m)
+        np.testing.assert_array_equal(new[k].v, sep[k].v)
+
+
+def test_join_refuses_adam_states_at_different_steps():
+    state = {"theta": np.zeros(2), "theta_v": np.zeros(1), "opt": adam_init(2), "opt_v": adam_init(1)._replace(t=3)}
+    with pytest.raises(ValueError, match=r"state: expected the policy and value Adam states at one step count, "
+                                         r"got opt\.t = 0 and opt_v\.t = 3\. Fix"):
+        ppo.join(state)
 
 
 # ----------------------------------------------------------------------------- the loop -----
@@ -147,6 +165,22 @@ def test_target_kl_stops_after_the_first_step():
     ctx, state, batch, rng = _batch(ppo.Config(**FAST))
     _, logs = ppo.update(ctx, state, batch, rng, 0.0)
     assert logs["updates"] == 4 * 4 and logs["epochs"] == 4            # K = 4 epochs of 64 / 16 minibatches
+
+
+def test_update_validates_state_and_batch_once():
+    """The minibatch steps skip validation; the iteration checks what they read, with the usual messages."""
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST))
+    bad = {**state, "theta_v": state["theta_v"][:-1]}
+    with pytest.raises(ValueError, match=r"theta_v: expected shape \(%d,\), got \(%d,\)\. Fix"
+                                         % (ctx.vf.num_params, ctx.vf.num_params - 1)):
+        ppo.update(ctx, bad, batch, rng, 0.0)
+    opt = state["opt"]._replace(v=np.full_like(state["opt"].v, np.nan))
+    with pytest.raises(ValueError, match=r"opt\.v: expected finite values, got nan"):
+        ppo.update(ctx, {**state, "opt": opt}, batch, rng, 0.0)
+    act = batch.act.copy()
+    act[3, 1] = 7
+    with pytest.raises(ValueError, match=r"act: expected actions in \[0, 2\), got 7\. Fix"):
+        ppo.update(ctx, state, dataclasses.replace(batch, act=act), rng, 0.0)
 
 
 def test_linear_schedules_and_logs():

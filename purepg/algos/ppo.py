@@ -18,12 +18,20 @@ and the clip range follow linear schedules in the fraction of steps done at the 
 iteration (Stable-Baselines3 evaluates them after the batch, one iteration later).
 
 Separate networks, one loss. The policy ``theta`` and the value function ``theta_v`` are two flat
-vectors with two Adam states. The combined loss ``L`` above has ``grad_theta L`` free of ``theta_v``
-and ``grad_theta_v L`` free of ``theta``, because the parameter sets are disjoint; Adam acts on every
-coordinate alone, so two Adam states with one step count take exactly the steps one Adam on the
-concatenation ``[theta, theta_v]`` would (PyTorch's single optimiser over both networks, as in SB3).
-The one place the two meet is global-norm clipping: the norm is that of the concatenated gradient,
-so the two gradients are clipped together (:func:`clip_and_step`), not each on its own.
+vectors with two Adam states (``opt``, ``opt_v`` in the state). The combined loss ``L`` above has
+``grad_theta L`` free of ``theta_v`` and ``grad_theta_v L`` free of ``theta``, because the parameter
+sets are disjoint; Adam acts on every coordinate alone, so two Adam states with one step count take
+exactly the steps one Adam on the concatenation ``x = [theta, theta_v]`` would (PyTorch's single
+optimiser over both networks, as in SB3). The epochs therefore run on ``x`` and its one Adam state
+(:class:`Joint`, :func:`join` / :func:`split` once per iteration): one clipping and one Adam step per
+minibatch, bit-for-bit the steps of the two. The one place the networks meet is global-norm clipping:
+the norm is that of the concatenated gradient, so the two gradients are clipped together
+(:func:`clip_and_step`), not each on its own.
+
+Validation once per iteration. :func:`run` checks the parameters and the flattened batch once, then
+passes ``coefs["check"] = False`` to the minibatch steps, which skip re-validating the same arrays
+(:func:`purepg.surrogates.ppo_clip`, :meth:`purepg.value.ValueFunction.loss`, Adam and clipping take
+``check=False``). Called directly, :func:`loss_and_grad` validates its arguments.
 
 Value loss scale. :meth:`purepg.value.ValueFunction.loss` is the halved mean square
 ``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
@@ -42,8 +50,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from purepg import _check
-from purepg.algos.common import flatten_with_gae, normalize_adv
-from purepg.optim import adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
+from purepg.algos.common import Flat, flatten_with_gae, normalize_adv
+from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
 from purepg.surrogates import entropy_bonus, ppo_clip
 from purepg.value import explained_variance
 
@@ -146,7 +154,9 @@ class Variant(NamedTuple):
     """What distinguishes PPO variants inside the shared loop.
 
     ``schedule(config, state, progress) -> dict`` of per-iteration coefficients (e.g. the clip range);
-    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised;
+    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised
+    (``coefs["check"] is False`` when the loop validated the batch already: the objective may skip
+    re-validating the minibatch);
     ``after(config, state, kl) -> (state, logs)`` once the epochs are done (e.g. the beta rule).
     """
 
@@ -176,6 +186,13 @@ class Step(NamedTuple):
     value_mse: float
 
 
+class Joint(NamedTuple):
+    """Both networks as one vector ``x = [theta, theta_v]`` (P + P_v,) with one Adam state (module docstring)."""
+
+    x: np.ndarray
+    opt: AdamState
+
+
 # ------------------------------------------------------------------------------ the variant ----
 def _clip_schedule(cfg, state, progress):
     return {"clip_range": linear_schedule(cfg.clip, cfg.clip_final, progress)}
@@ -183,7 +200,8 @@ def _clip_schedule(cfg, state, progress):
 
 def _clip_objective(pol, theta, mb, theta_old, coefs):
     """PPO eq. 7 on the minibatch."""
-    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"])
+    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"],
+                    check=coefs.get("check", True))
 
 
 def _no_rule(cfg, state, kl):
@@ -211,8 +229,11 @@ def run(ctx, state, batch, rng, progress, variant):
     cfg, pol = ctx.config, ctx.pol
     lr = linear_schedule(cfg.lr, cfg.lr_final, progress)
     coefs = variant.schedule(cfg, state, progress)
+    _check_state(ctx, state)
     data = flatten_with_gae(ctx, state["theta_v"], batch, cfg.gamma, cfg.lam)   # A_t, R_t  (line 4)
     theta_old = state["theta"]
+    data = _check_data(ctx, data)
+    coefs = {**coefs, "check": False}                            # validated: the minibatch steps skip it
     new, hist = _epochs(ctx, dict(state), data, rng, lr, coefs, variant, theta_old)
     kl = pol.kl(theta_old, new["theta"], data.obs)               # exact mean KL(pi_old || pi_new)
     new, extra = variant.after(cfg, new, kl)
@@ -230,21 +251,42 @@ def _mean(xs):
     return float(np.mean(xs)) if xs else float("nan")   # no step taken (early stop before the first)
 
 
+def _check_state(ctx, state):
+    """Validate the parameters and Adam moments the minibatch steps read (once per iteration)."""
+    P, P_v = ctx.pol.num_params, ctx.vf.num_params
+    for name, x, n in (("theta", state["theta"], P), ("opt.m", state["opt"].m, P), ("opt.v", state["opt"].v, P),
+                       ("theta_v", state["theta_v"], P_v), ("opt_v.m", state["opt_v"].m, P_v),
+                       ("opt_v.v", state["opt_v"].v, P_v)):
+        _check.as_vector(x, n, name)
+
+
+def _check_data(ctx, data):
+    """Validate the flattened batch (once per iteration); returns it as checked (float64, int64 actions)."""
+    pol = ctx.pol
+    obs = _check.as_matrix(data.obs, pol.obs_dim, "obs")                      # (N, d)
+    N = obs.shape[0]
+    act = (_check.as_actions_discrete(data.act, N, pol.n_actions) if pol.discrete
+           else _check.as_matrix(data.act, pol.act_dim, "act", rows=N))       # (N,) or (N, k)
+    return Flat(obs, act, *(_check.as_vector(getattr(data, k), N, k) for k in ("logp_old", "adv", "ret", "v")))
+
+
 def _epochs(ctx, state, data, rng, lr, coefs, variant, theta_old):
-    """K epochs of minibatch steps (Algorithm 1, line 6), with the optional KL early stop."""
+    """K epochs of minibatch steps (Algorithm 1, line 6) on :class:`Joint`, with the optional KL early stop."""
     cfg, pol = ctx.config, ctx.pol
     hist = {"value_mse": [], "clip_fraction": [], "epochs": 0}
+    joint, P = join(state), state["theta"].size
     for _ in range(cfg.epochs):
         hist["epochs"] += 1
         for idx in minibatch_indices(data.adv.size, cfg.minibatch_size, rng):
             mb = minibatch(data, idx, cfg.normalize_adv)
-            if cfg.target_kl is not None and pol.kl(theta_old, state["theta"], mb.obs) > 1.5 * cfg.target_kl:
-                return state, hist
-            step = loss_and_grad(ctx, state["theta"], state["theta_v"], mb, theta_old, coefs, variant)
-            state = clip_and_step(state, step, lr, cfg)
+            theta, theta_v = joint.x[:P], joint.x[P:]                          # (P,), (P_v,) views
+            if cfg.target_kl is not None and pol.kl(theta_old, theta, mb.obs) > 1.5 * cfg.target_kl:
+                return split(state, joint), hist
+            step = loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)
+            joint = clip_and_step(joint, step, lr, cfg)
             hist["value_mse"].append(step.value_mse)
             hist["clip_fraction"].append(step.clip_fraction)
-    return state, hist
+    return split(state, joint), hist
 
 
 def minibatch(data, idx, normalize):
@@ -265,7 +307,7 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     theta_old : ndarray, shape (P,)
         The parameters that sampled the batch (used by the KL variant).
     coefs : dict
-        From ``variant.schedule`` (``clip_range`` or ``beta``).
+        From ``variant.schedule`` (``clip_range`` or ``beta``); ``check: False`` skips validation (:func:`run`).
 
     Returns
     -------
@@ -278,17 +320,31 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
         loss, g = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad
     clip = {} if cfg.clip_vf is None else {"v_old": mb.v, "clip_eps": cfg.clip_vf}
-    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip)            # halved mean square, see docstring
+    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=coefs.get("check", True))   # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     return Step(loss + 2.0 * cfg.vf_coef * vl.value, g, 2.0 * cfg.vf_coef * vl.grad, frac, 2.0 * vl.value)
 
 
-def clip_and_step(state, step, lr, cfg):
-    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on each network."""
-    g, g_v = step.g, step.g_v
+def join(state) -> Joint:
+    """``x = [theta, theta_v]`` and the Adam state of ``x`` from the two networks' (same step count)."""
+    opt, opt_v = state["opt"], state["opt_v"]
+    if opt.t != opt_v.t:
+        raise ValueError(f"state: expected the policy and value Adam states at one step count, got opt.t = {opt.t} "
+                         f"and opt_v.t = {opt_v.t}. Fix: PPO steps both networks together; start from ppo.init")
+    cat = np.concatenate
+    return Joint(cat([state["theta"], state["theta_v"]]), AdamState(cat([opt.m, opt_v.m]), cat([opt.v, opt_v.v]), opt.t))
+
+
+def split(state, joint) -> dict:
+    """Inverse of :func:`join`: ``state`` with ``theta``, ``theta_v``, ``opt``, ``opt_v`` from ``joint``."""
+    P, (x, (m, v, t)) = state["theta"].size, joint
+    return {**state, "theta": x[:P].copy(), "theta_v": x[P:].copy(),
+            "opt": AdamState(m[:P].copy(), v[:P].copy(), t), "opt_v": AdamState(m[P:].copy(), v[P:].copy(), t)}
+
+
+def clip_and_step(joint, step, lr, cfg) -> Joint:
+    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``."""
+    g = np.concatenate([step.g, step.g_v])                       # (P + P_v,)
     if cfg.max_grad_norm is not None:
-        both, _ = clip_grad_norm(np.concatenate([g, g_v]), cfg.max_grad_norm)   # (P + P_v,)
-        g, g_v = both[:g.size], both[g.size:]
-    theta, opt = adam_step(state["theta"], g, state["opt"], lr=lr, eps=cfg.adam_eps)
-    theta_v, opt_v = adam_step(state["theta_v"], g_v, state["opt_v"], lr=lr, eps=cfg.adam_eps)
-    return {**state, "theta": theta, "opt": opt, "theta_v": theta_v, "opt_v": opt_v}
+        g, _ = clip_grad_norm(g, cfg.max_grad_norm, check=False)
+    return Joint(*adam_step(joint.x, g, joint.opt, lr=lr, eps=cfg.adam_eps, check=False))
