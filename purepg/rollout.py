@@ -61,7 +61,9 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from purepg import normalize as nz
+from purepg._check import as_vector
 from purepg.envs import check_spaces
+from purepg.policy import Policy
 
 
 class NonFiniteError(ValueError):
@@ -238,9 +240,11 @@ def _step(vec_env, mode, a_env, step):
     """
     x, r, term, trunc, info = vec_env.step(a_env)
     x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
-    _finite(r[:, None], "reward", step)
-    _finite(x, "observation", step)
-    done = np.asarray(term, bool) | np.asarray(trunc, bool)        # (E,)
+    if not (np.isfinite(r).all() and np.isfinite(x).all()):        # one cheap test; the message names the copy
+        _finite(r[:, None], "reward", step)
+        _finite(x, "observation", step)
+    term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
+    done = term | trunc                                             # (E,)
     x_final = x.copy()                                              # (E, d)
     if done.any():
         if mode == AutoresetMode.SAME_STEP:
@@ -251,19 +255,24 @@ def _step(vec_env, mode, a_env, step):
             x[done] = np.asarray(x_reset, dtype=np.float64)[done]
         _finite(x_final, "final observation", step)
         _finite(x, "observation", step)
-    return x, x_final, r, np.asarray(term, bool), np.asarray(trunc, bool)
+    return x, x_final, r, term, trunc
 
 
-def _act(policy, theta, o, rng, act_sp, step):
-    """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box)."""
+def _act(policy, theta, o, rng, act_sp, step, trusted):
+    """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box).
+
+    ``trusted``: ``policy`` is a purepg :class:`~purepg.policy.Policy` whose ``theta`` was validated by
+    :func:`collect`, and ``o`` (E, d) float64 was checked at arrival: sampling skips re-validation.
+    """
     E = o.shape[0]
-    a = np.asarray(policy.sample(theta, o, rng))
+    a = np.asarray(policy.sample(theta, o, rng, check=False) if trusted else policy.sample(theta, o, rng))
     want = (E,) if policy.discrete else (E, act_sp.shape[0])
     if a.shape != want:
         raise ValueError(f"policy: expected policy.sample to return shape {want}, got {a.shape}. "
                          f"Fix: sample one action per observation row (purepg's policy contract).")
     if policy.discrete:
-        return a.astype(np.int64), a.astype(np.int64)
+        a = a.astype(np.int64, copy=False)                           # (E,): stored and sent (never written)
+        return a, a
     a = a.astype(np.float64)                                         # (E, k)
     _finite(a, "action", step)
     return a, np.clip(a, act_sp.low, act_sp.high)                    # stored, sent
@@ -308,6 +317,10 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     Batch, RolloutState
     """
     mode = _check_call(vec_env, policy, T, rng, state)
+    trusted = isinstance(policy, Policy)
+    if trusted:
+        theta = as_vector(theta, policy.num_params, "theta", hint=f"pass a flat vector of length "
+                          f"policy.num_params = {policy.num_params}")
     norm, E = state.norm, state.obs_raw.shape[0]
     see = (lambda x: x) if norm is None else (lambda x: nz.normalize(norm, x))  # reads current norm
     ret, length, step = state.ep_return.copy(), state.ep_length.copy(), state.step_count
@@ -316,7 +329,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     cols = {k: [] for k in ("obs", "raw", "act", "rew", "term", "trunc", "fin")}
     ep_ret, ep_len = [], []
     for _ in range(int(T)):
-        a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step)
+        a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step, trusted)
         x_next, x_fin, r, term, trunc = _step(vec_env, mode, a_env, step + E)
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)

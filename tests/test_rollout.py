@@ -433,3 +433,47 @@ def test_with_purepg_policies_on_cartpole_and_pendulum():
         np.testing.assert_allclose(batch.logp_old.ravel(),
                                    pol.log_prob(theta, batch.obs.reshape(75, -1), flat_act), rtol=1e-12)
         assert state.step_count == 75
+
+
+class ContractOnly:
+    """A purepg policy seen only through the policy contract: collect takes its generic path."""
+
+    def __init__(self, pol):
+        self.pol = pol
+        self.discrete, self.obs_dim = pol.discrete, pol.obs_dim
+        self.n_actions = self.act_dim = pol.act_dim
+
+    def sample(self, theta, obs, rng):
+        return self.pol.sample(theta, obs, rng)
+
+    def log_prob(self, theta, obs, act):
+        return self.pol.log_prob(theta, obs, act)
+
+
+@pytest.mark.parametrize("env, norm", [("CartPole-v1", False), ("Pendulum-v1", True)])
+def test_purepg_policy_fast_path_gives_the_generic_batch(env, norm):
+    """A purepg Policy is sampled without re-validating theta and the observations every step (theta is
+    checked once per collect, observations at arrival): the batch is the generic path's, bit for bit."""
+    batches = []
+    for wrap in (lambda p: p, ContractOnly):
+        vec = make_vec_env(env, 3, seed=0)
+        sp = vec.single_action_space
+        pol = (purepg.CategoricalPolicy(vec.single_observation_space.shape[0], int(sp.n), hidden=(8,))
+               if env == "CartPole-v1" else purepg.GaussianPolicy(3, sp.shape[0], hidden=(8,)))
+        theta = pol.init(np.random.default_rng(0))
+        batches.append(ro.collect(vec, wrap(pol), theta, 20, np.random.default_rng(1),
+                                  ro.start(vec, normalize_obs=norm))[0])
+    assert_batches_equal(*batches)
+
+
+def test_purepg_policy_theta_is_checked_once_per_collect():
+    vec = make_vec_env("CartPole-v1", 2, seed=0)
+    pol = purepg.CategoricalPolicy(4, 2, hidden=(8,))
+    theta = pol.init(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"theta: expected shape \(%d,\), got \(3,\)\. Fix: pass a flat vector "
+                                         r"of length policy.num_params" % pol.num_params):
+        ro.collect(vec, pol, theta[:3], 2, np.random.default_rng(0), ro.start(vec))
+    bad = theta.copy()
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match=r"theta: expected finite values, got nan at index \(5,\)"):
+        ro.collect(vec, pol, bad, 2, np.random.default_rng(0), ro.start(vec))
