@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import time
 import types
 
 import numpy as np
@@ -151,6 +152,52 @@ def test_nonfinite_update_keeps_last_good_checkpoint(tmp_path):
                      verbose=False)
     tree, ck = checkpoint.load(str(out / "checkpoint.npz"))
     assert ck["iteration"] == 2 and np.all(np.isfinite(tree["algo"]["theta"]))
+
+
+def _in_place(ctx, state, batch, rng, progress):
+    """_update that writes the new theta into the old array (an algorithm reusing its buffers)."""
+    new, logs = _update(ctx, state, batch, rng, progress)
+    state["theta"][...] = new["theta"]
+    return {"theta": state["theta"], "opt": new["opt"]}, logs
+
+
+def test_background_checkpoints_are_snapshots_in_order(tmp_path, monkeypatch):
+    """Checkpoints are written on a thread while training goes on: each holds its own iteration's
+    state even if the algorithm then overwrites its arrays, and they are written in order."""
+    written, thetas, real_save = [], [], checkpoint.save
+
+    def slow_save(path, tree, meta):
+        time.sleep(0.05)                                          # iterations run meanwhile
+        written.append((meta["iteration"], tree["algo"]["theta"].copy()))
+        real_save(path, tree, meta)
+
+    def update(*args):
+        new, logs = _in_place(*args)
+        thetas.append(new["theta"].copy())
+        return new, logs
+
+    monkeypatch.setattr(checkpoint, "save", slow_save)
+    algo = types.SimpleNamespace(NAME="noop", Config=NoopConfig, init=_init, update=update)
+    runner.train(algo, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "r"), total_steps=160,
+                 checkpoint_every=2, verbose=False)
+    assert [it for it, _ in written] == [2, 4, 5]
+    for it, theta in written:
+        np.testing.assert_array_equal(theta, thetas[it - 1])
+    tree, ck = checkpoint.load(str(tmp_path / "r" / "checkpoint.npz"))
+    assert ck["iteration"] == 5
+    np.testing.assert_array_equal(tree["algo"]["theta"], thetas[-1])
+
+
+def test_failed_background_checkpoint_stops_training(tmp_path, monkeypatch):
+    def failing_save(path, tree, meta):
+        raise OSError(f"disk full at iteration {meta['iteration']}")
+
+    monkeypatch.setattr(checkpoint, "save", failing_save)
+    with pytest.raises(OSError, match="disk full at iteration 2"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "r"), total_steps=320,
+                     checkpoint_every=2, verbose=False)
+    rows = _rows(tmp_path / "r" / "progress.csv")
+    assert len(rows) - 1 == 4                                     # stopped when submitting the next one
 
 
 def test_total_steps_must_cover_one_iteration(tmp_path):
