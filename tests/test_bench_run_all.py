@@ -98,7 +98,11 @@ def test_report_tables_from_fabricated_results(tmp_path):
                100_000, 100_000)
     _fabricate(out, "ppo", "CartPole-v1", [500.0, 400.0], [480.0, 470.0], [5.0, 5.0], 50_000, 100_000)
     (out / "learn" / "Pendulum-v1" / "npg").mkdir(parents=True)
-    (out / "learn" / "Pendulum-v1" / "npg" / "failed.txt").write_text("SeedRunError: seed 1 failed: NaN\n")
+    (out / "learn" / "Pendulum-v1" / "npg" / "failed.txt").write_text("SeedRunError: seed 1 failed: NaN. Fix: x; "
+                                                                        "seed 2 failed: NaN\n")
+    known = out / "learn" / "MountainCarContinuous-v0" / "ppo-kl"
+    known.mkdir(parents=True)
+    (known / "failed.txt").write_text("SeedRunError: seed 0 failed: ValueError: beta: expected > 0, got 0.0\n")
     readme = tmp_path / "README.md"
     run_all.write_report(str(out), run_all.learning_pairs(), str(readme), str(tmp_path / "fig"))
     text = readme.read_text()
@@ -107,8 +111,11 @@ def test_report_tables_from_fabricated_results(tmp_path):
     assert "Shortened budgets: ppo on CartPole-v1: 50,000 of rl-zoo's 100,000 steps." in text
     assert "| trpo | not run | -96.7 (2/3) | not run | not run |" in text                 # the summary matrix
     assert "| npg | not run | not run | failed | not run |" in text
-    assert "| npg | 100,000 | failed (SeedRunError: seed 1 failed: NaN) |" in text
-    assert _not_run_rows(text) == 28 - 3 and "load average 1.5 to 2.5" in text
+    assert "| npg | 100,000 | failed: SeedRunError: seed 1 failed: NaN |" in text          # the first seed's error
+    assert "| ppo-kl | 20,000 | failed: SeedRunError: seed 0 failed: ValueError: beta: expected > 0, got 0.0 (the KL " \
+           "of an update stays below d_targ / 1.5" in text                                 # with its known cause
+    assert "| ppo-kl | not run | not run | not run | failed |" in text
+    assert _not_run_rows(text) == 28 - 4 and "load average 1.5 to 2.5" in text
     assert not (tmp_path / "fig" / "Acrobot-v1.png").exists()                  # no run directories to plot
     assert "Kernels: not run." in text and "TRPO vs sb3-contrib TRPO (`bench/vs_sb3.py`): not run" in text
 
