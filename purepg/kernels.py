@@ -29,6 +29,16 @@ the cached ``h = phi(z)``: ``1 - h^2`` for tanh, ``[h > 0]`` for relu. NumPy nee
 allocation. Each entry is ``dh * (1 - h h)`` (or ``dh * 1.0`` / ``dh * 0.0``) in both: the same IEEE
 operations in the same order, so the results are bit-for-bit equal (the kernel is compiled without
 fastmath, so no multiply-add is fused).
+
+Adam step
+---------
+Eqs. (A1)-(A3) of :mod:`purepg.optim` touch every coordinate alone: ``m <- beta1 m + (1 - beta1) g``,
+``v <- beta2 v + ((1 - beta2) g) g``, ``theta <- theta - (lr (m / c1)) / (sqrt(v / c2) + eps)`` with
+the bias corrections ``c1 = 1 - beta1^t``, ``c2 = 1 - beta2^t``. NumPy makes about a dozen passes over
+the (P,) vectors, each with a temporary; the kernel makes one (``adam_update``), with the same
+operations per coordinate in the same order, so the same bits. It is compiled with
+``error_model="numpy"``: a division by zero gives inf/NaN as in NumPy instead of raising, which also
+lets the loop vectorise (``c1, c2 > 0`` anyway).
 """
 from __future__ import annotations
 
@@ -188,4 +198,39 @@ def dphi_mul(dh, h, activation, backend="numba"):
         return _dphi_mul_numba(dh, h, relu)
     if backend == "numpy":
         return _dphi_mul_numpy(dh, h, relu)
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_update_numba(theta, g, m, v, lr, beta1, beta2, eps, c1, c2):
+    P = theta.shape[0]
+    theta_new, m_new, v_new = np.empty(P), np.empty(P), np.empty(P)
+    a1, a2 = 1.0 - beta1, 1.0 - beta2
+    for i in range(P):
+        mi = beta1 * m[i] + a1 * g[i]                            # (A1)
+        vi = beta2 * v[i] + a2 * g[i] * g[i]                     # (A2)
+        m_new[i] = mi
+        v_new[i] = vi
+        theta_new[i] = theta[i] - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)   # (A3)
+    return theta_new, m_new, v_new
+
+
+def _adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2):
+    m = beta1 * m + (1.0 - beta1) * g                            # (P,)  (A1)
+    v = beta2 * v + (1.0 - beta2) * g * g                        # (P,)  (A2)
+    m_hat = m / c1                                               # (P,)  (A3)
+    v_hat = v / c2                                               # (P,)
+    return theta - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba"):
+    """One Adam step at step count ``t >= 1``: ``(theta_new, m_new, v_new)``, new (P,) float64 arrays.
+
+    ``theta``, ``g``, ``m``, ``v`` are (P,) float64 (not modified); see :func:`purepg.optim.adam_step`.
+    """
+    c1, c2 = 1.0 - beta1**t, 1.0 - beta2**t
+    if backend == "numba":
+        return _adam_update_numba(theta, g, m, v, float(lr), float(beta1), float(beta2), float(eps), c1, c2)
+    if backend == "numpy":
+        return _adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2)
     raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")

@@ -74,6 +74,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from purepg import kernels
+
 # ----------------------------------------------------------------------------- validation helpers
 
 
@@ -140,28 +142,32 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     -------
     theta_new : (P,) new array.  state_new : AdamState with ``t + 1``.
     """
-    if not check:
-        return _adam_update(theta, g, state.m, state.v, state.t + 1, lr, beta1, beta2, eps)
+    if check:
+        theta, state, (lr, beta1, beta2, eps) = _adam_args(theta, state, lr, beta1, beta2, eps)
+        g = _gradient(g, theta.size)
+    return _adam_update(theta, g, state.m, state.v, state.t + 1, lr, beta1, beta2, eps)
+
+
+def _adam_args(theta, state, lr, beta1, beta2, eps):
+    """Validated ``(theta, state, (lr, beta1, beta2, eps))`` of an Adam step."""
     theta = _vector(theta, "theta", "pass the flat parameter vector")
-    g = _vector(g, "g", "a non-finite gradient would poison Adam's moments; skip this update", theta.size)
     fix = "pass the state returned by adam_init(P) or by the previous adam_step"
-    m = _vector(state.m, "state.m", fix, theta.size)
-    v = _vector(state.v, "state.v", fix, theta.size)
-    t = _int(state.t, "state.t", 0, fix) + 1
+    state = AdamState(_vector(state.m, "state.m", fix, theta.size), _vector(state.v, "state.v", fix, theta.size),
+                      _int(state.t, "state.t", 0, fix))
     lr = _real(lr, "lr", 0.0, np.inf, "use a positive learning rate such as 3e-4", lo_open=True)
     beta1 = _real(beta1, "beta1", 0.0, 1.0, "the usual value is 0.9", hi_open=True)
     beta2 = _real(beta2, "beta2", 0.0, 1.0, "the usual value is 0.999", hi_open=True)
     eps = _real(eps, "eps", 0.0, np.inf, "the usual value is 1e-8 (PyTorch) or 1e-5 (SB3 PPO)", lo_open=True)
-    return _adam_update(theta, g, m, v, t, lr, beta1, beta2, eps)
+    return theta, state, (lr, beta1, beta2, eps)
+
+
+def _gradient(g, size):
+    return _vector(g, "g", "a non-finite gradient would poison Adam's moments; skip this update", size)
 
 
 def _adam_update(theta, g, m, v, t, lr, beta1, beta2, eps):
-    """(A1)-(A3) on validated arguments; ``t`` is the new step count."""
-    m = beta1 * m + (1.0 - beta1) * g  # (P,)  (A1)
-    v = beta2 * v + (1.0 - beta2) * g * g  # (P,)  (A2)
-    m_hat = m / (1.0 - beta1**t)  # (P,)  (A3)
-    v_hat = v / (1.0 - beta2**t)  # (P,)
-    theta_new = theta - lr * m_hat / (np.sqrt(v_hat) + eps)  # (P,)
+    """(A1)-(A3) on validated arguments, one pass (:func:`purepg.kernels.adam_update`); ``t`` is the new step count."""
+    theta_new, m, v = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps)   # (P,) each
     return theta_new, AdamState(m, v, t)
 
 
@@ -235,16 +241,22 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
     Each epoch draws :func:`minibatch_indices` and takes one :func:`adam_step` (with ``lr``, ``beta1``,
     ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm`. Returns
     ``(theta, state, losses)``, ``losses`` (epochs * n_batches,) holding each minibatch's loss before its step.
+    The arguments are validated once, before the first step; each gradient ``g`` is checked (finite, (P,)).
     """
     _callable(loss_grad, "loss_grad")
     epochs = _int(epochs, "epochs", 1, "pass the number of passes over the data")
+    theta, state, hyper = _adam_args(theta, state, lr, beta1, beta2, eps)
+    if max_grad_norm is not None:
+        max_grad_norm = _real(max_grad_norm, "max_grad_norm", 0.0, np.inf, "use a positive bound such as 0.5",
+                              lo_open=True)
     losses = []
     for _ in range(epochs):
         for idx in minibatch_indices(n, batch_size, rng):
             loss, g = loss_grad(theta, idx)
+            g = _gradient(g, theta.size)
             if max_grad_norm is not None:
-                g, _ = clip_grad_norm(g, max_grad_norm)
-            theta, state = adam_step(theta, g, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+                g, _ = clip_grad_norm(g, max_grad_norm, check=False)
+            theta, state = adam_step(theta, g, state, **dict(zip(("lr", "beta1", "beta2", "eps"), hyper)), check=False)
             losses.append(float(loss))
     return theta, state, np.asarray(losses)
 

@@ -260,8 +260,8 @@ class ValueFunction:
         ev_before = explained_variance(self.predict(theta_v, obs), targets)
 
         def loss_grad(th, idx):                                  # eq. (1)/(2) on one minibatch idx
-            sub_old = None if v_old is None else v_old[idx]
-            return self.loss(th, obs[idx], targets[idx], v_old=sub_old, clip_eps=clip_eps)
+            sub_old = None if v_old is None else v_old[idx]      # validated by the `before` loss above
+            return self.loss(th, obs[idx], targets[idx], v_old=sub_old, clip_eps=clip_eps, check=False)
 
         theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],
                                                      epochs=epochs, batch_size=mb, lr=lr, rng=rng,

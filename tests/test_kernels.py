@@ -125,8 +125,25 @@ def test_dphi_mul_works_in_place_and_on_strided_views():
         np.testing.assert_array_equal(big[mask], dh[mask])                         # the rest untouched
 
 
+@given(st.integers(0, 40), st.integers(1, 10**6), st.floats(1e-6, 1.0), st.floats(0.0, 0.999),
+       st.floats(0.0, 0.99999), st.floats(1e-12, 1e-3), st.integers(0, 2**32 - 1))
+def test_adam_update_numba_equals_numpy_reference_bit_for_bit(P, t, lr, beta1, beta2, eps, seed):
+    """One pass or a dozen: the same operations per coordinate in the same order, so the same bits, for
+    gradients and moments over many orders of magnitude (and exact zeros)."""
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(P)
+    g = rng.standard_normal(P) * 10.0 ** rng.integers(-12, 6, P) * (rng.random(P) > 0.1)
+    m = rng.standard_normal(P) * 10.0 ** rng.integers(-8, 2, P)
+    v = rng.random(P) * 10.0 ** rng.integers(-20, 4, P)
+    a = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba")
+    b = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numpy")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_kernels_are_compiled_with_cache_and_without_fastmath():
-    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba):
+    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba,
+              kernels._adam_update_numba):
         assert isinstance(k, CPUDispatcher)
         assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
         assert not k.targetoptions.get("fastmath", False)
@@ -171,6 +188,8 @@ def test_large_fill_takes_the_streaming_path_and_matches_reference():
     (lambda: kernels.fisher_accumulate(np.zeros((1, 2)), np.zeros((2, 2)), backend="blas"),
      r"backend: expected 'numba', 'numpy' or 'loops', got 'blas'\. Fix"),
     (lambda: kernels.dphi_mul(np.zeros((1, 2)), np.zeros((1, 2)), "tanh", backend="c"),
+     r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
+    (lambda: kernels.adam_update(*[np.zeros(1)] * 4, 1, 1e-3, 0.9, 0.999, 1e-8, backend="c"),
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
 ])
 def test_bad_backend_messages(call, match):
