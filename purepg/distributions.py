@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from purepg import kernels
+
 LOG_2PI = np.log(2.0 * np.pi)
 
 
@@ -105,11 +107,9 @@ def categorical_fisher_factor(z):
 
 
 def categorical_sample(z, rng: np.random.Generator):
-    """Inverse-CDF sampling, one uniform per state: ``a = #{b : cumsum(p)_b <= u}``."""
-    p = np.exp(log_softmax(z))
-    c = np.cumsum(p, axis=1)                                     # (N, A)
-    u = rng.random(z.shape[0])[:, None] * c[:, -1:]              # scale by the total: rounding-safe
-    return np.minimum((c <= u).sum(axis=1), z.shape[1] - 1).astype(np.int64)
+    """Inverse-CDF sampling, one uniform per state: ``a = #{b : cumsum(p)_b <= u sum(p)}`` (kernel)."""
+    p = np.exp(log_softmax(z))                                   # (N, A)
+    return kernels.inverse_cdf(p, rng.random(z.shape[0]))        # u scaled by the total: rounding-safe
 
 
 # --------------------------------------------------------------------------- gaussian -------

@@ -233,10 +233,11 @@ def _check_call(vec_env, policy, T, rng, state):
 
 
 def _step(vec_env, mode, a_env, step):
-    """One vector step with the autoreset resolved: ``(x_next, x_final, r, term, trunc)``.
+    """One vector step with the autoreset resolved: ``(x_next, x_final, r, term, trunc, ended)``.
 
     ``x_next`` (E, d) is what each copy acts on next, ``x_final`` (E, d) the true next observation
-    of the transition (the ended episode's last observation where it ended).
+    of the transition (the ended episode's last observation where it ended; ``x_next`` itself if no
+    episode ended), ``ended`` the indices of the copies whose episode ended.
     """
     x, r, term, trunc, info = vec_env.step(a_env)
     x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
@@ -245,17 +246,19 @@ def _step(vec_env, mode, a_env, step):
         _finite(x, "observation", step)
     term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
     done = term | trunc                                             # (E,)
+    if not done.any():
+        return x, x, r, term, trunc, ()
     x_final = x.copy()                                              # (E, d)
-    if done.any():
-        if mode == AutoresetMode.SAME_STEP:
-            for e in np.flatnonzero(done):
-                x_final[e] = info["final_obs"][e]
-        else:
-            x_reset, _ = vec_env.reset(options={"reset_mask": done})
-            x[done] = np.asarray(x_reset, dtype=np.float64)[done]
-        _finite(x_final, "final observation", step)
-        _finite(x, "observation", step)
-    return x, x_final, r, term, trunc
+    ended = np.flatnonzero(done)
+    if mode == AutoresetMode.SAME_STEP:
+        for e in ended:
+            x_final[e] = info["final_obs"][e]
+    else:
+        x_reset, _ = vec_env.reset(options={"reset_mask": done})
+        x[done] = np.asarray(x_reset, dtype=np.float64)[done]
+    _finite(x_final, "final observation", step)
+    _finite(x, "observation", step)
+    return x, x_final, r, term, trunc, ended
 
 
 def _act(policy, theta, o, rng, act_sp, step, trusted):
@@ -330,13 +333,13 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     ep_ret, ep_len = [], []
     for _ in range(int(T)):
         a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step, trusted)
-        x_next, x_fin, r, term, trunc = _step(vec_env, mode, a_env, step + E)
+        x_next, x_fin, r, term, trunc, ended = _step(vec_env, mode, a_env, step + E)
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)
         for k, v in zip(cols, (o, x, a, r, term, trunc, see(x_fin))):
             cols[k].append(v)
         step, ret, length = step + E, ret + r, length + 1
-        for e in np.flatnonzero(term | trunc):                       # episodes that ended at this step
+        for e in ended:                                              # episodes that ended at this step
             ep_ret.append(ret[e])
             ep_len.append(length[e])
             ret[e], length[e] = 0.0, 0

@@ -141,9 +141,39 @@ def test_adam_update_numba_equals_numpy_reference_bit_for_bit(P, t, lr, beta1, b
         np.testing.assert_array_equal(x, y)
 
 
+@given(st.integers(0, 12), st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_inverse_cdf_numba_equals_numpy_reference(N, A, seed):
+    """The same running sums and comparisons, so the same actions, for probabilities with exact zeros,
+    rounded totals (p from a softmax) and uniforms at 0 and at the CDF steps themselves."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((N, A)) * 10.0 ** rng.integers(-1, 3, (N, 1))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)                                            # (N, A), total ~ 1
+    p[rng.random((N, A)) < 0.2] = 0.0
+    u = rng.random(N)
+    u[rng.random(N) < 0.2] = 0.0
+    at_step = rng.random(N) < 0.3                                                 # u on a CDF value
+    cols = rng.integers(0, A, N)
+    c = np.cumsum(p, axis=1)
+    u = np.where(at_step & (c[:, -1] > 0), c[np.arange(N), cols] / np.where(c[:, -1] > 0, c[:, -1], 1.0), u)
+    a = kernels.inverse_cdf(p, u, backend="numba")
+    b = kernels.inverse_cdf(p, u, backend="numpy")
+    assert a.dtype == b.dtype == np.int64 and a.shape == (N,)
+    np.testing.assert_array_equal(a, b)
+    assert np.all((0 <= a) & (a < A))
+
+
+def test_inverse_cdf_by_hand():
+    p = np.array([[0.25, 0.25, 0.5], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
+    for backend in ("numba", "numpy"):
+        np.testing.assert_array_equal(kernels.inverse_cdf(p, np.array([0.0, 0.0, 0.999]), backend=backend), [0, 1, 1])
+        np.testing.assert_array_equal(kernels.inverse_cdf(p, np.array([0.25, 0.5, 0.5]), backend=backend), [1, 1, 1])
+        np.testing.assert_array_equal(kernels.inverse_cdf(p, np.array([0.5, 0.99, 0.49]), backend=backend), [2, 1, 0])
+
+
 def test_kernels_are_compiled_with_cache_and_without_fastmath():
     for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba,
-              kernels._adam_update_numba):
+              kernels._adam_update_numba, kernels._inverse_cdf_numba):
         assert isinstance(k, CPUDispatcher)
         assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
         assert not k.targetoptions.get("fastmath", False)
@@ -190,6 +220,8 @@ def test_large_fill_takes_the_streaming_path_and_matches_reference():
     (lambda: kernels.dphi_mul(np.zeros((1, 2)), np.zeros((1, 2)), "tanh", backend="c"),
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
     (lambda: kernels.adam_update(*[np.zeros(1)] * 4, 1, 1e-3, 0.9, 0.999, 1e-8, backend="c"),
+     r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
+    (lambda: kernels.inverse_cdf(np.ones((1, 2)) / 2, np.zeros(1), backend="c"),
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
 ])
 def test_bad_backend_messages(call, match):
