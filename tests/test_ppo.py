@@ -271,3 +271,20 @@ def test_ppo_learns_cartpole(tmp_path):
     s = runner.train(ppo, "CartPole-v1", ppo.Config(), seed=0, out_dir=str(tmp_path / "r"), total_steps=20480,
                      verbose=False)
     assert s["last_row"]["ep_return_mean"] > 100
+
+
+@pytest.mark.parametrize("d_targ, bound", [(1e3, "beta_min"), (1e-12, "beta_max")])
+def test_beta_stays_within_its_bounds(d_targ, bound):
+    """A beta at its bound stays there however often the rule would halve or double it (no underflow to 0)."""
+    cfg = ppo_kl.Config(**FAST, beta_init=1.0, d_targ=d_targ, beta_min=1.0 if bound == "beta_min" else 1e-8,
+                        beta_max=1.0 if bound == "beta_max" else 1e8)
+    ctx, state, batch, rng = _batch(cfg)
+    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
+    assert new["beta"] == logs["beta"] == 1.0
+
+
+def test_beta_bounds_are_checked():
+    with pytest.raises(ValueError, match=r"beta_init: expected a value in \[beta_min, beta_max\] = \[2\.0, 100000000\.0\], got 1\.0"):
+        ppo_kl.Config(beta_min=2.0)
+    with pytest.raises(ValueError, match=r"beta_min"):
+        ppo_kl.Config(beta_min=0.0)

@@ -12,7 +12,11 @@ batch (:meth:`Policy.kl`), the paper's rule (sec. 4, :func:`purepg.surrogates.up
     d < d_targ / 1.5  ->  beta <- beta / 2;      d > 1.5 d_targ  ->  beta <- 2 beta.
 
 ``beta`` lives in the algorithm state (checkpointed with it) and is logged as ``beta``, the value the
-next iteration will use.
+next iteration will use. The paper's rule has no bounds; purepg keeps ``beta`` in
+``[beta_min, beta_max]`` because a long run whose KL stays below ``d_targ / 1.5`` (e.g. a Gaussian
+whose log-std collapsed) halves it every iteration and it underflows to 0 after about 1075 halvings,
+after which no doubling can bring it back. The default bounds (1e-8, 1e8) are never reached in the
+runs of bench/README.md except in that degenerate case.
 """
 from __future__ import annotations
 
@@ -34,16 +38,25 @@ class Config(ppo.Shared):
     ==================  ========  =====================================================  ===========================
     beta_init           beta_0    initial KL penalty coefficient                         PPO sec. 4 (1.0)
     d_targ              d_targ    target mean KL per iteration                           PPO sec. 6.1 (0.01)
+    beta_min            --        lower bound of beta (against underflow, see above)     purepg (1e-8)
+    beta_max            --        upper bound of beta                                    purepg (1e8)
     ==================  ========  =====================================================  ===========================
     """
 
     beta_init: float = 1.0
     d_targ: float = 0.01
+    beta_min: float = 1e-8
+    beta_max: float = 1e8
 
     def __post_init__(self):
         super().__post_init__()
         _check.positive(_check.number(self.beta_init, "beta_init"), "beta_init")
         _check.positive(_check.number(self.d_targ, "d_targ"), "d_targ")
+        _check.positive(_check.number(self.beta_min, "beta_min"), "beta_min")
+        _check.number(self.beta_max, "beta_max")
+        if not self.beta_min <= self.beta_init <= self.beta_max:
+            raise ValueError(f"beta_init: expected a value in [beta_min, beta_max] = [{self.beta_min}, "
+                             f"{self.beta_max}], got {self.beta_init}. Fix: widen the bounds or change beta_init")
 
 
 def _schedule(cfg, state, progress):
@@ -56,8 +69,8 @@ def _objective(pol, theta, mb, theta_old, coefs):
 
 
 def _adapt_beta(cfg, state, kl):
-    """Sec. 4: halve or double beta from the measured mean KL ``kl``."""
-    beta = update_beta(state["beta"], kl, cfg.d_targ)
+    """Sec. 4: halve or double beta from the measured mean KL ``kl``, kept in [beta_min, beta_max]."""
+    beta = min(max(update_beta(state["beta"], kl, cfg.d_targ), cfg.beta_min), cfg.beta_max)
     return {**state, "beta": beta}, {"beta": beta}
 
 
