@@ -184,8 +184,6 @@ def _restore_env(run, tree, ck, run_dir):
 
 
 def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
-    ctx, vec = run.ctx, run.vec
-    per_iter = ctx.config.num_envs * ctx.config.num_steps
     interrupted = []
     old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     t_start = time.perf_counter() - float(loop["time_s"])
@@ -193,22 +191,7 @@ def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header)
     writer = _Writer()
     try:
         while loop["iteration"] < n_iters and not interrupted:
-            it = int(loop["iteration"])
-            progress = min(it * per_iter / ctx.total_steps, 1.0)
-            try:
-                batch, ro = rollout.collect(vec, ctx.pol, state["theta"], ctx.config.num_steps, rng, ro)
-            except NonFiniteError as e:
-                raise NonFiniteError(f"iteration {it}: {e} The last good checkpoint is kept.") from None
-            state, logs = run.algo.update(ctx, state, batch, rng, progress)
-            _check_finite_state(state, it)
-            loop["iteration"] = it + 1
-            loop["episodes"] = int(loop["episodes"]) + len(batch.episode_returns)
-            loop["recent_returns"] = np.concatenate([loop["recent_returns"], batch.episode_returns])[-RETURN_WINDOW:]
-            loop["time_s"] = time.perf_counter() - t_start
-            row = _row(loop, ro.step_count, batch, logs)
-            header = _append_progress(run.out_dir, row, header)
-            if verbose:
-                _progress_line(row)
+            state, ro, row, header = _iteration(run, state, ro, rng, loop, t_start, header, verbose)
             if loop["iteration"] % checkpoint_every == 0 or loop["iteration"] == n_iters:
                 writer.submit(run, state, ro, rng, loop)
     except BaseException:
@@ -223,10 +206,31 @@ def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header)
         _save(run, state, ro, rng, loop)
         raise Interrupted(f"interrupted at iteration {loop['iteration']}; checkpoint saved. "
                           f"Resume with: purepg resume {run.out_dir}")
-    vec.close()
+    run.vec.close()
     return {"algo": run.algo.NAME, "env_id": run.env_id, "seed": run.seed, "iterations": int(loop["iteration"]),
             "steps": int(ro.step_count), "episodes": int(loop["episodes"]), "last_row": row,
             "out_dir": run.out_dir}
+
+
+def _iteration(run, state, ro, rng, loop, t_start, header, verbose):
+    """Collect a batch, update, log one row (``loop`` is updated in place); ``(state, ro, row, header)``."""
+    ctx, it = run.ctx, int(loop["iteration"])
+    progress = min(it * ctx.config.num_envs * ctx.config.num_steps / ctx.total_steps, 1.0)
+    try:
+        batch, ro = rollout.collect(run.vec, ctx.pol, state["theta"], ctx.config.num_steps, rng, ro)
+    except NonFiniteError as e:
+        raise NonFiniteError(f"iteration {it}: {e} The last good checkpoint is kept.") from None
+    state, logs = run.algo.update(ctx, state, batch, rng, progress)
+    _check_finite_state(state, it)
+    loop["iteration"] = it + 1
+    loop["episodes"] = int(loop["episodes"]) + len(batch.episode_returns)
+    loop["recent_returns"] = np.concatenate([loop["recent_returns"], batch.episode_returns])[-RETURN_WINDOW:]
+    loop["time_s"] = time.perf_counter() - t_start
+    row = _row(loop, ro.step_count, batch, logs)
+    header = _append_progress(run.out_dir, row, header)
+    if verbose:
+        _progress_line(row)
+    return state, ro, row, header
 
 
 def _check_finite_state(state, it):
