@@ -45,6 +45,10 @@ class NotPD:
     def fvp(self, theta, obs, v):
         return -self._pol.fvp(theta, obs, v)
 
+    def fisher_operator(self, theta, obs):
+        F_op = self._pol.fisher_operator(theta, obs)
+        return lambda v: -F_op(v)
+
 
 def train_small(tmp_path, name, config, total_steps, seed=0):
     """Train in ``tmp_path`` and return the rows of progress.csv (dicts of floats)."""

@@ -246,7 +246,7 @@ def test_defaults_are_rl_zoo_cartpole():
     assert (c.lr, c.lr_final, c.clip, c.clip_final, c.ent_coef) == (1e-3, 0.0, 0.2, 0.0, 0.0)
     assert (c.vf_coef, c.max_grad_norm, c.adam_eps, c.hidden, c.vf_hidden) == (0.5, 0.5, 1e-5, (64, 64), (64, 64))
     assert {f.name for f in dataclasses.fields(ppo_kl.Config)} - {f.name for f in dataclasses.fields(ppo.Config)} \
-        == {"beta_init", "d_targ"}
+        == {"beta_init", "d_targ", "beta_min", "beta_max"}
 
 
 # ----------------------------------------------------------------------------- training -----

@@ -112,10 +112,11 @@ class Config:
 
 
 def fisher_operator(ctx, theta, obs):
-    """Step 3's ``F``: the callable ``v -> F v`` (``pol.fvp``), or the (P, P) matrix if ``fisher="explicit"``."""
+    """Step 3's ``F``: the callable ``v -> F v`` (``pol.fisher_operator``: the forward pass at ``theta``
+    is computed once and reused by every CG product), or the (P, P) matrix if ``fisher="explicit"``."""
     if ctx.config.fisher == "explicit":
         return ctx.pol.fisher(theta, obs)                                       # (P, P)
-    return lambda v: ctx.pol.fvp(theta, obs, v)                                 # (P,) -> (P,)
+    return ctx.pol.fisher_operator(theta, obs)                                  # (P,) -> (P,)
 
 
 def policy_step(ctx, theta, flat, adv) -> npg.PolicyStep:
