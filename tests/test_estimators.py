@@ -270,25 +270,20 @@ def test_optimal_baseline_from_the_batch_is_the_notes_formula():
 # ----------------------------------------------------------------------------- sampled rollouts
 
 
-def _rollouts(mdp, pol, theta, n, seed):
-    """n episodes of TabularMDPEnv acted on by pol.sample: lists of (T, S), (T,), (T,) arrays."""
-    env, rng = tb.TabularMDPEnv(mdp), np.random.default_rng(seed)
-    env.reset(seed=seed)
-    obs, act, rew = [], [], []
-    for _ in range(n):
-        o, _ = env.reset()
-        O, A, R, done = [], [], [], False
-        while not done:
-            a = int(pol.sample(theta, o[None], rng)[0])
-            O.append(o)
-            A.append(a)
-            o, r, terminated, truncated, _ = env.step(a)
-            R.append(r)
-            done = terminated or truncated
-        obs.append(np.array(O))
-        act.append(np.array(A))
-        rew.append(np.array(R))
-    return obs, act, rew
+def _rollouts(mdp, pol, theta, n, seed, num_envs=10):
+    """n episodes of TabularMDPEnv sampled by the code a user runs (purepg.envs + purepg.rollout.collect):
+    lists of (T, S), (T,), (T,) arrays. Every episode lasts exactly mdp.T steps, so a batch of
+    mdp.T * n / num_envs steps per copy holds n whole episodes."""
+    from purepg import envs, rollout
+
+    assert n % num_envs == 0
+    vec = envs.make_vec_env(lambda: tb.TabularMDPEnv(mdp), num_envs, seed=seed)
+    batch, _ = rollout.collect(vec, pol, theta, mdp.T * (n // num_envs), np.random.default_rng(seed),
+                               rollout.start(vec))
+    vec.close()
+    assert batch.terminated[mdp.T - 1::mdp.T].all() and batch.terminated.sum() == n
+    split = lambda x: [ep for e in range(num_envs) for ep in np.split(x[:, e], n // num_envs)]
+    return split(batch.obs), split(batch.act), split(batch.rew)
 
 
 def test_sampled_rollouts_converge_to_the_exact_gradient():
@@ -318,7 +313,7 @@ def test_sampled_rollouts_converge_to_the_exact_gradient():
 
 def test_batch_formats_agree_and_per_trajectory_rows_average_to_the_estimate():
     mdp, pol, theta, theta_p = _fixed_case(seed=5, T=4, gamma=0.9)
-    obs, act, rew = _rollouts(mdp, pol, theta, 6, seed=9)
+    obs, act, rew = _rollouts(mdp, pol, theta, 6, seed=9, num_envs=2)
     cut = [o[:k] for o, k in zip(obs, (4, 1, 3, 4, 2, 4))]        # variable lengths
     act_c, rew_c = [a[:len(o)] for a, o in zip(act, cut)], [r[:len(o)] for r, o in zip(rew, cut)]
     logp = [pol.log_prob(theta, o, a) for o, a in zip(cut, act_c)]
