@@ -150,11 +150,25 @@ class Policy:
 
         return logp, vjp
 
-    def score(self, theta, obs, act):
-        """Score matrix ``S[i] = grad_theta log pi(a_i|s_i)`` (N, P), per-sample VJPs (kernel)."""
-        th, extra, out, cache = self._forward(theta, obs)
-        d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
-        S = np.empty((out.shape[0], self.num_params))
+    def score(self, theta, obs, act, out=None):
+        """Score matrix ``S[i] = grad_theta log pi(a_i|s_i)`` (N, P), per-sample VJPs (kernel).
+
+        ``out``: an optional C-contiguous float64 (N, P) array to write into and return. Reusing one
+        buffer across calls saves the allocation of a fresh N x P matrix (the kernel then only
+        streams values into memory that is already mapped).
+        """
+        th, extra, y, cache = self._forward(theta, obs)
+        d_out, d_extra = self.dist.log_prob_grad(y, extra, self._act(act, y.shape[0]))
+        shape = (y.shape[0], self.num_params)
+        if out is None:
+            S = np.empty(shape)
+        elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float64
+                  and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out: expected a writeable C-contiguous float64 array of shape {shape}, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}. "
+                             f"Fix: allocate it with numpy.empty({shape}) or pass out=None")
+        else:
+            S = out
         self.net.persample_grads(th, d_out, cache, backend=self.backend, out=S[:, :self.net.num_params])
         S[:, self.net.num_params:] = d_extra
         return S

@@ -304,3 +304,17 @@ def test_bad_input_messages(call, match):
     with pytest.raises((ValueError, TypeError), match=match) as err:
         call()
     assert ". Fix: " in str(err.value)
+
+
+@given(S.policy_cases())
+def test_score_into_a_given_buffer(case):
+    """score(out=buf) writes the same numbers into buf and returns it; a wrong buffer is refused."""
+    pol, theta, obs, act = case
+    buf = np.full((obs.shape[0], pol.num_params), np.nan)
+    res = pol.score(theta, obs, act, out=buf)
+    assert res is buf
+    np.testing.assert_array_equal(buf, pol.score(theta, obs, act))
+    for bad in (np.empty((obs.shape[0], pol.num_params + 1)), np.empty((obs.shape[0], pol.num_params), np.float32),
+                np.empty((obs.shape[0], 2 * pol.num_params))[:, ::2], [[0.0] * pol.num_params] * obs.shape[0]):
+        with pytest.raises(ValueError, match=r"out: expected a writeable C-contiguous float64 array of shape"):
+            pol.score(theta, obs, act, out=bad)
