@@ -184,9 +184,9 @@ def run_speed(name, args):
     os.makedirs(out, exist_ok=True)
     txt = os.path.join(out, f"{name}.txt")
     script, needs_sb3 = SPEED[name]
-    py = sb3_python(args.sb3_python)
     if os.path.exists(txt):
         return f"[skip] speed/{name}: finished ({txt})"
+    py = sb3_python(args.sb3_python)
     if py is None and needs_sb3:
         return f"[skip] speed/{name}: no interpreter with stable-baselines3 and sb3-contrib (--sb3-python)"
     cmd = [py or sys.executable] + [a.format(out=out) for a in script]
@@ -440,11 +440,7 @@ def render(out, pairs, results, pngs, readme_dir, quick=False):
     for env_id in dict.fromkeys(e for _, e in main_pairs):
         body += _env_part(env_id, main_pairs, results, pngs, readme_dir, out)
     if opt_pairs:
-        n = sum(results[p] is not None for p in opt_pairs)
-        body += ["", "### Optional: MuJoCo Hopper-v5 (PPO target ≥ 2400)", "",
-                 f"Pairs finished: {n} of {len(opt_pairs)}. Presets: rl-zoo's Hopper-v4 entries (`bench/presets.py`), "
-                 f"1e6 steps. MuJoCo checkpoints are saved without the simulator state (a resumed run restarts its "
-                 f"episodes, so it is not bit-identical); run_all never resumes a pair, it retrains it."]
+        body += ["", "### Optional: MuJoCo Hopper-v5 (PPO target ≥ 2400)", "", _optional_intro(opt_pairs, results)]
         for env_id in dict.fromkeys(e for _, e in opt_pairs):
             body += _env_part(env_id, opt_pairs, results, pngs, readme_dir, out, level="####")
     body += ["", "### Speed", "", speed_section(out), "", "### Machine and commands", "",
@@ -466,6 +462,20 @@ last 100 training episodes at the end (`ep_return_mean` in `progress.csv`, stoch
 other jobs were also using (so slower than the one-process timings of the sections above);
 steps/s = steps / that time. A pair whose training raised an error is listed as failed, with the
 error. Curves: mean and min-max band over seeds of the training return."""
+
+
+def _optional_intro(pairs, results):
+    n = sum(results[p] is not None for p in pairs)
+    ppo = results.get(("ppo", presets.HOPPER))
+    verdict = ""
+    if ppo is not None:
+        s = pair_stats(ppo)
+        verdict = (f" PPO's evaluation reaches the target of {TARGETS[presets.HOPPER]:g} on {s['hits']} of {s['K']} "
+                   f"seeds ({'met' if s['hits'] == s['K'] else 'not met'}).")
+    return (f"Pairs finished: {n} of {len(pairs)}.{verdict} Presets: rl-zoo's Hopper-v4 entries (`bench/presets.py`), "
+            f"1e6 steps, gymnasium[mujoco] with MuJoCo {machine_info()['mujoco'] or '(not installed now)'}. MuJoCo "
+            f"checkpoints are saved without the simulator state (a resumed run restarts its episodes, so it is not "
+            f"bit-identical); run_all never resumes a pair, it retrains it.")
 
 
 def _distinct(results, key):
