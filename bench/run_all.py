@@ -348,8 +348,13 @@ def make_figures(out, pairs, results, figures):
         dirs = [pair_dir(out, a, e) for a, e in pairs if e == env_id and results[(a, e)] is not None]
         dirs = [d for d in dirs if _plottable(d)]
         if dirs:
-            pngs[env_id] = os.path.join(figures, f"{env_id}.png")
-            plot.plot_runs(dirs, pngs[env_id])
+            png = os.path.join(figures, f"{env_id}.png")
+            try:
+                plot.plot_runs(dirs, png)
+            except ImportError as e:     # matplotlib is an optional extra: the tables are written anyway
+                print(f"[figures] not drawn: {e}", flush=True)
+                return {}
+            pngs[env_id] = png
     return pngs
 
 

@@ -37,6 +37,14 @@ def _not_run_rows(text):
     return len(re.findall(r"^\| [\w-]+ \| [\d,]+ \| not run \|", text, flags=re.M))
 
 
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _mtimes(d):
     return {p: p.stat().st_mtime_ns for p in sorted(pathlib.Path(d).rglob("*")) if p.is_file()}
 
@@ -56,9 +64,13 @@ def test_quick_run_trains_evaluates_reports_and_is_skipped_when_rerun(tmp_path, 
     ev = np.array([e["mean"] for e in result["eval"]])
     assert f"| ppo | 2,048 (rl-zoo 100,000) | **{ev.mean():.1f} ± {ev.std():.1f}** | " in text
     assert _not_run_rows(text) == 27 and "Quick smoke-test budgets" in text
-    png = (tmp_path / "fig" / "CartPole-v1.png").read_bytes()
-    assert png.startswith(PNG_MAGIC) and len(png) < 200_000
-    assert "![learning curves on CartPole-v1](fig/CartPole-v1.png)" in text
+    if _has_matplotlib():                                       # the optional plotting extra
+        png = (tmp_path / "fig" / "CartPole-v1.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) < 200_000
+        assert "![learning curves on CartPole-v1](fig/CartPole-v1.png)" in text
+    else:
+        assert "not drawn: plot_runs: matplotlib is not installed" in capsys.readouterr().out
+        assert "![learning curves" not in text
     first = _mtimes(pair)
     capsys.readouterr()
     run_all.main(_quick(tmp_path, "--only", "ppo/CartPole-v1"))              # finished: skipped, nothing rewritten
