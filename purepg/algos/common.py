@@ -7,6 +7,7 @@ with 0 (the terminated flag zeroes it).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -51,3 +52,24 @@ def normalize_adv(adv):
     c = adv - adv.mean()
     s = c.std()
     return c / s if s > 0 else c
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """The fields NPG, TRPO, TRPO-Lagrangian and the off-policy learner share: the common fields of
+    :mod:`purepg.runner`, the discount and the critic fitted between updates (rl-zoo CartPole-v1
+    TRPO values; each subclass documents every field in its own table and may change a default).
+    Fields of a subclass follow these, in its own order.
+    """
+
+    num_envs: int = 2
+    num_steps: int = 512
+    hidden: tuple = (64, 64)
+    activation: str = "tanh"
+    normalize_obs: bool = False
+    log_std_init: float = 0.0
+    vf_hidden: tuple = (64, 64)
+    gamma: float = 0.99
+    vf_lr: float = 1e-3
+    vf_epochs: int = 20
+    vf_minibatch_size: int = 512

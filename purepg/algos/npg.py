@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import _check
-from purepg.algos.common import flatten_with_gae, normalize_adv
+from purepg.algos.common import CriticConfig, flatten_with_gae, normalize_adv
 from purepg.optim import adam_init, backtracking_line_search, natural_step
 from purepg.surrogates import surrogate, surrogate_terms
 
@@ -55,7 +55,7 @@ NAME = "npg"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(CriticConfig):
     """Hyperparameters of NPG. Defaults: CartPole-v1 (those shared with TRPO follow rl-zoo's TRPO).
 
     ======================  ==============  ==========================================================
@@ -89,14 +89,6 @@ class Config:
     of 5, c = 0.1 on 5 of 5.
     """
 
-    num_envs: int = 2
-    num_steps: int = 512
-    hidden: tuple = (32, 32)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
     gae_lambda: float = 0.98
     epsilon: float = 0.01
     damping: float = 0.1
@@ -106,9 +98,7 @@ class Config:
     ls_ratio: float = 0.8
     ls_max_steps: int = 10
     normalize_advantage: bool = True
-    vf_lr: float = 1e-3
-    vf_epochs: int = 20
-    vf_minibatch_size: int = 512
+    hidden: tuple = (32, 32)      # overrides CriticConfig: the explicit P x P Fisher stays small
 
     def __post_init__(self):
         _check.positive(_check.number(self.epsilon, "epsilon"), "epsilon")

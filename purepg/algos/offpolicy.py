@@ -58,7 +58,7 @@ from typing import Optional
 import numpy as np
 
 from purepg import _check, estimators
-from purepg.algos.common import flatten_with_gae, values
+from purepg.algos.common import CriticConfig, flatten_with_gae, values
 from purepg.algos.npg import check_critic_fields, fit_value
 from purepg.optim import adam_init, adam_step
 from purepg.returns import gae
@@ -69,7 +69,7 @@ _ESTIMATORS = {"per_decision": estimators.offpolicy_per_decision, "first_order":
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(CriticConfig):
     """Hyperparameters of the off-policy learner. Defaults: CartPole-v1 (tuned, bench/README.md).
 
     =====================  ========  ==================================================================
@@ -95,23 +95,12 @@ class Config:
     =====================  ========  ==================================================================
     """
 
-    num_envs: int = 2
-    num_steps: int = 512
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
     buffer_batches: int = 2
     updates_per_batch: int = 1
     weights: str = "first_order"
     truncation: Optional[float] = None
     baseline: str = "value"
     lr: float = 1e-3
-    vf_lr: float = 1e-3
-    vf_epochs: int = 20
-    vf_minibatch_size: int = 512
 
     def __post_init__(self):
         _check.common_config(self)

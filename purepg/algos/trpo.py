@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from purepg import _check
+from purepg.algos.common import CriticConfig
 from purepg.algos import npg
 
 NAME = "trpo"
@@ -52,7 +53,7 @@ init = npg.init
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(CriticConfig):
     """Hyperparameters of TRPO. Defaults: rl-zoo ``hyperparams/trpo.yml`` CartPole-v1, else sb3-contrib.
 
     Where rl-zoo's CartPole-v1 entry is silent the default of sb3-contrib's ``TRPO.__init__`` is used.
@@ -83,14 +84,6 @@ class Config:
     =====================  =========  =================================================================
     """
 
-    num_envs: int = 2
-    num_steps: int = 512
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
     gae_lambda: float = 0.98
     delta: float = 0.01
     cg_damping: float = 1e-3
@@ -100,9 +93,6 @@ class Config:
     ls_ratio: float = 0.8
     ls_max_steps: int = 10
     normalize_advantage: bool = True
-    vf_lr: float = 1e-3
-    vf_epochs: int = 20
-    vf_minibatch_size: int = 512
 
     def __post_init__(self):
         _check.positive(_check.number(self.delta, "delta"), "delta")

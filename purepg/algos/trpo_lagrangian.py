@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from purepg import _check
+from purepg.algos.common import CriticConfig
 from purepg.algos import npg
 from purepg.optim import adam_init, adam_step
 from purepg.surrogates import lagrangian, update_lambda
@@ -44,7 +45,7 @@ NAME = "trpo-lagrangian"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(CriticConfig):
     """Hyperparameters of the Lagrangian TRPO variant. Defaults: CartPole-v1.
 
     Batch, advantage and critic fields follow :class:`purepg.algos.trpo.Config` (rl-zoo CartPole-v1);
@@ -74,14 +75,6 @@ class Config:
     =====================  ==========  ================================================================
     """
 
-    num_envs: int = 2
-    num_steps: int = 512
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
     gae_lambda: float = 0.98
     delta: float = 0.01
     lam_init: float = 1.0
@@ -89,9 +82,6 @@ class Config:
     pi_lr: float = 1e-3
     pi_steps: int = 10
     normalize_advantage: bool = True
-    vf_lr: float = 1e-3
-    vf_epochs: int = 20
-    vf_minibatch_size: int = 512
 
     def __post_init__(self):
         _check.common_config(self)
