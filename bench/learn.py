@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from purepg import cli, runner  # noqa: E402
 from purepg.algos import get_algo  # noqa: E402
+from purepg.seeds import parse_seeds  # noqa: E402
 
 PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, lam=0.95, epochs=10, minibatch_size=64,
                 lr=1e-3, lr_final=1e-3, clip=0.2, clip_final=0.2, ent_coef=0.0)
@@ -78,17 +79,10 @@ def one(run, seed, steps, out):
             "train_return": summary["last_row"]["ep_return_mean"], "steps": summary["steps"]}
 
 
-def _seeds(text):
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
-    p.add_argument("--seeds", type=_seeds, default=list(range(5)), help="e.g. 0-4 or 0,2 [default: 0-4]")
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(5)), help="e.g. 0-4 or 0,2 [default: 0-4]")
     p.add_argument("--steps", type=int, default=None, help="override the step budget of every run")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (wall times then share the CPU)")
     p.add_argument("--out", default=os.path.join("bench", "out", "learn"))

@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from purepg import cli, rollout, runner  # noqa: E402
 from purepg.algos import ppo, trpo  # noqa: E402
+from purepg.seeds import parse_seeds  # noqa: E402
 
 try:
     import gymnasium
@@ -141,19 +142,12 @@ def purepg_ppo(config, env_id, seed, steps, out_dir, profile, module=ppo):
     return wall, ({"rollout": collect.seconds, "update": update.seconds} if profile else None)
 
 
-def _seeds(text):
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--algo", choices=sorted(ALGOS), default="ppo", help="ppo (SB3) or trpo (sb3-contrib)")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-4 or 0,2 [default: 0-2]")
+    p.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2], help="e.g. 0-4 or 0,2 [default: 0-2]")
     p.add_argument("--profile", action="store_true", help="split purepg's time into rollout / update / rest")
     args = p.parse_args()
     from learn import machine                                    # bench/learn.py, next to this file
