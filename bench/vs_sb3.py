@@ -58,6 +58,12 @@ torch.set_num_threads(1)
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 
+def _policy_kwargs(c):
+    """SB3's MlpPolicy arguments for purepg's separate tanh policy and value networks of ``c``."""
+    return dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)), activation_fn=torch.nn.Tanh,
+                log_std_init=c.log_std_init)
+
+
 def sb3_ppo(config, env_id, seed, steps):
     """SB3 PPO with purepg's ``config`` mapped onto its arguments; returns (wall seconds, model)."""
     c = config
@@ -67,9 +73,7 @@ def sb3_ppo(config, env_id, seed, steps):
                 max_grad_norm=c.max_grad_norm, normalize_advantage=c.normalize_adv,
                 learning_rate=lambda p: c.lr_final + p * (c.lr - c.lr_final),    # p: progress remaining
                 clip_range=lambda p: c.clip_final + p * (c.clip - c.clip_final),
-                policy_kwargs=dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)),
-                                   activation_fn=torch.nn.Tanh, log_std_init=c.log_std_init),
-                seed=seed, device="cpu")
+                policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
     t = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - t, model
@@ -85,9 +89,7 @@ def sb3_trpo(config, env_id, seed, steps):
                  line_search_shrinking_factor=c.ls_ratio, line_search_max_iter=c.ls_max_steps,
                  n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
                  normalize_advantage=c.normalize_advantage,
-                 policy_kwargs=dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)),
-                                    activation_fn=torch.nn.Tanh, log_std_init=c.log_std_init),
-                 seed=seed, device="cpu")
+                 policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
     t = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - t, model

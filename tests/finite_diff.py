@@ -48,3 +48,12 @@ def hessian(f, x, h=1e-4):
             v = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])) / (4 * h * h)
             Hm[i, j] = Hm[j, i] = v
     return Hm
+
+
+def assert_fd_close(analytic, numeric, f_scale):
+    """Compare an analytic derivative with its central difference (tolerance: the module docstring).
+
+    ``rtol = 1e-6`` covers the O(h^2) truncation; ``atol = 1e-8 (1 + f_scale)`` the O(eps |f| / h) rounding,
+    with ``f_scale`` the magnitude of the differentiated function near the point.
+    """
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8 * (1.0 + f_scale))

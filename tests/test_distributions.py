@@ -15,12 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import strategies as S
-from finite_diff import gradient
+from finite_diff import assert_fd_close, gradient
 from purepg import distributions as D
-
-
-def assert_fd_close(analytic, numeric, f_scale):
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8 * (1.0 + f_scale))
 
 
 @st.composite

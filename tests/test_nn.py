@@ -17,15 +17,10 @@ from hypothesis import strategies as st
 
 import purepg
 import strategies as S
-from finite_diff import directional, gradient
+from finite_diff import assert_fd_close, directional, gradient
 from purepg.nn import MLP, orthogonal
 
 KINK_MARGIN = 1e-3   # see _smooth_rows
-
-
-def assert_fd_close(analytic, numeric, f_scale):
-    """FD comparison with the tolerance derived in the module docstring."""
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8 * (1.0 + f_scale))
 
 
 def _pre_activations(net, theta, x):

@@ -18,11 +18,7 @@ from hypothesis import strategies as st
 
 import purepg
 import strategies as S
-from finite_diff import directional, gradient, hessian
-
-
-def assert_fd_close(analytic, numeric, f_scale):
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8 * (1.0 + f_scale))
+from finite_diff import assert_fd_close, directional, gradient, hessian
 
 
 def smooth_states(pol, theta, obs, margin=1e-3):
