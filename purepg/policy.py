@@ -106,10 +106,13 @@ class Policy:
             return as_actions_discrete(act, n, self.act_dim)
         return as_matrix(act, self.act_dim, "act", rows=n)
 
-    def _forward(self, theta, obs, nonempty=False, check=True):
-        """Network output at ``theta``: ``(theta_net, extra, out (N, d_L), cache)``; inputs validated if ``check``."""
+    def _forward(self, theta, obs, nonempty=False, check=True, ws=None):
+        """Network output at ``theta``: ``(theta_net, extra, out (N, d_L), cache)``; inputs validated if ``check``.
+
+        ``ws``: an ``MLP.workspace`` of the network for ``N`` rows (``out`` and ``cache`` are then its views).
+        """
         th, extra = self._split(theta, check=check)
-        out, cache = self.net.forward(th, self._obs(obs, nonempty) if check else obs, check=False)
+        out, cache = self.net.forward(th, self._obs(obs, nonempty) if check else obs, check=False, ws=ws)
         return th, extra, out, cache
 
     def _join(self, d_net, d_extra):
@@ -242,15 +245,19 @@ class Policy:
         ``(theta, obs)`` are computed here once; each call runs the tangent sweep from them
         (``MLP.jvp_from_cache``), the output-space Fisher and the VJP -- the same operations as
         :meth:`fvp`, so the same bits, without repeating the forward pass. ``v`` is validated per call.
+        The operator owns one ``MLP.workspace`` for the batch: its products write into the same arrays
+        on every call (``purepg.nn``, "Reused buffers") instead of mapping fresh memory each time.
         """
-        th, extra, out, cache = self._forward(theta, obs, nonempty=True)
+        obs = self._obs(obs, nonempty=True)
+        ws = self.net.workspace(obs.shape[0])
+        th, extra, out, cache = self._forward(theta, obs, ws=ws)
         _, F_extra = self.dist.fisher_factor(out[:0], extra)
 
         def F_v(v):
             v_net, v_extra = self._split(v, "v")
-            Jv = self.net.jvp_from_cache(th, v_net, cache, check=False)          # (N, d_L)
+            Jv = self.net.jvp_from_cache(th, v_net, cache, check=False, ws=ws)   # (N, d_L)
             MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]        # (N, d_L)
-            return self._join(self.net.backward(th, MJv, cache, check=False), F_extra @ v_extra)
+            return self._join(self.net.backward(th, MJv, cache, check=False, ws=ws), F_extra @ v_extra)
 
         return F_v
 
