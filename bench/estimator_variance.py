@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -29,7 +28,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-import purepg
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine as bench_machine  # noqa: E402  (bench/machine.py)
+import purepg  # noqa: E402
 from purepg import estimators as es
 from purepg import tabular as tb
 from purepg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
@@ -122,8 +123,7 @@ def main(argv=None):
                         help="CSV file to write (default: bench/out/estimator_variance.csv)")
     args = parser.parse_args(argv)
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print(f"machine: {platform.platform()} | {platform.machine()} | {os.cpu_count()} CPUs | Python "
-          f"{platform.python_version()} | numpy {np.__version__} | numba {numba.__version__} | purepg {purepg.__version__}")
+    print(f"machine: {bench_machine.summary()}, numba {numba.__version__}, purepg {purepg.__version__}")
     rng = np.random.default_rng(SEED)
     mdp = tb.random_mdp(rng, S, A, T, gamma=GAMMA)
     pol = purepg.CategoricalPolicy(S, A, hidden=())

@@ -30,7 +30,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import NamedTuple, Optional  # noqa: E402
@@ -39,6 +38,8 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine as bench_machine  # noqa: E402  (bench/machine.py)
 import purepg  # noqa: E402
 
 try:
@@ -306,16 +307,9 @@ def _check_score(ctx, per_sample):
 
 # ---------------------------------------------------------------------------- report -----------
 def machine():
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model, "logical_cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "purepg": purepg.__version__, "torch": torch.__version__ if torch is not None else None,
-            "threads": 1, "command": " ".join([sys.executable, *sys.argv])}
+    return {**bench_machine.info(), "numba": numba.__version__, "purepg": purepg.__version__,
+            "torch": torch.__version__ if torch is not None else None, "threads": 1,
+            "command": bench_machine.command()}
 
 
 def ratios(row):

@@ -29,7 +29,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
@@ -37,6 +36,8 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine as machine_info  # noqa: E402  (bench/machine.py)
 from purepg import cli, runner  # noqa: E402
 from purepg.algos import get_algo  # noqa: E402
 from purepg.seeds import parse_seeds  # noqa: E402
@@ -54,14 +55,7 @@ EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 
 def machine():
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
-           f"NumPy {np.__version__}"
+    return machine_info.summary()
 
 
 def one(run, seed, steps, out):

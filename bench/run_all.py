@@ -43,7 +43,6 @@ import argparse  # noqa: E402
 import fnmatch  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -54,6 +53,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, BENCH)
+import machine as bench_machine  # noqa: E402  (bench/machine.py)
 import presets  # noqa: E402
 
 from purepg import __version__, checkpoint, cli, plot, seeds  # noqa: E402
@@ -200,26 +200,18 @@ def run_speed(name, args):
 
 # ----- the machine ------------------------------------------------------------------------------
 def machine_info():
-    """CPU model, cores, platform and versions of this interpreter's libraries."""
+    """CPU model, cores, platform, BLAS kernel and versions of this interpreter's libraries."""
     import gymnasium
     import numba
 
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     try:
         import mujoco
         mujoco_version = mujoco.__version__
     except ImportError:
         mujoco_version = None
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "gymnasium": gymnasium.__version__, "mujoco": mujoco_version, "purepg": __version__,
-            "git_commit": git.stdout.strip() or None}
+    return {**bench_machine.info(), "numba": numba.__version__, "gymnasium": gymnasium.__version__,
+            "mujoco": mujoco_version, "purepg": __version__, "git_commit": git.stdout.strip() or None}
 
 
 def record_session(out, argv):
@@ -411,7 +403,8 @@ def machine_section(out, results):
     mujoco = f", MuJoCo {m['mujoco']}" if m.get("mujoco") else ""
     return (f"Machine: {m['cpu']}, {m['logical_cores']} logical cores shared with other jobs (1-minute load "
             f"average {load} while the pairs ran), {m['platform']}; Python {m['python']}, NumPy {m['numpy']}, "
-            f"Numba {m['numba']}, gymnasium {m['gymnasium']}{mujoco}, purepg {m['purepg']} (working tree at "
+            f"Numba {m['numba']}, gymnasium {m['gymnasium']}{mujoco}, purepg {m['purepg']}, "
+            f"{m.get('blas', 'BLAS kernel not recorded')} (working tree at "
             f"commit {commits or 'unknown'}); results finished {when}. Every process runs on one thread "
             f"(OMP/OPENBLAS/MKL/NUMBA threads = 1).")
 

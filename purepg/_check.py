@@ -116,7 +116,7 @@ def layer_widths(x, name):
 
 
 def common_config(c):
-    """The fields every algorithm Config shares (see :mod:`purepg.runner`)."""
+    """The fields every algorithm Config shares (:class:`purepg.algos.common.BaseConfig`)."""
     positive_int(c.num_envs, "num_envs")
     positive_int(c.num_steps, "num_steps")
     layer_widths(c.hidden, "hidden")
@@ -126,6 +126,16 @@ def common_config(c):
         raise ValueError(f"normalize_obs: expected True or False, got {c.normalize_obs!r}. Fix: pass a bool")
     if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
+    in_unit_interval(number(c.gamma, "gamma"), "gamma")
+
+
+def divides_batch(c, name):
+    """``getattr(c, name)`` must divide the batch ``N = num_envs * num_steps`` of config ``c``."""
+    M, N = getattr(c, name), c.num_envs * c.num_steps
+    if N % M:
+        raise ValueError(f"{name}: expected a divisor of the batch N = num_envs * num_steps = {N}, got {M}. "
+                         f"Fix: pass a divisor of {N}, e.g. {N} (full batch)")
+    return M
 
 
 def number(x, name):

@@ -84,7 +84,7 @@ def test_registered_and_config_roundtrip():
     (dict(ls_ratio=1.0), r"ls_ratio: expected a value in \(0, 1\), got 1\.0\. Fix"),
     (dict(ls_max_steps=0), r"ls_max_steps: expected an integer >= 1, got 0"),
     (dict(cg_tol=-1.0), r"cg_tol: expected a finite value >= 0, got -1\.0"),
-    (dict(vf_minibatch_size=300), r"vf_minibatch_size: expected a divisor of N = num_envs \* num_steps = 1024, "
+    (dict(vf_minibatch_size=300), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 1024, "
                                   r"got 300\. Fix: pass a divisor of 1024"),
     (dict(vf_lr=0.0), r"vf_lr: expected a finite value > 0, got 0\.0"),
     (dict(hidden=(0,)), r"hidden: expected a tuple of layer widths >= 1, got \(0,\)\. Fix: e\.g\. \(64, 64\)"),

@@ -208,7 +208,7 @@ def test_gaussian_policy_iteration_runs():
     ("gamma", 1.5, r"gamma: expected a value in \[0, 1\], got 1\.5"),
     ("lam", -0.1, r"lam: expected a value in \[0, 1\]"),
     ("epochs", 0, r"epochs: expected an integer >= 1, got 0"),
-    ("minibatch_size", 100, r"minibatch_size: expected a divisor of the batch num_envs \* num_steps = 256, got 100"),
+    ("minibatch_size", 100, r"minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 256, got 100\. Fix: pass a divisor of 256"),
     ("vf_coef", -1.0, r"vf_coef: expected a finite value >= 0"),
     ("clip_vf", 0.0, r"clip_vf: expected None \(off\) or a finite value > 0, got 0\.0"),
     ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite value > 0"),

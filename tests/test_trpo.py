@@ -36,7 +36,7 @@ def test_defaults_are_rl_zoo_cartpole():
     (dict(fisher="hessian"), r"fisher: expected one of 'fvp', 'explicit', got 'hessian'\. Fix: pick one"),
     (dict(ls_ratio=0.0), r"ls_ratio: expected a value in \(0, 1\), got 0\.0"),
     (dict(vf_epochs=0), r"vf_epochs: expected an integer >= 1, got 0"),
-    (dict(num_steps=100), r"vf_minibatch_size: expected a divisor of N = num_envs \* num_steps = 200, got 512"),
+    (dict(num_steps=100), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 200, got 512"),
 ])
 def test_trpo_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from purepg import _check
 from purepg.returns import gae
 
 
@@ -55,11 +56,13 @@ def normalize_adv(adv):
 
 
 @dataclass(frozen=True)
-class CriticConfig:
-    """The fields NPG, TRPO, TRPO-Lagrangian and the off-policy learner share: the common fields of
-    :mod:`purepg.runner`, the discount and the critic fitted between updates (rl-zoo CartPole-v1
-    TRPO values; each subclass documents every field in its own table and may change a default).
-    Fields of a subclass follow these, in its own order.
+class BaseConfig:
+    """The fields every algorithm's Config has, first and in this order: the run's structure (env
+    copies, steps per copy, networks, observation normalisation) and the discount.
+
+    Each algorithm documents every field in its own table (symbol, meaning, source) and redeclares the
+    fields whose default it changes; a redeclared field keeps its place (``dataclasses`` ordering).
+    ``__post_init__`` validates them (:func:`purepg._check.common_config`).
     """
 
     num_envs: int = 2
@@ -70,6 +73,18 @@ class CriticConfig:
     log_std_init: float = 0.0
     vf_hidden: tuple = (64, 64)
     gamma: float = 0.99
+
+    def __post_init__(self):
+        _check.common_config(self)
+
+
+@dataclass(frozen=True)
+class CriticConfig(BaseConfig):
+    """The fields NPG, TRPO, TRPO-Lagrangian and the off-policy learner share: :class:`BaseConfig` and
+    the critic fitted between updates (rl-zoo CartPole-v1 TRPO values; each subclass documents every
+    field in its own table and may change a default). Fields of a subclass follow these, in its own order.
+    """
+
     vf_lr: float = 1e-3
     vf_epochs: int = 20
     vf_minibatch_size: int = 512

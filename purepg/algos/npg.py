@@ -110,7 +110,6 @@ class Config(CriticConfig):
 def check_step_fields(c):
     """Validate the fields NPG and TRPO share (all but the KL radius, the damping and the solver)."""
     _check.common_config(c)
-    _check.in_unit_interval(_check.number(c.gamma, "gamma"), "gamma")
     _check.in_unit_interval(_check.number(c.gae_lambda, "gae_lambda"), "gae_lambda")
     _check.positive_int(c.cg_iters, "cg_iters")
     _check.non_negative(c.cg_tol, "cg_tol")
@@ -125,10 +124,7 @@ def check_critic_fields(c):
     _check.positive(_check.number(c.vf_lr, "vf_lr"), "vf_lr")
     _check.positive_int(c.vf_epochs, "vf_epochs")
     _check.positive_int(c.vf_minibatch_size, "vf_minibatch_size")
-    N = c.num_envs * c.num_steps
-    if N % c.vf_minibatch_size:
-        raise ValueError(f"vf_minibatch_size: expected a divisor of N = num_envs * num_steps = {N}, got "
-                         f"{c.vf_minibatch_size}. Fix: pass a divisor of {N}, e.g. {N} (full batch)")
+    _check.divides_batch(c, "vf_minibatch_size")
 
 
 # ----------------------------------------------------------------------------- the step (shared)

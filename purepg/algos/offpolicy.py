@@ -103,8 +103,7 @@ class Config(CriticConfig):
     lr: float = 1e-3
 
     def __post_init__(self):
-        _check.common_config(self)
-        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        super().__post_init__()
         _check.positive_int(self.buffer_batches, "buffer_batches")
         _check.positive_int(self.updates_per_batch, "updates_per_batch")
         _check.one_of(self.weights, "weights", tuple(_ESTIMATORS))

@@ -50,7 +50,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from purepg import _check
-from purepg.algos.common import Flat, flatten_with_gae, normalize_adv
+from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_adv
 from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
 from purepg.surrogates import entropy_bonus, ppo_clip
 from purepg.value import explained_variance
@@ -59,7 +59,7 @@ NAME = "ppo"
 
 
 @dataclasses.dataclass(frozen=True)
-class Shared:
+class Shared(BaseConfig):
     """Hyperparameters shared by ``ppo`` and ``ppo-kl`` (defaults: rl-zoo's tuned CartPole-v1 PPO).
 
     ==================  ========  =====================================================  ===========================
@@ -88,13 +88,8 @@ class Shared:
     ==================  ========  =====================================================  ===========================
     """
 
-    num_envs: int = 8
+    num_envs: int = 8                  # BaseConfig's fields with rl-zoo's CartPole-v1 PPO defaults
     num_steps: int = 32
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
     gamma: float = 0.98
     lam: float = 0.8
     lr: float = 1e-3
@@ -110,17 +105,13 @@ class Shared:
     adam_eps: float = 1e-5
 
     def __post_init__(self):
-        _check.common_config(self)
-        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        super().__post_init__()
         _check.in_unit_interval(_check.number(self.lam, "lam"), "lam")
         _check.positive(_check.number(self.lr, "lr"), "lr")
         _check.non_negative(self.lr_final, "lr_final")
         _check.positive_int(self.epochs, "epochs")
         _check.positive_int(self.minibatch_size, "minibatch_size")
-        N = self.num_envs * self.num_steps
-        if N % self.minibatch_size:
-            raise ValueError(f"minibatch_size: expected a divisor of the batch num_envs * num_steps = {N}, got "
-                             f"{self.minibatch_size}. Fix: choose a minibatch_size that divides {N}")
+        _check.divides_batch(self, "minibatch_size")
         _check.boolean(self.normalize_adv, "normalize_adv")
         _check.non_negative(self.vf_coef, "vf_coef")
         _check.non_negative(self.ent_coef, "ent_coef")

@@ -50,7 +50,7 @@ import dataclasses
 import numpy as np
 
 from purepg import _check
-from purepg.algos.common import values
+from purepg.algos.common import BaseConfig, values
 from purepg.optim import adam_init, adam_step, clip_grad_norm
 from purepg.returns import discounted_returns, optimal_baseline_rtg
 from purepg.value import explained_variance
@@ -61,7 +61,7 @@ BASELINES = ("value", "mean", "none", "optimal")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(BaseConfig):
     """VPG hyperparameters (defaults tuned on CartPole-v1; anchors: Spinning Up VPG, purepg bench).
 
     ==================  ========  =====================================================  ===========================
@@ -85,14 +85,9 @@ class Config:
     ==================  ========  =====================================================  ===========================
     """
 
-    num_envs: int = 8
+    num_envs: int = 8                  # BaseConfig's fields with VPG's defaults
     num_steps: int = 128
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
     log_std_init: float = -0.5
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
     returns: str = "reward_to_go"
     baseline: str = "value"
     lr: float = 3e-3
@@ -102,8 +97,7 @@ class Config:
     vf_minibatch_size: int = 64
 
     def __post_init__(self):
-        _check.common_config(self)
-        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        super().__post_init__()
         _check.one_of(self.returns, "returns", RETURNS)
         _check.one_of(self.baseline, "baseline", BASELINES)
         _check.positive(_check.number(self.lr, "lr"), "lr")

@@ -84,8 +84,7 @@ class Config(CriticConfig):
     normalize_advantage: bool = True
 
     def __post_init__(self):
-        _check.common_config(self)
-        _check.in_unit_interval(_check.number(self.gamma, "gamma"), "gamma")
+        super().__post_init__()
         _check.in_unit_interval(_check.number(self.gae_lambda, "gae_lambda"), "gae_lambda")
         _check.positive(_check.number(self.delta, "delta"), "delta")
         _check.non_negative(self.lam_init, "lam_init")
