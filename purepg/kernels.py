@@ -187,6 +187,23 @@ def _dphi_mul_numba(dh, h, relu):
     return dh
 
 
+@njit(cache=True)
+def _dphi_mul_colsum_numba(dh, h, relu, db):
+    n, d = dh.shape
+    for i in range(n):
+        for j in range(d):
+            x = h[i, j]
+            if relu:
+                dh[i, j] *= 1.0 if x > 0.0 else 0.0
+            else:
+                dh[i, j] *= 1.0 - x * x
+            if i == 0:
+                db[j] = dh[i, j]
+            else:
+                db[j] += dh[i, j]                                # rows in order, as numpy's axis-0 sum
+    return dh
+
+
 def _dphi_mul_numpy(dh, h, relu):
     if relu:
         dh *= (h > 0.0).astype(np.float64)
@@ -196,17 +213,27 @@ def _dphi_mul_numpy(dh, h, relu):
     return dh
 
 
-def dphi_mul(dh, h, activation, backend="numba"):
+def dphi_mul(dh, h, activation, backend="numba", db=None):
     """``dh *= phi'(z)`` in place from ``h = phi(z)``; ``dh``, ``h`` (N, d) float64, ``activation`` tanh/relu.
 
-    Returns ``dh``.
+    ``db`` (d,), optional: also write the column sums of the new ``dh`` into it (``dh.sum(axis=0)``, the
+    bias gradient of eq. (5) of :mod:`purepg.nn`) -- in the same pass over ``dh`` for the Numba backend.
+    NumPy sums the rows of a C-contiguous (N, d >= 2) array in order, and so does the kernel: the same
+    bits. For ``d = 1`` or a strided ``dh``, NumPy's summation order differs (pairwise), so there the
+    column sum is NumPy's own. Returns ``dh``.
     """
     relu = activation == "relu"
     if backend == "numba":
-        return _dphi_mul_numba(dh, h, relu)
-    if backend == "numpy":
-        return _dphi_mul_numpy(dh, h, relu)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+        if db is not None and dh.shape[1] >= 2 and dh.shape[0] >= 1 and dh.flags.c_contiguous:
+            return _dphi_mul_colsum_numba(dh, h, relu, db)
+        _dphi_mul_numba(dh, h, relu)
+    elif backend == "numpy":
+        _dphi_mul_numpy(dh, h, relu)
+    else:
+        raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+    if db is not None:
+        dh.sum(axis=0, out=db)
+    return dh
 
 
 @njit(cache=True, error_model="numpy")

@@ -205,17 +205,20 @@ class MLP:
                 self._phi(h)                                  # (N, d_l)   eq. (2), in place: h_l = phi(z_l)
         return h, MLPCache(tuple(hs))                         # eq. (3): out = z_L
 
-    def backward_dz(self, theta, dout, cache, ws=None):
+    def backward_dz(self, theta, dout, cache, ws=None, dbs=None):
         """Eqs. (6)-(7): the list ``[dz_1, ..., dz_L]`` of per-sample pre-activation cotangents.
 
         ``ws``: a checked :meth:`workspace`; ``dz_1 .. dz_{L-1}`` are written into ``ws.dz``.
+        ``dbs``: optional ``[db_1, ..., db_{L-1}]``, (d_l,) arrays that receive eq. (5) for the hidden
+        layers, summed in the pass that applies phi' (:func:`purepg.kernels.dphi_mul`).
         """
         layers = self.unflatten(theta)
         dzs = [dout]
         for l in range(self.num_layers - 1, 0, -1):
             W = layers[l][0]
             dz = dzs[-1] @ W if ws is None else np.matmul(dzs[-1], W, out=ws.dz[l - 1])   # eq. (6): dh_{l-1}
-            kernels.dphi_mul(dz, cache.hs[l], self.activation)  # (N, d_{l-1})  eq. (7), in place
+            kernels.dphi_mul(dz, cache.hs[l], self.activation,      # (N, d_{l-1})  eq. (7), in place
+                             db=None if dbs is None else dbs[l - 1])
             dzs.append(dz)
         return dzs[::-1]
 
@@ -231,10 +234,11 @@ class MLP:
         if ws is not None:
             self._check_ws(ws, cache.hs[0].shape[0])
         dtheta = np.empty(self.num_params)
-        dzs = self.backward_dz(theta, dout, cache, ws)
-        for (dW, db), dz, h in zip(self.unflatten(dtheta), dzs, cache.hs):
+        grads = self.unflatten(dtheta)                        # [(dW_l, db_l)] views into dtheta
+        dzs = self.backward_dz(theta, dout, cache, ws, dbs=[db for _, db in grads[:-1]])   # eq. (5), l < L
+        for (dW, _), dz, h in zip(grads, dzs, cache.hs):
             np.matmul(dz.T, h, out=dW)                        # (d_l, d_{l-1})  eq. (4)
-            dz.sum(axis=0, out=db)                            # (d_l,)          eq. (5)
+        dout.sum(axis=0, out=grads[-1][1])                    # (d_L,)          eq. (5), l = L
         return dtheta
 
     def persample_grads(self, theta, dout, cache, backend="numba", out=None):

@@ -75,6 +75,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 _KL_HINT = "a non-finite KL means the policy update diverged; lower the step size and check theta for NaN"
 # Largest log-ratio whose exp is finite in float64: log(1.7976931348623157e308) ~ 709.78.
@@ -202,8 +203,43 @@ def clip_terms(logp_new, logp_old, adv, eps):
     return _clip_terms(r, _vector(adv, "adv", r.shape[0]), eps)
 
 
-def _clip_terms(r, A, eps):
-    """:func:`clip_terms` from validated ratios ``r`` (N,), advantages ``A`` (N,) and ``eps > 0``."""
+def _clip_terms(r, A, eps, backend="numba"):
+    """:func:`clip_terms` from validated ratios ``r`` (N,), advantages ``A`` (N,) and ``eps > 0``.
+
+    ``backend="numba"``: one pass over the samples (:func:`_clip_terms_numba`) instead of about fifteen
+    NumPy calls; the same IEEE operations per sample and the same ``numpy.mean`` for ``L``, so the
+    same bits as the NumPy reference :func:`_clip_terms_numpy`.
+    """
+    if backend == "numba":
+        N = r.shape[0]
+        m, w = np.empty(N), np.empty(N)
+        clipped = _clip_terms_numba(r, A, float(eps), m, w)
+        return float(np.mean(m)), w, float(clipped / N) if N else float("nan")
+    if backend == "numpy":
+        return _clip_terms_numpy(r, A, eps)
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+
+
+@njit(cache=True)
+def _clip_terms_numba(r, A, eps, m, w):
+    """Per sample: ``m_i = min(r_i A_i, c_i A_i)`` and ``w_i`` of eq. (3); returns ``#{|r_i - 1| > eps}``."""
+    N = r.shape[0]
+    lo, hi = 1.0 - eps, 1.0 + eps
+    clipped = 0
+    for i in range(N):
+        ri, Ai = r[i], A[i]
+        c = min(max(ri, lo), hi)                                 # clip(r, 1 - eps, 1 + eps)
+        u_term, c_term = ri * Ai, c * Ai
+        w_u = 1.0 if u_term < c_term else (0.5 if u_term == c_term else 0.0)
+        inside = 1.0 if (ri >= lo and ri <= hi) else 0.0
+        w[i] = ((w_u + (1.0 - w_u) * inside) * Ai) * ri / N
+        m[i] = u_term if u_term < c_term else c_term             # numpy.minimum: the second at a tie
+        if abs(ri - 1.0) > eps:
+            clipped += 1
+    return clipped
+
+
+def _clip_terms_numpy(r, A, eps):
     c = np.clip(r, 1.0 - eps, 1.0 + eps)                         # (N,)
     u_term, c_term = r * A, c * A                                # (N,), (N,)
     w_u = np.where(u_term < c_term, 1.0, np.where(u_term == c_term, 0.5, 0.0))  # share of the unclipped term

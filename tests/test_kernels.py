@@ -111,6 +111,28 @@ def test_dphi_mul_numba_equals_numpy_reference_bit_for_bit(n, d, activation, see
         assert np.array_equal(np.signbit(x), np.signbit(ref))
 
 
+@given(st.integers(0, 300), st.integers(1, 70), st.sampled_from(["tanh", "relu"]), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_dphi_mul_with_column_sums_equals_numpy_sum_bit_for_bit(n, d, activation, strided, seed):
+    """db = the column sums of the new dh, from the kernel's same pass: the bits of numpy's
+    ``dh.sum(axis=0)`` (rows added in order for C-contiguous d >= 2; numpy's own sum otherwise), with
+    magnitudes over 30 orders so that any other summation order would show in the last bits."""
+    rng = np.random.default_rng(seed)
+    h = np.tanh(rng.standard_normal((n, 2 * d))) if activation == "tanh" else np.maximum(rng.standard_normal((n, 2 * d)), 0)
+    dh = rng.standard_normal((n, 2 * d)) * 10.0 ** rng.integers(-15, 15, (n, 2 * d))
+    if strided:
+        h, dh = h[:, ::2], dh[:, ::2]                                             # (n, d) views
+    else:
+        h, dh = np.ascontiguousarray(h[:, :d]), np.ascontiguousarray(dh[:, :d])
+    want = kernels.dphi_mul(dh.copy(), h, activation, backend="numpy")
+    for backend in ("numba", "numpy"):
+        x, db = dh.copy(), np.full(d, np.nan)
+        res = kernels.dphi_mul(x, h, activation, backend=backend, db=db)
+        assert res is x
+        np.testing.assert_array_equal(x, want)
+        assert np.array_equal(db, want.sum(axis=0)) and np.array_equal(np.signbit(db), np.signbit(want.sum(axis=0)))
+
+
 def test_dphi_mul_works_in_place_and_on_strided_views():
     rng = np.random.default_rng(1)
     h, dh = np.tanh(rng.standard_normal((6, 8))), rng.standard_normal((6, 8))
@@ -173,6 +195,7 @@ def test_inverse_cdf_by_hand():
 
 def test_kernels_are_compiled_with_cache_and_without_fastmath():
     for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba,
+              kernels._dphi_mul_colsum_numba,
               kernels._adam_update_numba, kernels._inverse_cdf_numba):
         assert isinstance(k, CPUDispatcher)
         assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
