@@ -258,13 +258,14 @@ class ValueFunction:
         obs = np.asarray(obs, dtype=np.float64)
         targets = _vector(targets, "targets", obs.shape[0] if obs.ndim == 2 else None, like="obs")
         v_old = None if v_old is None else _vector(v_old, "v_old", targets.shape[0], like="targets")
-        before = self.loss(theta_v, obs, targets, v_old=v_old, clip_eps=clip_eps).value
-        ev_before = explained_variance(self.predict(theta_v, obs), targets)
+        v = self.predict(theta_v, obs)                           # (N,): the loss and EV before, one pass
+        before = value_loss_terms(v, targets, v_old=v_old, clip_eps=clip_eps)[0]
+        ev_before = explained_variance(v, targets)
 
         workspaces = {}                                          # one MLP.workspace per minibatch size
 
         def loss_grad(th, idx):                                  # eq. (1)/(2) on one minibatch idx
-            sub_old = None if v_old is None else v_old[idx]      # validated by the `before` loss above
+            sub_old = None if v_old is None else v_old[idx]      # validated by the `before` loss terms above
             M = idx.shape[0]
             if M not in workspaces:
                 workspaces[M] = self.net.workspace(M)
@@ -274,6 +275,7 @@ class ValueFunction:
         theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],
                                                      epochs=epochs, batch_size=mb, lr=lr, rng=rng,
                                                      max_grad_norm=max_grad_norm, beta1=beta1, beta2=beta2, eps=eps)
-        after = self.loss(theta_v, obs, targets, v_old=v_old, clip_eps=clip_eps).value
-        ev_after = explained_variance(self.predict(theta_v, obs), targets)
+        v = self.predict(theta_v, obs)                           # (N,) after the fit
+        after = value_loss_terms(v, targets, v_old=v_old, clip_eps=clip_eps)[0]
+        ev_after = explained_variance(v, targets)
         return theta_v, adam_state, FitInfo(before, after, ev_before, ev_after, len(losses))
