@@ -122,8 +122,8 @@ def common_config(c):
     layer_widths(c.hidden, "hidden")
     layer_widths(c.vf_hidden, "vf_hidden")
     one_of(c.activation, "activation", ("tanh", "relu"))
-    if not isinstance(c.normalize_obs, (bool, np.bool_)):
-        raise ValueError(f"normalize_obs: expected True or False, got {c.normalize_obs!r}. Fix: pass a bool")
+    boolean(c.normalize_obs, "normalize_obs")
+    boolean(c.normalize_reward, "normalize_reward")
     if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
     in_unit_interval(number(c.gamma, "gamma"), "gamma")

@@ -61,6 +61,7 @@ class _Parser(argparse.ArgumentParser):
 _COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps per copy per iteration",
            "hidden": "policy hidden layer widths", "activation": "hidden activation, tanh or relu",
            "normalize_obs": "running mean/std observation normalisation",
+           "normalize_reward": "scale rewards by the running std of the discounted return",
            "log_std_init": "initial log std of a Gaussian policy", "vf_hidden": "value network hidden layer widths",
            "gamma": "gamma  discount factor", "vf_lr": "value-function Adam step size",
            "vf_epochs": "passes of the value fit per iteration", "vf_minibatch_size": "samples per value-fit step"}

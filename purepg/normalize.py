@@ -1,4 +1,4 @@
-"""Running mean and variance of observations, and the normalisation they define.
+"""Running mean and variance of observations, the normalisation they define, and reward scaling.
 
 Statistics of a set
 -------------------
@@ -40,8 +40,31 @@ constant and to ``+-clip`` once it moves. The value is the ``epsilon`` of OpenAI
 those implementations given the same statistics. The clip (default 10) bounds what the policy sees
 when an observation is far outside everything seen so far.
 
+Reward scaling
+--------------
+Rewards are not normalised like observations: subtracting a mean reward would change which policy is
+optimal (a constant per step rewards long or short episodes). They are *scaled*: each copy ``e`` keeps
+the discounted return of its running episode, and every reward is divided by the running standard
+deviation of those returns::
+
+    R_t^e = gamma R_{t-1}^e + r_t^e         (R = 0 at the start of each episode)              (5)
+    sigma_t^2 = var of every R_s^e, s <= t  (the statistics above, d = 1, merged each step)   (6)
+    r~_t^e = clip(r_t^e / sqrt(sigma_t^2 + VAR_FLOOR), -clip, clip)                           (7)
+
+so the returns the critic regresses on stay near unit scale whatever the reward's units ("reward
+scaling", Engstrom et al. 2020, "Implementation matters in deep policy gradients", sec. 3 and
+appendix A.2; ``VecNormalize(norm_reward=True)`` in OpenAI Baselines and Stable-Baselines3). Dividing
+by a constant does not change the optimal policy; ``sigma`` does drift while it learns, which is the
+price of the method. The order within a step is that of ``VecNormalize``: update (5), merge into (6),
+scale by (7), then set ``R^e = 0`` for the copies whose episode ended (terminated or truncated).
+``VecNormalize`` starts its statistics at ``count = 1e-4``, ``var = 1``; purepg uses the exact
+statistics of the returns seen (``count = 0``), so the first scales differ slightly.
+
 References
 ----------
+Engstrom, L., Ilyas, A., Santurkar, S., Tsipras, D., Janoos, F., Rudolph, L., Madry, A. (2020).
+Implementation matters in deep RL: a case study on PPO and TRPO. ICLR 2020.
+
 Chan, T. F., Golub, G. H., LeVeque, R. J. (1979). Updating formulae and a pairwise algorithm for
 computing sample variances. Stanford report STAN-CS-79-773, eqs. 1.5a-1.5b.
 """
@@ -167,3 +190,76 @@ def from_dict(d):
         raise ValueError("normaliser state: fields 'mean' and 'var' must be finite with var >= 0, "
                          "got non-finite or negative values. Fix: the checkpoint is corrupt; save it again.")
     return RunningStats(int(count), mean.copy(), var.copy())
+
+
+# ----------------------------------------------------------------------------- reward scaling
+class ReturnScale(NamedTuple):
+    """State of reward scaling, eqs. (5)-(7).
+
+    Attributes
+    ----------
+    stats : RunningStats
+        Statistics (d = 1) of every discounted return ``R_t^e`` seen so far, eq. (6).
+    ret : ndarray, shape (E,)
+        ``R^e`` of each copy's running episode, eq. (5).
+    gamma : float
+        The discount of eq. (5) (the algorithm's ``gamma``).
+    """
+    stats: RunningStats
+    ret: np.ndarray
+    gamma: float
+
+
+def return_scale_init(num_envs, gamma):
+    """Reward scaling before any step: no statistics, ``R^e = 0`` for ``num_envs`` copies."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}. Fix: pass the number of "
+                         f"environment copies.")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}. Fix: pass the algorithm's "
+                         f"discount factor.")
+    return ReturnScale(init(1), np.zeros(int(num_envs)), float(gamma))
+
+
+def scale_rewards(rs, r, done, clip=10.0, frozen=False):
+    """One step of eqs. (5)-(7): ``(new ReturnScale, scaled rewards (E,))``.
+
+    Parameters
+    ----------
+    rs : ReturnScale
+    r : ndarray, shape (E,)
+        Raw rewards of this step, one per copy.
+    done : ndarray of bool, shape (E,)
+        Copies whose episode ended at this step (terminated or truncated): their ``R`` restarts at 0
+        after this step's rewards are scaled.
+    clip : float
+        Bound of eq. (7).
+    frozen : bool
+        Scale by the statistics as they are, without merging this step's returns (e.g. evaluation).
+    """
+    r = np.asarray(r, dtype=np.float64)
+    if r.shape != rs.ret.shape or np.shape(done) != rs.ret.shape:
+        raise ValueError(f"r, done: expected shape {rs.ret.shape} (one per copy), got {r.shape} and "
+                         f"{np.shape(done)}. Fix: pass one reward and one done flag per environment copy.")
+    ret = rs.gamma * rs.ret + r                                      # (E,)  eq. (5)
+    stats = rs.stats if frozen else update(rs.stats, ret[:, None])  # eq. (6)
+    scaled = np.clip(r / np.sqrt(stats.var[0] + VAR_FLOOR), -clip, clip)   # (E,)  eq. (7)
+    return ReturnScale(stats, np.where(done, 0.0, ret), rs.gamma), scaled
+
+
+def return_scale_to_dict(rs):
+    """:class:`ReturnScale` as arrays for a checkpoint (``numpy.savez``-able)."""
+    return {**to_dict(rs.stats), "ret": rs.ret.copy(), "gamma": np.array(rs.gamma)}
+
+
+def return_scale_from_dict(d):
+    """Inverse of :func:`return_scale_to_dict`; ``ValueError`` naming a missing or invalid field."""
+    for key in ("ret", "gamma"):
+        if key not in d:
+            raise ValueError(f"reward-scaling state: field {key!r} is missing, got {sorted(d)}. Fix: the "
+                             f"checkpoint is corrupt; save it with purepg.normalize.return_scale_to_dict.")
+    stats, ret = from_dict(d), np.asarray(d["ret"], dtype=np.float64)
+    if stats.mean.shape != (1,) or ret.ndim != 1 or not np.all(np.isfinite(ret)):
+        raise ValueError(f"reward-scaling state: expected 1-D statistics and a finite (E,) field 'ret', got "
+                         f"{stats.mean.shape} and {ret.shape}. Fix: the checkpoint is corrupt; save it again.")
+    return ReturnScale(stats, ret.copy(), float(np.asarray(d["gamma"])))

@@ -48,6 +48,13 @@ the statistics right after that merge. ``obs``, ``final_obs`` and ``next_obs_las
 normalised values -- exactly what the policy saw, so ``logp_old`` is reproducible from the batch --
 and ``obs_raw`` the raw ones. Episode returns always sum raw rewards.
 
+Reward scaling
+--------------
+With a :class:`purepg.normalize.ReturnScale` in the state (``start(..., normalize_reward=True)``),
+``rew`` holds every reward divided by the running standard deviation of the discounted returns
+(``purepg.normalize``, eqs. (5)-(7)), updated step by step as the rewards arrive, and ``rew_raw`` the
+environment's rewards; ``episode_returns`` always sum raw rewards.
+
 Non-finite observations, rewards or sampled actions raise :class:`NonFiniteError` naming the
 quantity, the env copy and the global step count, before they can reach any statistic.
 """
@@ -86,6 +93,7 @@ class Batch:
     obs_raw : (T, E, d) float64 or None  -- unnormalised obs when a normaliser is on, else None
     episode_returns : (K,) float64       -- undiscounted raw returns of the K episodes that ended
     episode_lengths : (K,) int64            in this batch, in order of ending (t, then e)
+    rew_raw : (T, E) float64 or None     -- the environment's rewards when reward scaling is on
     """
     obs: np.ndarray
     act: np.ndarray
@@ -98,6 +106,7 @@ class Batch:
     obs_raw: Optional[np.ndarray]
     episode_returns: np.ndarray
     episode_lengths: np.ndarray
+    rew_raw: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if np.ndim(self.obs) != 3:
@@ -108,6 +117,8 @@ class Batch:
                   "final_obs": (T, E, d), "next_obs_last": (E, d), "logp_old": (T, E)}
         if self.obs_raw is not None:
             expect["obs_raw"] = (T, E, d)
+        if self.rew_raw is not None:
+            expect["rew_raw"] = (T, E)
         for name, shape in expect.items():
             got = np.shape(getattr(self, name))
             if got[:len(shape)] != shape or (name != "act" and len(got) != len(shape)):
@@ -135,12 +146,14 @@ class RolloutState(NamedTuple):
     ep_length : (E,) int64     -- steps of each copy's running episode so far
     norm : RunningStats or None -- observation statistics (None: no normalisation)
     step_count : int           -- environment steps taken so far, summed over copies
+    rscale : ReturnScale or None -- reward scaling (None: raw rewards)
     """
     obs_raw: np.ndarray
     ep_return: np.ndarray
     ep_length: np.ndarray
     norm: Optional[nz.RunningStats]
     step_count: int
+    rscale: Optional[nz.ReturnScale] = None
 
 
 def _finite(x, what, step):
@@ -153,7 +166,7 @@ def _finite(x, what, step):
                              f"for an action, the policy parameters theta).")
 
 
-def start(vec_env, *, seed=None, normalize_obs=False):
+def start(vec_env, *, seed=None, normalize_obs=False, normalize_reward=False, gamma=None):
     """Reset every copy and return the initial :class:`RolloutState`.
 
     Parameters
@@ -164,14 +177,22 @@ def start(vec_env, *, seed=None, normalize_obs=False):
         by ``purepg.envs.make_vec_env``).
     normalize_obs : bool
         Keep running observation statistics (merged with the initial observations).
+    normalize_reward : bool
+        Scale rewards by the running std of the discounted return (module docstring).
+    gamma : float
+        The discount of that return; required with ``normalize_reward``.
     """
+    if normalize_reward and gamma is None:
+        raise ValueError("gamma: expected the discount factor for reward scaling, got None. Fix: pass "
+                         "gamma=config.gamma with normalize_reward=True.")
     check_spaces(vec_env.single_observation_space, vec_env.single_action_space, name=str(vec_env))
     x, _ = vec_env.reset(seed=seed)
     x = np.asarray(x, dtype=np.float64)                              # (E, d)
     _finite(x, "observation", 0)
     E = x.shape[0]
     norm = nz.update(nz.init(x.shape[1]), x) if normalize_obs else None
-    return RolloutState(x, np.zeros(E), np.zeros(E, dtype=np.int64), norm, 0)
+    rscale = nz.return_scale_init(E, gamma) if normalize_reward else None
+    return RolloutState(x, np.zeros(E), np.zeros(E, dtype=np.int64), norm, 0, rscale)
 
 
 def state_to_dict(state):
@@ -180,6 +201,8 @@ def state_to_dict(state):
            "ep_length": state.ep_length.copy(), "step_count": np.array(state.step_count, np.int64)}
     if state.norm is not None:
         out.update({f"norm_{k}": v for k, v in nz.to_dict(state.norm).items()})
+    if state.rscale is not None:
+        out.update({f"rscale_{k}": v for k, v in nz.return_scale_to_dict(state.rscale).items()})
     return out
 
 
@@ -198,7 +221,13 @@ def state_from_dict(d):
                          f"corrupt; save it again with purepg.rollout.state_to_dict.")
     has_norm = any(k.startswith("norm_") for k in d)
     norm = nz.from_dict({k[5:]: v for k, v in d.items() if k.startswith("norm_")}) if has_norm else None
-    return RolloutState(x.copy(), ret.copy(), length.copy(), norm, int(np.asarray(d["step_count"])))
+    has_rscale = any(k.startswith("rscale_") for k in d)
+    rscale = (nz.return_scale_from_dict({k[7:]: v for k, v in d.items() if k.startswith("rscale_")})
+              if has_rscale else None)
+    if rscale is not None and rscale.ret.shape != ret.shape:
+        raise ValueError(f"d: expected rscale_ret of shape {ret.shape} (one per copy), got {rscale.ret.shape}. "
+                         f"Fix: the checkpoint is corrupt; save it again with purepg.rollout.state_to_dict.")
+    return RolloutState(x.copy(), ret.copy(), length.copy(), norm, int(np.asarray(d["step_count"])), rscale)
 
 
 def _check_call(vec_env, policy, T, rng, state):
@@ -281,7 +310,7 @@ def _act(policy, theta, o, rng, act_sp, step, trusted):
     return a, np.clip(a, act_sp.low, act_sp.high)                    # stored, sent
 
 
-def _assemble(cols, o_last, raw, ep_ret, ep_len, policy, theta):
+def _assemble(cols, o_last, raw, ep_ret, ep_len, policy, theta, rew_raw):
     """Stack the per-step columns into a :class:`Batch`; ``logp_old`` in one call over all rows."""
     st = np.stack
     obs, act = st(cols["obs"]), st(cols["act"])                      # (T, E, d), (T, E[, k])
@@ -292,7 +321,8 @@ def _assemble(cols, o_last, raw, ep_ret, ep_len, policy, theta):
                  next_obs_last=o_last, logp_old=np.asarray(logp, dtype=np.float64).reshape(T, E),
                  obs_raw=st(cols["raw"]) if raw else None,
                  episode_returns=np.array(ep_ret, dtype=np.float64),
-                 episode_lengths=np.array(ep_len, dtype=np.int64))
+                 episode_lengths=np.array(ep_len, dtype=np.int64),
+                 rew_raw=st(rew_raw) if rew_raw is not None else None)
 
 
 def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
@@ -313,7 +343,8 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     state : RolloutState
         From :func:`start` or the previous ``collect``.
     update_norm : bool
-        Merge new observations into the normaliser (False: frozen statistics, e.g. evaluation).
+        Merge new observations into the normaliser, and new returns into the reward-scaling
+        statistics (False: frozen statistics, e.g. evaluation).
 
     Returns
     -------
@@ -324,19 +355,24 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     if trusted:
         theta = as_vector(theta, policy.num_params, "theta", hint=f"pass a flat vector of length "
                           f"policy.num_params = {policy.num_params}")
-    norm, E = state.norm, state.obs_raw.shape[0]
+    norm, rscale, E = state.norm, state.rscale, state.obs_raw.shape[0]
     see = (lambda x: x) if norm is None else (lambda x: nz.normalize(norm, x))  # reads current norm
     ret, length, step = state.ep_return.copy(), state.ep_length.copy(), state.step_count
     x = state.obs_raw                                                # (E, d) raw
     o = see(x)                                                       # (E, d) what the policy sees
     cols = {k: [] for k in ("obs", "raw", "act", "rew", "term", "trunc", "fin")}
     ep_ret, ep_len = [], []
+    rew_raw = [] if rscale is not None else None
     for _ in range(int(T)):
         a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step, trusted)
         x_next, x_fin, r, term, trunc, ended = _step(vec_env, mode, a_env, step + E)
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)
-        for k, v in zip(cols, (o, x, a, r, term, trunc, see(x_fin))):
+        r_learn = r
+        if rscale is not None:                                       # eqs. (5)-(7) of purepg.normalize
+            rew_raw.append(r)
+            rscale, r_learn = nz.scale_rewards(rscale, r, term | trunc, frozen=not update_norm)
+        for k, v in zip(cols, (o, x, a, r_learn, term, trunc, see(x_fin))):
             cols[k].append(v)
         step, ret, length = step + E, ret + r, length + 1
         for e in ended:                                              # episodes that ended at this step
@@ -344,5 +380,5 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
             ep_len.append(length[e])
             ret[e], length[e] = 0.0, 0
         x, o = x_next, see(x_next)
-    batch = _assemble(cols, o, norm is not None, ep_ret, ep_len, policy, theta)
-    return batch, RolloutState(x, ret, length, norm, step)
+    batch = _assemble(cols, o, norm is not None, ep_ret, ep_len, policy, theta, rew_raw)
+    return batch, RolloutState(x, ret, length, norm, step, rscale)

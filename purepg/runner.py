@@ -4,8 +4,9 @@ An algorithm is a module (see :mod:`purepg.algos`) with
 
 * ``NAME`` -- its name on the command line;
 * ``Config`` -- a frozen dataclass of hyperparameters that validates itself in ``__post_init__`` and
-  has the common fields ``num_envs``, ``num_steps``, ``hidden``, ``activation``, ``normalize_obs``,
-  ``log_std_init`` (Gaussian policies) and ``vf_hidden``;
+  has the common fields of :class:`purepg.algos.common.BaseConfig` (``num_envs``, ``num_steps``,
+  ``hidden``, ``activation``, ``normalize_obs``, ``normalize_reward``, ``log_std_init`` for Gaussian
+  policies, ``vf_hidden``, ``gamma``);
 * ``init(ctx, rng) -> state`` -- the algorithm state, a dict of arrays / floats / ``AdamState``
   (``state["theta"]`` is the policy's parameters);
 * ``update(ctx, state, batch, rng, progress) -> (state, logs)`` -- one iteration on a
@@ -14,7 +15,7 @@ An algorithm is a module (see :mod:`purepg.algos`) with
 
 Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id, every hyperparameter,
 seed, total steps, purepg version), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
-(algorithm state, rollout state with the observation normaliser, environment state, sampler RNG
+(algorithm state, rollout state with the observation normaliser and reward scaling, environment state, sampler RNG
 state, iteration and step counts). All three are written atomically. A resumed run reproduces the
 uninterrupted run's ``progress.csv`` byte for byte, except the wall-time columns :data:`WALL_COLUMNS`.
 """
@@ -127,7 +128,8 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     run = _setup(algo, env_id, config, seed, out_dir, total_steps)
     rng = np.random.default_rng(seed)
     state = algo.init(run.ctx, rng)
-    ro = rollout.start(run.vec, normalize_obs=config.normalize_obs)
+    ro = rollout.start(run.vec, normalize_obs=config.normalize_obs, normalize_reward=config.normalize_reward,
+                       gamma=config.gamma)
     meta = {"run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "seed": int(seed), "total_steps": int(total_steps),
             "purepg_version": __version__, "config": config_to_dict(config)}
     checkpoint.atomic_write_bytes(os.path.join(out_dir, "config.json"),
@@ -174,7 +176,8 @@ def _restore_env(run, tree, ck, run_dir):
         print(f"purepg: resuming without environment state ({ck.get('env_state', 'not saved')}); episodes "
               f"in flight restart, so this run will not be bit-identical to an uninterrupted one", file=sys.stderr)
         fresh = rollout.start(run.vec, seed=run.seed + 1_000_003 * int(ck["iteration"]), normalize_obs=False)
-        return fresh._replace(norm=ro.norm, step_count=ro.step_count)
+        rscale = None if ro.rscale is None else ro.rscale._replace(ret=np.zeros_like(ro.rscale.ret))  # new episodes
+        return fresh._replace(norm=ro.norm, rscale=rscale, step_count=ro.step_count)
     try:
         envs.set_env_state(run.vec, tree["env"])
     except ValueError as e:

@@ -132,3 +132,83 @@ def test_bad_input_messages():
         nz.normalize(s, np.zeros((1, 3)), clip=-1.0)
     with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3\), got \(2, 4\)"):
         nz.normalize(s, np.zeros((2, 4)))
+
+
+# ----------------------------------------------------------------------------- reward scaling
+@st.composite
+def st_reward_sequence(draw):
+    """(gamma, rewards (T, E), done flags (T, E)) with rewards over six orders of magnitude."""
+    T, E = draw(st.integers(1, 30)), draw(st.integers(1, 4))
+    r = draw(hnp.arrays(np.float64, (T, E), elements=st.floats(-1e3, 1e3)))
+    done = draw(hnp.arrays(np.bool_, (T, E)))
+    return draw(st.floats(0.0, 1.0)), r, done
+
+
+def _scaled_by_hand(gamma, r, done, clip=10.0):
+    """Eqs. (5)-(7) written out: every return R_t^e kept in a list, the variance taken over the list."""
+    T, E = r.shape
+    R, seen, out = np.zeros(E), [], np.empty((T, E))
+    for t in range(T):
+        R = gamma * R + r[t]                                       # eq. (5)
+        seen.extend(R)
+        var = np.var(np.array(seen))                               # eq. (6), at once
+        out[t] = np.clip(r[t] / np.sqrt(var + nz.VAR_FLOOR), -clip, clip)   # eq. (7)
+        R = np.where(done[t], 0.0, R)                              # a new episode starts at 0
+    return out, np.array(seen), R
+
+
+# Tolerance: eq. (6) by merges against np.var at once differs by ~1e-15 relative per merge (<= 30
+# merges, returns up to ~3e4): the scaled rewards agree to 1e-9 relative; a wrong order of the
+# steps (scale before merge, reset before scale) changes them by O(1).
+@given(st_reward_sequence())
+def test_reward_scaling_follows_eqs_5_to_7(case):
+    gamma, r, done = case
+    rs = nz.return_scale_init(r.shape[1], gamma)
+    got = []
+    for t in range(r.shape[0]):
+        rs, s = nz.scale_rewards(rs, r[t], done[t])
+        got.append(s)
+    want, seen, R = _scaled_by_hand(gamma, r, done)
+    np.testing.assert_allclose(np.array(got), want, rtol=1e-9, atol=1e-12)
+    assert rs.stats.count == seen.size and rs.gamma == gamma
+    np.testing.assert_allclose(rs.stats.var[0], seen.var(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(rs.ret, R)
+
+
+@given(st_reward_sequence(), st.floats(0.01, 100.0))
+def test_reward_scaling_removes_the_reward_unit(case, c):
+    """Rewards in other units (times c > 0) give the same scaled rewards: the point of eq. (7). Up to
+    the floor VAR_FLOOR, relative 1e-8 / var; sequences whose returns barely vary are left out."""
+    gamma, r, done = case
+    a, seen, _ = _scaled_by_hand(gamma, r, done)
+    b, _, _ = _scaled_by_hand(gamma, c * r, done)
+    if seen.var() * min(c, 1.0) ** 2 > 1e-2:
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-9)
+
+
+def test_reward_scaling_frozen_does_not_merge_and_roundtrips():
+    rs = nz.return_scale_init(2, 0.9)
+    rs, _ = nz.scale_rewards(rs, np.array([1.0, 3.0]), np.array([False, True]))
+    np.testing.assert_array_equal(rs.ret, [1.0, 0.0])                  # copy 1's episode ended
+    frozen, s = nz.scale_rewards(rs, np.array([2.0, 2.0]), np.array([False, False]), frozen=True)
+    assert frozen.stats is rs.stats
+    np.testing.assert_allclose(s, 2.0 / np.sqrt(1.0 + nz.VAR_FLOOR))     # var of {1, 3} is 1
+    np.testing.assert_array_equal(frozen.ret, [2.9, 2.0])
+    back = nz.return_scale_from_dict(nz.return_scale_to_dict(frozen))
+    assert back.gamma == 0.9 and back.stats.count == 2
+    np.testing.assert_array_equal(back.ret, frozen.ret)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: nz.return_scale_init(0, 0.9), r"num_envs: expected an integer >= 1, got 0\. Fix: "),
+    (lambda: nz.return_scale_init(2, 1.5), r"gamma: expected a number in \[0, 1\], got 1\.5\. Fix: "),
+    (lambda: nz.scale_rewards(nz.return_scale_init(2, 0.9), np.zeros(3), np.zeros(3, bool)),
+     r"r, done: expected shape \(2,\) \(one per copy\), got \(3,\) and \(3,\)\. Fix: "),
+    (lambda: nz.return_scale_from_dict({"count": 1, "mean": [0.0], "var": [1.0]}),
+     r"reward-scaling state: field 'ret' is missing.*Fix: the checkpoint is corrupt"),
+    (lambda: nz.return_scale_from_dict({"count": 1, "mean": [0.0], "var": [1.0], "ret": [np.nan], "gamma": 0.9}),
+     r"reward-scaling state: expected 1-D statistics and a finite \(E,\) field 'ret'"),
+])
+def test_reward_scaling_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

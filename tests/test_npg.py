@@ -92,6 +92,7 @@ def test_registered_and_config_roundtrip():
     (dict(activation="sigmoid"), r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
     (dict(num_envs=0), r"num_envs: expected an integer >= 1, got 0"),
     (dict(normalize_obs="yes"), r"normalize_obs: expected True or False, got 'yes'\. Fix: pass a bool"),
+    (dict(normalize_reward=1), r"normalize_reward: expected True or False, got 1\. Fix: pass a bool"),
     (dict(log_std_init=float("inf")), r"log_std_init: expected a finite number, got inf"),
     (dict(normalize_advantage=1), r"normalize_advantage: expected True or False, got 1\. Fix: pass a bool"),
 ])

@@ -210,6 +210,39 @@ def test_normalised_observations_use_the_statistics_at_arrival():
     np.testing.assert_array_equal(frozen.obs, nz.normalize(end.norm, frozen.obs_raw))
 
 
+def test_scaled_rewards_are_the_raw_ones_through_eqs_5_to_7():
+    """rew = the raw rewards scaled step by step (purepg.normalize eqs. (5)-(7), episodes ending on
+    terminated or truncated), rew_raw = the raw ones, episode returns raw; frozen collection does not
+    merge; the state carries the scaler across batches exactly as one long batch would."""
+    def run(T_parts):
+        vec = sync([noisy(4)] * 3)
+        state, rng, out = ro.start(vec, seed=2, normalize_reward=True, gamma=0.9), np.random.default_rng(0), []
+        for T in T_parts:
+            batch, state = ro.collect(vec, CAT3, THETA3, T, rng, state)
+            out.append(batch)
+        return out, state
+    (batch,), end = run([12])
+    vec = sync([noisy(4)] * 3)
+    plain, _ = ro.collect(vec, CAT3, THETA3, 12, np.random.default_rng(0), ro.start(vec, seed=2))
+    np.testing.assert_array_equal(batch.rew_raw, plain.rew)                   # same transitions, raw
+    np.testing.assert_array_equal(batch.episode_returns, plain.episode_returns)
+    assert plain.rew_raw is None and batch.rew.shape == (12, 3)
+    rs = nz.return_scale_init(3, 0.9)
+    for t in range(12):
+        rs, s = nz.scale_rewards(rs, plain.rew[t], plain.terminated[t] | plain.truncated[t])
+        np.testing.assert_array_equal(batch.rew[t], s)
+    assert end.rscale.stats.count == 36
+    np.testing.assert_array_equal(end.rscale.ret, rs.ret)
+    parts, _ = run([5, 7])                                                    # two batches = one
+    np.testing.assert_array_equal(np.concatenate([b.rew for b in parts]), batch.rew)
+    vec = sync([noisy(4)] * 3)
+    frozen, st2 = ro.collect(vec, CAT3, THETA3, 3, np.random.default_rng(0), ro.start(vec, seed=2)._replace(
+        rscale=end.rscale), update_norm=False)
+    assert st2.rscale.stats is end.rscale.stats
+    with pytest.raises(ValueError, match=r"gamma: expected the discount factor for reward scaling, got None"):
+        ro.start(vec, normalize_reward=True)
+
+
 # ------------------------------------------------------------------ determinism and saved env state
 def test_same_seed_same_batch_other_seed_other_batch():
     def run(env, seed):

@@ -13,18 +13,19 @@ import pytest
 
 from purepg import checkpoint, runner
 from purepg.algos import ALGOS
+from purepg.algos.common import BaseConfig
 from purepg.optim import adam_init, adam_step
 from purepg.rollout import NonFiniteError
 
 
 @dataclasses.dataclass(frozen=True)
-class NoopConfig:
+class NoopConfig(BaseConfig):
+    """Both normalisers on, so that checkpoints and resumes carry their statistics."""
     num_envs: int = 2
     num_steps: int = 16
     hidden: tuple = (8,)
-    activation: str = "tanh"
     normalize_obs: bool = True
-    log_std_init: float = 0.0
+    normalize_reward: bool = True
     vf_hidden: tuple = (8,)
     lr: float = 1e-2
     poison_at: int = -1
@@ -247,6 +248,10 @@ def test_env_without_capturable_state_still_checkpoints_and_resumes(tmp_path, no
     summary = runner.resume(str(out), verbose=False)
     assert summary["iterations"] == 6 and summary["steps"] == 192
     assert "resuming without environment state" in capsys.readouterr().err
+    saved = tree["rollout"]                                  # the statistics carried over, merged further
+    assert saved["norm_count"] > 0 and saved["rscale_count"] > 0
+    again, _ = checkpoint.load(str(out / "checkpoint.npz"))
+    assert again["rollout"]["rscale_count"] > saved["rscale_count"] and again["rollout"]["norm_count"] > saved["norm_count"]
 
 
 def test_run_from_another_format_is_refused(tmp_path, noop_registered):

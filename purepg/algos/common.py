@@ -70,6 +70,7 @@ class BaseConfig:
     hidden: tuple = (64, 64)
     activation: str = "tanh"
     normalize_obs: bool = False
+    normalize_reward: bool = False
     log_std_init: float = 0.0
     vf_hidden: tuple = (64, 64)
     gamma: float = 0.99

@@ -66,6 +66,7 @@ class Config(CriticConfig):
     hidden                  --              policy hidden widths; 32-32 keeps F small (module doc)
     activation              --              "tanh" or "relu" (SB3 default tanh)
     normalize_obs           --              running observation normalisation (rl-zoo: off)
+    normalize_reward        --              rewards / running std of the discounted return (off)
     log_std_init            log sigma_0     initial log-std of a Gaussian policy (SB3 default 0)
     vf_hidden               --              value network hidden widths (SB3 default 64-64)
     gamma                   gamma           discount (rl-zoo: 0.99)

@@ -80,6 +80,7 @@ class Config(CriticConfig):
     hidden                 --        policy hidden widths (64-64)
     activation             --        "tanh" or "relu" (tanh)
     normalize_obs          --        running observation normalisation (off)
+    normalize_reward       --        rewards / running std of the discounted return (off)
     log_std_init           log sig   initial log-std of a Gaussian policy (0)
     vf_hidden              --        critic hidden widths (64-64)
     gamma                  gamma     discount (0.99)

@@ -70,6 +70,7 @@ class Shared(BaseConfig):
     hidden                        policy hidden layer widths                             SB3 MlpPolicy (64, 64)
     activation                    hidden activation, tanh or relu                        SB3 MlpPolicy (tanh)
     normalize_obs                 running mean/std observation normalisation             rl-zoo CartPole (off)
+    normalize_reward              rewards / running std of the discounted return         rl-zoo CartPole (off)
     log_std_init        log sigma initial log std of a Gaussian policy                   SB3 (0.0)
     vf_hidden                     value network hidden layer widths                      SB3 MlpPolicy (64, 64)
     gamma               gamma     discount factor                                        rl-zoo (0.98)

@@ -72,6 +72,7 @@ class Config(BaseConfig):
     hidden                        policy hidden layer widths                             Spinning Up (64, 64)
     activation                    hidden activation, tanh or relu                        Spinning Up (tanh)
     normalize_obs                 running mean/std observation normalisation             off
+    normalize_reward              rewards / running std of the discounted return         off
     log_std_init        log sigma initial log std of a Gaussian policy                   Spinning Up (-0.5)
     vf_hidden                     value network hidden layer widths                      Spinning Up (64, 64)
     gamma               gamma     discount factor                                        Spinning Up (0.99)

@@ -59,6 +59,7 @@ class Config(CriticConfig):
     hidden                 --          policy hidden widths (SB3 MlpPolicy: 64-64)
     activation             --          "tanh" or "relu" (SB3: tanh)
     normalize_obs          --          running observation normalisation (off)
+    normalize_reward       --          rewards / running std of the discounted return (off)
     log_std_init           log sigma   initial log-std of a Gaussian policy (0)
     vf_hidden              --          value network hidden widths (64-64)
     gamma                  gamma       discount (rl-zoo: 0.99)
