@@ -13,7 +13,11 @@ tanh policy and value networks, orthogonal init, vf_coef 0.5, max_grad_norm 0.5,
 advantage normalisation per minibatch): ``purepg.algos.ppo.Config()`` is that configuration. For each
 seed the two trainings run one after the other in this process (alternating which goes first), so
 they see the same machine load; each is then evaluated on 20 deterministic episodes (reset seeds
-10000..10019, outside the timing). Printed: wall times, the ratio purepg / SB3, the evaluations.
+10000..10019, outside the timing). Each timer covers a whole training from nothing: building the
+vector env and the model (SB3) or the run (``purepg.runner.train``: env, policy, run directory), then
+training. The first run of each library in the process also pays its one-time costs (PyTorch's lazy
+initialisation, loading purepg's cached Numba kernels, ~0.2 s). Printed: wall times, the ratio
+purepg / SB3, the evaluations.
 
 ``--algo trpo`` (needs sb3-contrib) compares TRPO instead: ``purepg.algos.trpo.Config()`` is rl-zoo's
 tuned CartPole-v1 TRPO (2 envs, n_steps 512, batch_size 512, cg_damping 1e-3, gae_lambda 0.98, gamma
@@ -66,6 +70,7 @@ def _policy_kwargs(c):
 def sb3_ppo(config, env_id, seed, steps):
     """SB3 PPO with purepg's ``config`` mapped onto its arguments; returns (wall seconds, model)."""
     c = config
+    t = time.perf_counter()                      # from nothing, as purepg's timer (runner.train) is
     env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
     model = PPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.minibatch_size, n_epochs=c.epochs,
                 gamma=c.gamma, gae_lambda=c.lam, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
@@ -73,7 +78,6 @@ def sb3_ppo(config, env_id, seed, steps):
                 learning_rate=lambda p: c.lr_final + p * (c.lr - c.lr_final),    # p: progress remaining
                 clip_range=lambda p: c.clip_final + p * (c.clip - c.clip_final),
                 policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
-    t = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - t, model
 
@@ -82,6 +86,7 @@ def sb3_trpo(config, env_id, seed, steps):
     """sb3-contrib TRPO with purepg's trpo ``config`` mapped onto its arguments; (wall seconds, model)."""
     from sb3_contrib import TRPO
     c = config
+    t = time.perf_counter()
     env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
     model = TRPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.vf_minibatch_size, gamma=c.gamma,
                  gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.cg_damping,
@@ -89,7 +94,6 @@ def sb3_trpo(config, env_id, seed, steps):
                  n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
                  normalize_advantage=c.normalize_advantage,
                  policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
-    t = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - t, model
 
