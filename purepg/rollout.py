@@ -65,6 +65,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 from gymnasium import spaces
+from numba import njit
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from purepg import normalize as nz
@@ -270,13 +271,14 @@ def _step(vec_env, mode, a_env, step):
     """
     x, r, term, trunc, info = vec_env.step(a_env)
     x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
-    if not (np.isfinite(r).all() and np.isfinite(x).all()):        # one cheap test; the message names the copy
+    term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
+    finite, any_done = step_flags(x, r, term, trunc)               # one cheap pass; the messages name the copy
+    if not finite:
         _finite(r[:, None], "reward", step)
         _finite(x, "observation", step)
-    term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
-    done = term | trunc                                             # (E,)
-    if not done.any():
+    if not any_done:
         return x, x, r, term, trunc, ()
+    done = term | trunc                                             # (E,)
     x_final = x.copy()                                              # (E, d)
     ended = np.flatnonzero(done)
     if mode == AutoresetMode.SAME_STEP:
@@ -290,12 +292,46 @@ def _step(vec_env, mode, a_env, step):
     return x, x_final, r, term, trunc, ended
 
 
+def step_flags(x, r, term, trunc, backend="numba"):
+    """``(every entry of x (E, d) and r (E,) is finite, some episode ended: term | trunc)`` for one step.
+
+    The Numba kernel makes one pass instead of about six NumPy calls on (E,)-sized arrays, each of
+    which costs more than the arithmetic (measured: ~6 us -> ~1 us per step of 2 or 8 copies).
+    """
+    if backend == "numba":
+        return _step_flags_numba(x, r, term, trunc)
+    if backend == "numpy":
+        return _step_flags_numpy(x, r, term, trunc)
+    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+
+
+@njit(cache=True)
+def _step_flags_numba(x, r, term, trunc):
+    finite, any_done = True, False
+    for e in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            if not np.isfinite(x[e, j]):
+                finite = False
+        if not np.isfinite(r[e]):
+            finite = False
+        if term[e] or trunc[e]:
+            any_done = True
+    return finite, any_done
+
+
+def _step_flags_numpy(x, r, term, trunc):
+    return bool(np.isfinite(r).all() and np.isfinite(x).all()), bool((term | trunc).any())
+
+
 def _act(policy, theta, o, rng, act_sp, step, trusted):
     """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box).
 
     ``trusted``: ``policy`` is a purepg :class:`~purepg.policy.Policy` whose ``theta`` was validated by
     :func:`collect`, and ``o`` (E, d) float64 was checked at arrival: sampling skips re-validation.
     """
+    if trusted and policy.discrete:                                  # int64 (E,) by the Policy's construction
+        a = policy.sample(theta, o, rng, check=False)
+        return a, a
     E = o.shape[0]
     a = np.asarray(policy.sample(theta, o, rng, check=False) if trusted else policy.sample(theta, o, rng))
     want = (E,) if policy.discrete else (E, act_sp.shape[0])
@@ -374,7 +410,9 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
             rscale, r_learn = nz.scale_rewards(rscale, r, term | trunc, frozen=not update_norm)
         for k, v in zip(cols, (o, x, a, r_learn, term, trunc, see(x_fin))):
             cols[k].append(v)
-        step, ret, length = step + E, ret + r, length + 1
+        step += E
+        ret += r                                                     # (E,) in place: ret is this call's copy
+        length += 1
         for e in ended:                                              # episodes that ended at this step
             ep_ret.append(ret[e])
             ep_len.append(length[e])
