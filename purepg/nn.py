@@ -48,9 +48,10 @@ Every pass above writes (N, d_l) arrays. :meth:`MLP.workspace` allocates them on
 ``N`` and :meth:`MLP.forward`, :meth:`MLP.backward` and :meth:`MLP.jvp_from_cache` accept it as
 ``ws=``: the products are written into its arrays (``numpy.matmul(..., out=)``, the same BLAS call and
 the same bits as a fresh result), so a loop that repeats a pass on equal-sized batches -- conjugate
-gradient on one Fisher matrix, minibatch epochs of a value fit -- allocates nothing. A fresh (N, 64)
-block of 512 KB or more is mapped from the kernel by ``malloc`` and faulted in page by page on every
-call; at N = 1024 that made a forward pass about twice as slow as its arithmetic. The forward
+gradient on one Fisher matrix, minibatch epochs of a value fit -- allocates no (N, d_l) array after
+the first pass. At N = 1024 an (N, 64) float64 result is 512 KB, a block ``malloc`` maps fresh from the
+kernel and faults in page by page on every call: that made a forward pass about twice as slow as
+its arithmetic. The forward
 activations, the backward cotangents and the JVP tangents have separate arrays, so a cached forward
 pass stays valid while JVPs and VJPs run from it; a second ``forward`` with the same workspace
 overwrites the first (its ``out`` and cache are views of the workspace).
