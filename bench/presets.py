@@ -23,7 +23,9 @@ What purepg does not have, and what it uses instead (said again in the report):
 * ``normalize: true`` (``VecNormalize``) normalises observations *and rewards* in rl-zoo. purepg has
   both (``normalize_obs``, ``normalize_reward``); the four-environment table was run before
   ``normalize_reward`` existed and uses ``normalize_obs`` only; the Hopper presets use both;
-* ``ortho_init=False`` (MountainCarContinuous-v0 PPO): purepg always initialises orthogonally;
+* ``ortho_init=False`` (MountainCarContinuous-v0 and Hopper-v4 PPO): purepg's ``init="torch"`` draws
+  the same distribution (``torch.nn.Linear``'s default); the Hopper preset uses it, the
+  four-environment table was run before it existed and initialises orthogonally;
 * PPO ``batch_size`` 256 on MountainCarContinuous-v0 is larger than its 1 x 8 rollout; SB3 then
   takes the whole rollout as the one minibatch, so ``minibatch_size`` = 8 here.
 """
@@ -67,11 +69,12 @@ TRPO = {"CartPole-v1": {}, "Acrobot-v1": learn_trust_region.PRESETS[("trpo", "Ac
 REINFORCE_TAKES = ("gamma", "normalize_obs")   # reinforce's batch and step size are its own
 
 # Optional section (needs gymnasium[mujoco]): PPO and TRPO on Hopper-v5 with rl-zoo's Hopper-v4 entries.
-# ppo.yml Hopper-v4 (tuned): 1 env, n_steps 512, batch 32, 5 epochs, 256-256 ReLU, log_std_init -2, normalize.
+# ppo.yml Hopper-v4 (tuned): 1 env, n_steps 512, batch 32, 5 epochs, 256-256 ReLU, log_std_init -2, normalize,
+# ortho_init False.
 PPO_HOPPER = dict(num_envs=1, num_steps=512, minibatch_size=32, gamma=0.999, lam=0.99, lr=9.80828e-5,
                   lr_final=9.80828e-5, ent_coef=0.00229519, clip=0.2, clip_final=0.2, epochs=5, max_grad_norm=0.7,
                   vf_coef=0.835671, log_std_init=-2.0, hidden=(256, 256), vf_hidden=(256, 256), activation="relu",
-                  normalize_obs=True, normalize_reward=True)
+                  normalize_obs=True, normalize_reward=True, init="torch")
 # trpo.yml Hopper-v4 = its pybullet defaults: 2 envs, n_steps 1024, batch 128, gae 0.95, 25 CG steps, damping 0.1,
 # 20 critic passes, lr 1e-3, normalize; SB3's 64-64 tanh networks.
 TRPO_HOPPER = dict(num_envs=2, num_steps=1024, vf_minibatch_size=128, gamma=0.99, gae_lambda=0.95, cg_iters=25,
@@ -87,7 +90,7 @@ NOTES = {
     ("ppo", "Acrobot-v1"): _NOT_REWARDS,
     ("ppo", "Pendulum-v1"): "no gSDE",
     ("ppo", "MountainCarContinuous-v0"): f"no gSDE, orthogonal init, minibatch = the 8-step rollout; {_NOT_REWARDS}",
-    ("ppo", HOPPER): "Hopper-v4 entry; orthogonal init",
+    ("ppo", HOPPER): "Hopper-v4 entry",
     ("trpo", "Acrobot-v1"): _NOT_REWARDS,
     ("trpo", "Pendulum-v1"): "no gSDE",
     ("trpo", "MountainCarContinuous-v0"): f"no gSDE; {_NOT_REWARDS}",

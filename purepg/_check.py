@@ -127,6 +127,7 @@ def common_config(c):
     if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
     in_unit_interval(number(c.gamma, "gamma"), "gamma")
+    one_of(c.init, "init", ("orthogonal", "torch"))
 
 
 def divides_batch(c, name):

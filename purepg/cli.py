@@ -63,7 +63,8 @@ _COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps 
            "normalize_obs": "running mean/std observation normalisation",
            "normalize_reward": "scale rewards by the running std of the discounted return",
            "log_std_init": "initial log std of a Gaussian policy", "vf_hidden": "value network hidden layer widths",
-           "gamma": "gamma  discount factor", "vf_lr": "value-function Adam step size",
+           "gamma": "gamma  discount factor",
+           "init": "orthogonal (gains) or torch (nn.Linear's default) initialisation", "vf_lr": "value-function Adam step size",
            "vf_epochs": "passes of the value fit per iteration", "vf_minibatch_size": "samples per value-fit step"}
 
 

@@ -58,9 +58,15 @@ overwrites the first (its ``out`` and cache are views of the workspace).
 
 Initialisation
 --------------
-Orthogonal weights scaled by a gain per layer (Saxe et al. 2014), zero biases. The usual gains for
-policy-gradient networks are sqrt(2) on hidden layers, 0.01 on a policy head and 1 on a value head
-(Engstrom et al. 2020, "Implementation matters", sec. 3; Andrychowicz et al. 2021, sec. 3.2).
+``scheme="orthogonal"`` (the default): orthogonal weights scaled by a gain per layer (Saxe et al.
+2014), zero biases. The usual gains for policy-gradient networks are sqrt(2) on hidden layers, 0.01 on
+a policy head and 1 on a value head (Engstrom et al. 2020, "Implementation matters", sec. 3;
+Andrychowicz et al. 2021, sec. 3.2).
+
+``scheme="torch"``: the distribution of a freshly built ``torch.nn.Linear(d_in, d_out)``, weights and
+biases independent and uniform on ``[-1/sqrt(d_in), 1/sqrt(d_in)]`` (its ``reset_parameters``:
+Kaiming-uniform with ``a = sqrt(5)``, whose bound ``sqrt(6 / ((1 + a^2) d_in))`` is ``1/sqrt(d_in)``).
+Gains do not apply. This is what Stable-Baselines3 keeps with ``ortho_init=False``.
 """
 from __future__ import annotations
 
@@ -73,6 +79,7 @@ from purepg import kernels
 from purepg._check import as_matrix, as_vector
 
 ACTIVATIONS = ("tanh", "relu")
+INIT_SCHEMES = ("orthogonal", "torch")
 
 
 class MLPCache(NamedTuple):
@@ -168,11 +175,21 @@ class MLP:
                              f"Fix: build one with net.workspace(N) for this batch size, or pass ws=None")
 
     # ----- init -------------------------------------------------------------------------------
-    def init(self, rng: np.random.Generator, gains=None) -> np.ndarray:
-        """Orthogonal weights times ``gains[l]``, zero biases. Default gains: sqrt(2) hidden, 1 head."""
+    def init(self, rng: np.random.Generator, gains=None, scheme="orthogonal") -> np.ndarray:
+        """Orthogonal weights times ``gains[l]``, zero biases (default gains: sqrt(2) hidden, 1 head); or,
+        with ``scheme="torch"``, PyTorch's ``nn.Linear`` default (module docstring, "Initialisation")."""
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. Fix: "
                             "pass numpy.random.default_rng(seed)")
+        if scheme not in INIT_SCHEMES:
+            raise ValueError(f"scheme: expected one of {INIT_SCHEMES}, got {scheme!r}. Fix: pick one of those")
+        if scheme == "torch":
+            theta = np.empty(self.num_params)
+            for W, b in self.unflatten(theta):
+                bound = 1.0 / np.sqrt(W.shape[1])                # 1 / sqrt(d_in)
+                W[...] = rng.uniform(-bound, bound, W.shape)
+                b[...] = rng.uniform(-bound, bound, b.shape)
+            return theta
         if gains is None:
             gains = (np.sqrt(2.0),) * (self.num_layers - 1) + (1.0,)
         if len(gains) != self.num_layers:

@@ -43,7 +43,7 @@ import numpy as np
 from purepg import kernels
 from purepg._check import as_actions_discrete, as_matrix, as_vector
 from purepg.distributions import Categorical, DiagGaussian
-from purepg.nn import MLP, MLPCache
+from purepg.nn import INIT_SCHEMES, MLP, MLPCache
 
 BACKENDS = ("numba", "numpy")
 _FISHER_BLOCK_BYTES = 32 * 2**20   # rows of U built per block in `fisher`, to bound memory
@@ -57,10 +57,14 @@ class Policy:
     dist: object
     log_std_init: float = 0.0
     backend: str = "numba"
+    init_scheme: str = "orthogonal"
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}. Fix: pick one of those")
+        if self.init_scheme not in INIT_SCHEMES:
+            raise ValueError(f"init_scheme: expected one of {INIT_SCHEMES}, got {self.init_scheme!r}. Fix: pick "
+                             f"one of those")
 
     # ----- structure --------------------------------------------------------------------------
     @property
@@ -83,9 +87,11 @@ class Policy:
         return self.net.num_params + self.dist.n_extra
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        """Orthogonal init, gains sqrt(2) hidden and 0.01 on the head; ``log_std = log_std_init``."""
+        """Orthogonal init, gains sqrt(2) hidden and 0.01 on the head (or PyTorch's ``nn.Linear`` default
+        if ``init_scheme="torch"``, see :mod:`purepg.nn`); ``log_std = log_std_init``."""
         gains = (np.sqrt(2.0),) * (self.net.num_layers - 1) + (0.01,)
-        return np.concatenate([self.net.init(rng, gains), np.full(self.dist.n_extra, float(self.log_std_init))])
+        return np.concatenate([self.net.init(rng, gains, scheme=self.init_scheme),
+                               np.full(self.dist.n_extra, float(self.log_std_init))])
 
     # ----- helpers ----------------------------------------------------------------------------
     def _split(self, theta, name="theta", check=True):
@@ -287,18 +293,21 @@ def _sizes(obs_dim, hidden, out_dim):
     return (int(obs_dim), *hidden, int(out_dim))   # MLP checks that hidden widths are whole numbers
 
 
-def CategoricalPolicy(obs_dim, n_actions, hidden=(64, 64), activation="tanh", backend="numba") -> Policy:
+def CategoricalPolicy(obs_dim, n_actions, hidden=(64, 64), activation="tanh", backend="numba",
+                      init_scheme="orthogonal") -> Policy:
     """A softmax policy over ``n_actions`` with logits from an MLP ``(obs_dim, *hidden, n_actions)``."""
     if int(n_actions) != n_actions or n_actions < 2:
         raise ValueError(f"n_actions: expected an integer >= 2, got {n_actions!r}. "
                          "Fix: a categorical policy needs at least two actions")
-    return Policy(MLP(_sizes(obs_dim, hidden, n_actions), activation), Categorical(int(n_actions)), 0.0, backend)
+    return Policy(MLP(_sizes(obs_dim, hidden, n_actions), activation), Categorical(int(n_actions)), 0.0, backend,
+                  init_scheme)
 
 
-def GaussianPolicy(obs_dim, act_dim, hidden=(64, 64), activation="tanh", log_std_init=0.0, backend="numba") -> Policy:
+def GaussianPolicy(obs_dim, act_dim, hidden=(64, 64), activation="tanh", log_std_init=0.0, backend="numba",
+                   init_scheme="orthogonal") -> Policy:
     """A diagonal Gaussian with mean from an MLP and a state-independent ``log_std`` (act_dim,)."""
     if not np.isfinite(log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {log_std_init!r}. "
                          "Fix: pass a real number such as 0.0 (sigma = 1)")
     return Policy(MLP(_sizes(obs_dim, hidden, act_dim), activation), DiagGaussian(int(act_dim)),
-                  float(log_std_init), backend)
+                  float(log_std_init), backend, init_scheme)

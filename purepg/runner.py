@@ -63,9 +63,10 @@ class Interrupted(Exception):
 def make_policy(obs_space, act_space, config):
     """The policy for the env's spaces: categorical for ``Discrete``, Gaussian for ``Box``."""
     if isinstance(act_space, spaces.Discrete):
-        return CategoricalPolicy(obs_space.shape[0], int(act_space.n), config.hidden, config.activation)
+        return CategoricalPolicy(obs_space.shape[0], int(act_space.n), config.hidden, config.activation,
+                                 init_scheme=config.init)
     return GaussianPolicy(obs_space.shape[0], act_space.shape[0], config.hidden, config.activation,
-                          log_std_init=config.log_std_init)
+                          log_std_init=config.log_std_init, init_scheme=config.init)
 
 
 def config_to_dict(config) -> dict:
@@ -103,7 +104,7 @@ class _Run(NamedTuple):
 def _setup(algo, env_id, config, seed, out_dir, total_steps):
     vec = envs.make_vec_env(env_id, config.num_envs, seed=seed)
     pol = make_policy(vec.single_observation_space, vec.single_action_space, config)
-    vf = ValueFunction(pol.obs_dim, tuple(config.vf_hidden), config.activation)
+    vf = ValueFunction(pol.obs_dim, tuple(config.vf_hidden), config.activation, config.init)
     return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)))
 
 

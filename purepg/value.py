@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import optim
-from purepg.nn import MLP
+from purepg.nn import INIT_SCHEMES, MLP
 from purepg.surrogates import Objective, _scalar, _vector
 
 
@@ -180,11 +180,14 @@ class ValueFunction:
     hidden : tuple of int
         Hidden layer sizes (``()`` gives a linear V).
     activation : {"tanh", "relu"}
+    init_scheme : {"orthogonal", "torch"}
+        How :meth:`init` draws ``theta_v`` (see :mod:`purepg.nn`, "Initialisation").
     """
 
     obs_dim: int
     hidden: tuple = (64, 64)
     activation: str = "tanh"
+    init_scheme: str = "orthogonal"
     net: MLP = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -195,6 +198,9 @@ class ValueFunction:
         except TypeError:
             raise TypeError(f"hidden: expected a tuple of layer widths, got {self.hidden!r}. "
                             f"Fix: e.g. hidden=(64, 64), or () for a linear V.") from None
+        if self.init_scheme not in INIT_SCHEMES:
+            raise ValueError(f"init_scheme: expected one of {INIT_SCHEMES}, got {self.init_scheme!r}. Fix: pick "
+                             f"one of those")
         object.__setattr__(self, "obs_dim", obs_dim)
         object.__setattr__(self, "hidden", hidden)
         object.__setattr__(self, "net", MLP((obs_dim, *hidden, 1), self.activation))
@@ -205,9 +211,10 @@ class ValueFunction:
         return self.net.num_params
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        """Orthogonal init, gains sqrt(2) on hidden layers and 1 on the head, zero biases: (P_v,)."""
+        """Orthogonal init, gains sqrt(2) on hidden layers and 1 on the head, zero biases (or PyTorch's
+        ``nn.Linear`` default if ``init_scheme="torch"``): (P_v,)."""
         gains = (np.sqrt(2.0),) * len(self.hidden) + (1.0,)
-        return self.net.init(rng, gains=gains)
+        return self.net.init(rng, gains=gains, scheme=self.init_scheme)
 
     def predict(self, theta_v, obs) -> np.ndarray:
         """``V(s_i)`` for each row of ``obs`` (N, obs_dim): shape (N,)."""

@@ -19,6 +19,7 @@ import purepg
 import strategies as S
 from finite_diff import assert_fd_close, directional, gradient
 from purepg.nn import MLP, orthogonal
+from purepg.value import ValueFunction
 
 KINK_MARGIN = 1e-3   # see _smooth_rows
 
@@ -259,6 +260,52 @@ def test_default_gains_and_policy_head_gain():
     pol = purepg.CategoricalPolicy(4, 2, (8, 8))
     Wh = pol.net.unflatten(pol.init(np.random.default_rng(0)))[-1][0]
     assert np.allclose(Wh @ Wh.T, 1e-4 * np.eye(2))                             # head gain 0.01
+
+
+def test_torch_scheme_is_uniform_within_one_over_sqrt_fan_in():
+    """scheme="torch": every weight and bias of layer l in [-b, b], b = 1/sqrt(d_in); on a 400 x 300
+    layer the sample max reaches 0.999 b and the mean and variance are 0 and b^2/3 within 5 standard
+    errors (var of U(-b, b) is b^2/3; of its sample variance, (b^4/5 - b^4/9)/n). The orthogonal
+    default would fail the bound (entries up to ~0.25 > 1/sqrt(300)) or the variance."""
+    net = MLP((300, 400, 3))
+    theta = net.init(np.random.default_rng(0), scheme="torch")
+    np.testing.assert_array_equal(theta, net.init(np.random.default_rng(0), scheme="torch"))   # seeded
+    for (W, b), d_in in zip(net.unflatten(theta), net.sizes[:-1]):
+        bound = 1.0 / math.sqrt(d_in)
+        assert np.abs(W).max() <= bound and np.abs(b).max() <= bound
+    W = net.unflatten(theta)[0][0]
+    bound, n = 1.0 / math.sqrt(300), W.size
+    assert np.abs(W).max() > 0.999 * bound
+    assert abs(W.mean()) < 5 * bound / math.sqrt(3 * n)
+    assert abs(W.var() - bound**2 / 3) < 5 * bound**2 * math.sqrt((1 / 5 - 1 / 9) / n)
+    with pytest.raises(ValueError, match=r"scheme: expected one of \('orthogonal', 'torch'\), got 'xavier'\. Fix: "):
+        net.init(np.random.default_rng(0), scheme="xavier")
+
+
+def test_torch_scheme_matches_torch_linear_default():
+    """Optional cross-check (skips without torch): a fresh torch.nn.Linear(300, 400) has the same bound
+    (its max |w| within [0.999, 1] x 1/sqrt(300)) and the same variance within 5 standard errors."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(300, 400).double()
+    ours = MLP((300, 400)).unflatten(MLP((300, 400)).init(np.random.default_rng(1), scheme="torch"))[0]
+    bound = 1.0 / math.sqrt(300)
+    for W, b in ((lin.weight.detach().numpy(), lin.bias.detach().numpy()), ours):
+        assert 0.999 * bound < np.abs(W).max() <= bound and np.abs(b).max() <= bound
+        assert abs(W.var() - bound**2 / 3) < 5 * bound**2 * math.sqrt((1 / 5 - 1 / 9) / W.size)
+
+
+def test_policy_and_value_function_pass_the_scheme_on():
+    rng = lambda: np.random.default_rng(3)  # noqa: E731
+    pol = purepg.GaussianPolicy(4, 2, (8,), log_std_init=-1.0, init_scheme="torch")
+    theta = pol.init(rng())
+    np.testing.assert_array_equal(theta[:pol.net.num_params], pol.net.init(rng(), scheme="torch"))   # no gains
+    np.testing.assert_array_equal(theta[pol.net.num_params:], [-1.0, -1.0])
+    vf = ValueFunction(4, (8,), init_scheme="torch")
+    np.testing.assert_array_equal(vf.init(rng()), vf.net.init(rng(), scheme="torch"))
+    for make in (lambda: purepg.CategoricalPolicy(4, 2, init_scheme="he"), lambda: ValueFunction(4, init_scheme="he")):
+        with pytest.raises(ValueError, match=r"init_scheme: expected one of \('orthogonal', 'torch'\), got 'he'"):
+            make()
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 4), (1, 6), (6, 1)])

@@ -93,6 +93,7 @@ def test_registered_and_config_roundtrip():
     (dict(num_envs=0), r"num_envs: expected an integer >= 1, got 0"),
     (dict(normalize_obs="yes"), r"normalize_obs: expected True or False, got 'yes'\. Fix: pass a bool"),
     (dict(normalize_reward=1), r"normalize_reward: expected True or False, got 1\. Fix: pass a bool"),
+    (dict(init="he"), r"init: expected one of 'orthogonal', 'torch', got 'he'\. Fix: pick one of those"),
     (dict(log_std_init=float("inf")), r"log_std_init: expected a finite number, got inf"),
     (dict(normalize_advantage=1), r"normalize_advantage: expected True or False, got 1\. Fix: pass a bool"),
 ])

@@ -74,6 +74,7 @@ class BaseConfig:
     log_std_init: float = 0.0
     vf_hidden: tuple = (64, 64)
     gamma: float = 0.99
+    init: str = "orthogonal"
 
     def __post_init__(self):
         _check.common_config(self)

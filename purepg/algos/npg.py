@@ -70,6 +70,7 @@ class Config(CriticConfig):
     log_std_init            log sigma_0     initial log-std of a Gaussian policy (SB3 default 0)
     vf_hidden               --              value network hidden widths (SB3 default 64-64)
     gamma                   gamma           discount (rl-zoo: 0.99)
+    init                    --              orthogonal (with gains) or torch (nn.Linear default) (orthogonal)
     gae_lambda              lambda          GAE parameter (rl-zoo: 0.98)
     epsilon                 epsilon         KL radius of eq. (3) and of the line search (notes; 0.01)
     damping                 c               ``F + c I`` (sb3-contrib default cg_damping 0.1; see below)

@@ -84,6 +84,7 @@ class Config(CriticConfig):
     log_std_init           log sig   initial log-std of a Gaussian policy (0)
     vf_hidden              --        critic hidden widths (64-64)
     gamma                  gamma     discount (0.99)
+    init                   --        orthogonal (with gains) or torch (nn.Linear default) (orthogonal)
     buffer_batches         K         batches kept; K = 1 with one update per batch is on-policy (tuned: 2)
     updates_per_batch      U         Adam steps per iteration, each on all K batches (1)
     weights                --        "per_decision" (E4) or "first_order" (E5, default: lower variance)

@@ -74,6 +74,7 @@ class Shared(BaseConfig):
     log_std_init        log sigma initial log std of a Gaussian policy                   SB3 (0.0)
     vf_hidden                     value network hidden layer widths                      SB3 MlpPolicy (64, 64)
     gamma               gamma     discount factor                                        rl-zoo (0.98)
+    init                          orthogonal (gains) or torch (nn.Linear default)        SB3 ortho_init (orthogonal)
     lam                 lambda    GAE parameter                                          rl-zoo gae_lambda (0.8)
     lr                  alpha     Adam step size at the start (linear schedule)          rl-zoo lin_0.001
     lr_final                      step size at the end of training                       rl-zoo lin_ (0.0)

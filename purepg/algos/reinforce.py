@@ -76,6 +76,7 @@ class Config(BaseConfig):
     log_std_init        log sigma initial log std of a Gaussian policy                   Spinning Up (-0.5)
     vf_hidden                     value network hidden layer widths                      Spinning Up (64, 64)
     gamma               gamma     discount factor                                        Spinning Up (0.99)
+    init                          orthogonal (gains) or torch (nn.Linear default)        purepg (orthogonal)
     returns             psi       reward_to_go (G_t) or total (segment return)           notes; Williams 1992
     baseline            b         value, mean, none or optimal (per parameter)           notes; Greensmith 2004
     lr                  alpha     policy Adam step size                                  purepg (3e-3)

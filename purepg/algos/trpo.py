@@ -70,6 +70,7 @@ class Config(CriticConfig):
     log_std_init           log sigma  initial log-std of a Gaussian policy (SB3: 0)
     vf_hidden              --         value network hidden widths (SB3 MlpPolicy: 64-64)
     gamma                  gamma      discount (rl-zoo: 0.99)
+    init                   --         orthogonal (with gains) or torch (nn.Linear default) (SB3: orthogonal)
     gae_lambda             lambda     GAE parameter (rl-zoo: 0.98)
     delta                  delta      max mean KL per update (sb3-contrib target_kl 0.01)
     cg_damping             c          ``F + c I`` (rl-zoo: 1e-3)

@@ -63,6 +63,7 @@ class Config(CriticConfig):
     log_std_init           log sigma   initial log-std of a Gaussian policy (0)
     vf_hidden              --          value network hidden widths (64-64)
     gamma                  gamma       discount (rl-zoo: 0.99)
+    init                   --          orthogonal (with gains) or torch (nn.Linear default) (orthogonal)
     gae_lambda             lambda      GAE parameter (rl-zoo: 0.98)
     delta                  delta       KL bound of (1) (TRPO: 0.01)
     lam_init               lambda_0    initial multiplier (tuned: 1.0)
