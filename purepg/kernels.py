@@ -28,7 +28,10 @@ the cached ``h = phi(z)``: ``1 - h^2`` for tanh, ``[h > 0]`` for relu. NumPy nee
 ``(N, d)`` array for ``phi'`` and three passes; the kernel (``dphi_mul``) does one pass and no
 allocation. Each entry is ``dh * (1 - h h)`` (or ``dh * 1.0`` / ``dh * 0.0``) in both: the same IEEE
 operations in the same order, so the results are bit-for-bit equal (the kernel is compiled without
-fastmath, so no multiply-add is fused).
+fastmath, so no multiply-add is fused). With ``db=`` the same pass also sums the new ``dz`` over the
+rows, the bias gradient of eq. (5): row after row, the order in which NumPy's ``sum(axis=0)`` adds a
+C-contiguous (N, d >= 2) array, so again the same bits (for d = 1 or a strided ``dz`` NumPy sums
+pairwise, and the wrapper leaves the sum to NumPy).
 
 Adam step
 ---------
