@@ -26,6 +26,11 @@ target_kl 0.01, line search 0.8 x 10, advantage normalisation), mapped field by 
 ``sb3_contrib.TRPO``. Known differences: sb3-contrib starts CG from ``1e-4 randn`` (purepg from 0),
 accepts ``KL < delta`` (purepg ``<=``), and its critic's Adam has eps 1e-5 (purepg's 1e-8).
 
+``--preset`` runs both libraries with ``bench/presets.py``'s rl-zoo entry for the algorithm and
+``--env`` (e.g. ``--env Hopper-v5 --steps 1000000 --preset``): activation, ``init`` (``ortho_init``)
+and ``VecNormalize`` for ``normalize_obs`` / ``normalize_reward`` are mapped too, and SB3's policy is
+evaluated on observations normalised with its frozen statistics, as purepg's.
+
 ``--profile`` splits purepg's wall time into rollout (``purepg.rollout.collect``: env steps, action
 sampling, log-probs), update (``ppo.update``: GAE, minibatch epochs, logs) and the rest (progress
 file, checkpoints), by timing those two calls inside the run.
@@ -53,6 +58,7 @@ try:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 except ImportError as e:
     sys.exit(f"bench/vs_sb3.py needs stable-baselines3 and torch ({e}). Install them next to purepg, e.g. "
              f"python -m venv venv-sb3 && venv-sb3/bin/pip install stable-baselines3 torch -e .")
@@ -62,16 +68,25 @@ EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 
 def _policy_kwargs(c):
-    """SB3's MlpPolicy arguments for purepg's separate tanh policy and value networks of ``c``."""
-    return dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)), activation_fn=torch.nn.Tanh,
-                log_std_init=c.log_std_init)
+    """SB3's MlpPolicy arguments for purepg's separate policy and value networks of ``c``."""
+    act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[c.activation]
+    return dict(net_arch=dict(pi=list(c.hidden), vf=list(c.vf_hidden)), activation_fn=act,
+                log_std_init=c.log_std_init, ortho_init=c.init == "orthogonal")
+
+
+def _vec_env(c, env_id, seed):
+    """SB3's vector env for ``c``: ``VecNormalize`` when purepg normalises observations or rewards."""
+    env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
+    if c.normalize_obs or c.normalize_reward:
+        env = VecNormalize(env, norm_obs=c.normalize_obs, norm_reward=c.normalize_reward, gamma=c.gamma)
+    return env
 
 
 def sb3_ppo(config, env_id, seed, steps):
     """SB3 PPO with purepg's ``config`` mapped onto its arguments; returns (wall seconds, model)."""
     c = config
     t = time.perf_counter()                      # from nothing, as purepg's timer (runner.train) is
-    env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
+    env = _vec_env(c, env_id, seed)
     model = PPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.minibatch_size, n_epochs=c.epochs,
                 gamma=c.gamma, gae_lambda=c.lam, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
                 max_grad_norm=c.max_grad_norm, normalize_advantage=c.normalize_adv,
@@ -87,7 +102,7 @@ def sb3_trpo(config, env_id, seed, steps):
     from sb3_contrib import TRPO
     c = config
     t = time.perf_counter()
-    env = make_vec_env(env_id, n_envs=c.num_envs, seed=seed)
+    env = _vec_env(c, env_id, seed)
     model = TRPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.vf_minibatch_size, gamma=c.gamma,
                  gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.cg_damping,
                  line_search_shrinking_factor=c.ls_ratio, line_search_max_iter=c.ls_max_steps,
@@ -102,13 +117,14 @@ ALGOS = {"ppo": (ppo, sb3_ppo), "trpo": (trpo, sb3_trpo)}   # purepg module, SB3
 
 
 def sb3_eval(model, env_id):
-    env = gymnasium.make(env_id)
+    """20 deterministic episodes; observations normalised with the frozen training statistics, if any."""
+    env, norm = gymnasium.make(env_id), model.get_vec_normalize_env()
     R = []
     for i in range(EVAL_EPISODES):
         x, _ = env.reset(seed=EVAL_SEED + i)
         total, done = 0.0, False
         while not done:
-            a, _ = model.predict(x, deterministic=True)
+            a, _ = model.predict(x if norm is None else norm.normalize_obs(x[None])[0], deterministic=True)
             x, r, term, trunc, _ = env.step(a)
             total, done = total + r, term or trunc
         R.append(total)
@@ -154,12 +170,19 @@ def main():
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2], help="e.g. 0-4 or 0,2 [default: 0-2]")
     p.add_argument("--profile", action="store_true", help="split purepg's time into rollout / update / rest")
+    p.add_argument("--preset", action="store_true",
+                   help="use bench/presets.py's rl-zoo preset for (algo, env) in both libraries (e.g. Hopper-v5)")
     args = p.parse_args()
     from learn import machine                                    # bench/learn.py, next to this file
     print(f"machine: {machine()}, torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}")
     print(f"command: python {' '.join(sys.argv)}\n")
     module, sb3_run = ALGOS[args.algo]
-    config, out = module.Config(), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
+    overrides = {}
+    if args.preset:
+        import presets                                           # bench/presets.py, next to this file
+        overrides = presets.overrides(args.algo, args.env)
+        print(f"preset: {presets.source(args.algo, args.env)}: {overrides}")
+    config, out = module.Config(**overrides), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
     head = f"{'seed':>4} {'SB3 s':>8} {'purepg s':>9} {'ratio':>6} {'SB3 eval':>15} {'purepg eval':>15}"
     print(head + ("   purepg rollout / update / rest s" if args.profile else ""))
     walls = []
