@@ -5,17 +5,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+import cli_process
 from purepg import cli, runner
 from purepg.algos import ALGOS, get_algo, ppo
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-envs", "2", "--num-steps", "16", "--epochs", "2", "--minibatch-size", "16", "--hidden", "8",
         "--vf-hidden", "8"]
 NAN_ENV = '''
@@ -40,21 +37,12 @@ gymnasium.register("NanEnv-v0", entry_point=NanEnv)
 '''
 
 
-def _env(extra_path=None):
-    paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
-    threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    return {**os.environ, **threads, "PYTHONPATH": os.pathsep.join(paths)}
-
-
 def _popen(args, cwd, extra_path=None):
-    return subprocess.Popen([sys.executable, "-m", "purepg", *args], cwd=cwd, env=_env(extra_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return cli_process.popen(args, cwd, extra_path)
 
 
 def _run(args, cwd, extra_path=None, timeout=120):
-    p = _popen(args, cwd, extra_path)
-    out, err = p.communicate(timeout=timeout)
-    return p.returncode, out, err
+    return cli_process.run(args, cwd, timeout, extra_path)
 
 
 def _rows(path):

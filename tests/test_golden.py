@@ -5,10 +5,7 @@ against a second route (finite differences, an explicit sum over actions, a plai
 projection for CG, the closed-form PPO objectives), on the published file and on Hypothesis-drawn
 seeds.
 """
-import os
 import re
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import cli_process
 from finite_diff import directional, gradient
 from purepg import golden
 
@@ -273,11 +271,7 @@ def test_read_rejects_other_files(tmp_path):
 # ----- the command ---------------------------------------------------------------------------------
 def purepg_cli(args, cwd):
     """``python -m purepg ARGS`` in ``cwd``: (exit status, stdout, stderr)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "purepg", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=120)
-    return p.returncode, p.stdout, p.stderr
+    return cli_process.run(args, cwd, timeout=120)
 
 
 def test_cli_golden_writes_the_same_bytes_twice(tmp_path):

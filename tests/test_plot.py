@@ -1,9 +1,7 @@
 """Learning curves: grouping of run directories, the mean/min/max over seeds, the PNG, the errors."""
 import json
-import os
 import re
 import struct
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import cli_process
 from purepg import plot, runner
 
 CONFIG = {"num_envs": 2, "num_steps": 16, "hidden": [8], "lr": 0.01}
@@ -174,11 +173,7 @@ NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; from purepg.cli i
 
 def purepg_cli(args, cwd, code=None):
     """``python -m purepg ARGS`` (or ``python -c CODE ARGS``) in ``cwd``: (exit status, stdout, stderr)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    head = ["-c", code] if code else ["-m", "purepg"]
-    p = subprocess.run([sys.executable, *head, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
+    return cli_process.run(args, cwd, timeout=120, code=code)
 
 
 def test_cli_plot_writes_a_png(tmp_path):

@@ -4,8 +4,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import cli_process
 from purepg import plot, runner, seeds
 from purepg.algos import get_algo
 
@@ -155,11 +154,7 @@ CLI_TINY = ["--algo", "reinforce", "--num-envs", "2", "--num-steps", "32", "--hi
 
 def purepg_cli(args, cwd):
     """``python -m purepg ARGS`` in ``cwd``: (exit status, stdout, stderr)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "purepg", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=300)
-    return p.returncode, p.stdout, p.stderr
+    return cli_process.run(args, cwd, timeout=300)
 
 
 def test_cli_seeds_runs_and_summarises(tmp_path):
@@ -208,12 +203,9 @@ def test_cli_seeds_bad_input(tmp_path, args, message):
 
 
 def test_cli_seeds_ctrl_c_checkpoints_every_started_seed(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     args = ["seeds", *CLI_TINY, "--seeds", "0-1", "--jobs", "2", "--steps", "1000000", "--out", "root",
             "--checkpoint-every", "100000"]
-    p = subprocess.Popen([sys.executable, "-m", "purepg", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)   # its own process group
+    p = cli_process.popen(args, tmp_path, start_new_session=True)                  # its own process group
 
     def n_rows(s):
         f = tmp_path / "root" / f"seed-{s}" / "progress.csv"
