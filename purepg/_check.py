@@ -115,6 +115,16 @@ def layer_widths(x, name):
     return x
 
 
+INIT_SCHEMES = ("orthogonal", "torch")     # purepg.nn, "Initialisation"
+
+
+def init_scheme(x, name):
+    """``x`` if it names an initialisation scheme of :mod:`purepg.nn`, else ValueError naming ``name``."""
+    if x not in INIT_SCHEMES:
+        raise ValueError(f"{name}: expected one of {INIT_SCHEMES}, got {x!r}. Fix: pick one of those")
+    return x
+
+
 def common_config(c):
     """The fields every algorithm Config shares (:class:`purepg.algos.common.BaseConfig`)."""
     positive_int(c.num_envs, "num_envs")
@@ -127,7 +137,7 @@ def common_config(c):
     if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
         raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
     in_unit_interval(number(c.gamma, "gamma"), "gamma")
-    one_of(c.init, "init", ("orthogonal", "torch"))
+    one_of(c.init, "init", INIT_SCHEMES)
 
 
 def divides_batch(c, name):

@@ -76,10 +76,9 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import kernels
-from purepg._check import as_matrix, as_vector
+from purepg._check import as_matrix, as_vector, init_scheme
 
 ACTIVATIONS = ("tanh", "relu")
-INIT_SCHEMES = ("orthogonal", "torch")
 
 
 class MLPCache(NamedTuple):
@@ -181,8 +180,7 @@ class MLP:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. Fix: "
                             "pass numpy.random.default_rng(seed)")
-        if scheme not in INIT_SCHEMES:
-            raise ValueError(f"scheme: expected one of {INIT_SCHEMES}, got {scheme!r}. Fix: pick one of those")
+        init_scheme(scheme, "scheme")
         if scheme == "torch":
             theta = np.empty(self.num_params)
             for W, b in self.unflatten(theta):

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from purepg import kernels
-from purepg._check import as_actions_discrete, as_matrix, as_vector
+from purepg._check import as_actions_discrete, as_matrix, as_vector, init_scheme
 from purepg.distributions import Categorical, DiagGaussian
-from purepg.nn import INIT_SCHEMES, MLP, MLPCache
+from purepg.nn import MLP, MLPCache
 
 BACKENDS = ("numba", "numpy")
 _FISHER_BLOCK_BYTES = 32 * 2**20   # rows of U built per block in `fisher`, to bound memory
@@ -62,9 +62,7 @@ class Policy:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}. Fix: pick one of those")
-        if self.init_scheme not in INIT_SCHEMES:
-            raise ValueError(f"init_scheme: expected one of {INIT_SCHEMES}, got {self.init_scheme!r}. Fix: pick "
-                             f"one of those")
+        init_scheme(self.init_scheme, "init_scheme")
 
     # ----- structure --------------------------------------------------------------------------
     @property

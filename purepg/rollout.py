@@ -65,8 +65,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 from gymnasium import spaces
-from numba import njit
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from numba import njit
 
 from purepg import normalize as nz
 from purepg._check import as_vector

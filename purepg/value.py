@@ -51,7 +51,8 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import optim
-from purepg.nn import INIT_SCHEMES, MLP
+from purepg._check import init_scheme
+from purepg.nn import MLP
 from purepg.surrogates import Objective, _scalar, _vector
 
 
@@ -198,9 +199,7 @@ class ValueFunction:
         except TypeError:
             raise TypeError(f"hidden: expected a tuple of layer widths, got {self.hidden!r}. "
                             f"Fix: e.g. hidden=(64, 64), or () for a linear V.") from None
-        if self.init_scheme not in INIT_SCHEMES:
-            raise ValueError(f"init_scheme: expected one of {INIT_SCHEMES}, got {self.init_scheme!r}. Fix: pick "
-                             f"one of those")
+        init_scheme(self.init_scheme, "init_scheme")
         object.__setattr__(self, "obs_dim", obs_dim)
         object.__setattr__(self, "hidden", hidden)
         object.__setattr__(self, "net", MLP((obs_dim, *hidden, 1), self.activation))
