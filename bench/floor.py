@@ -156,6 +156,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}\n")
     rng = np.random.default_rng(0)
+    A, B, C = rng.standard_normal((256, H)), rng.standard_normal((H, H)), np.empty((256, H))
+    mm = best_of(lambda: np.matmul(A, B, out=C), args.repeats, 500)
+    print(f"one 256 x {H} x {H} float64 product: {mm * 1e6:.1f} us, {2 * 256 * H * H / mm / 1e9:.0f} GFLOP/s\n")
     step, upd = ppo_step_seconds(rng, args.repeats), trpo_update_seconds(rng, args.repeats)
     env8, env2 = rollout_step_seconds(rng, PPO_E, args.repeats), rollout_step_seconds(rng, TRPO_E, args.repeats)
     rows = [("PPO", PPO_STEPS * step, PPO_ENV_STEPS * env8, args.sb3_ppo,

@@ -50,8 +50,7 @@ Every pass above writes (N, d_l) arrays. :meth:`MLP.workspace` allocates them on
 the same bits as a fresh result), so a loop that repeats a pass on equal-sized batches -- conjugate
 gradient on one Fisher matrix, minibatch epochs of a value fit -- allocates no (N, d_l) array after
 the first pass. At N = 1024 an (N, 64) float64 result is 512 KB, a block ``malloc`` maps fresh from the
-kernel and faults in page by page on every call: that made a forward pass about twice as slow as
-its arithmetic. The forward
+kernel and faults in page by page on every call, a cost of the same order as the arithmetic. The forward
 activations, the backward cotangents and the JVP tangents have separate arrays, so a cached forward
 pass stays valid while JVPs and VJPs run from it; a second ``forward`` with the same workspace
 overwrites the first (its ``out`` and cache are views of the workspace).

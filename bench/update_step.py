@@ -1,0 +1,91 @@
+"""One PPO minibatch step, one TRPO update and their parts, timed alone: where the updates' time goes.
+
+Run from the repository root (one thread)::
+
+    python bench/update_step.py
+
+The step is rl-zoo's CartPole-v1 PPO (``ppo.Config()``): N = 256 samples, the 4-64-64-2 policy and
+4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad`` + ``ppo.clip_and_step`` as
+``ppo.run`` calls them (validated once, then ``check=False``). The parts: one network's forward and
+backward pass, the categorical log-prob and gradient, the clip terms (Numba kernel and NumPy
+reference). The TRPO update is ``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch,
+next to one forward pass of the policy network on its 1024 states. Each figure is the median of repeated blocks of calls, in microseconds. It runs against
+any checkout with these functions, so a figure before and after a change comes from the same script.
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"   # before numpy is imported
+
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import machine  # noqa: E402  (bench/machine.py)
+from purepg import envs, rollout, surrogates  # noqa: E402
+from purepg.algos import ppo, trpo  # noqa: E402
+from purepg.algos.common import Flat  # noqa: E402
+from purepg.policy import CategoricalPolicy  # noqa: E402
+from purepg.runner import Context  # noqa: E402
+from purepg.value import ValueFunction  # noqa: E402
+
+
+def median_us(fn, repeats=15, inner=300):
+    for _ in range(inner):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t) / inner)
+    return 1e6 * float(np.median(times))
+
+
+def main():
+    print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}\n")
+    cfg, rng, N = ppo.Config(), np.random.default_rng(0), 256
+    pol, vf = CategoricalPolicy(4, 2, cfg.hidden, cfg.activation), ValueFunction(4, cfg.vf_hidden, cfg.activation)
+    ctx = Context(pol, vf, cfg, 100_000)
+    state = ppo.init(ctx, rng)
+    obs, act = rng.standard_normal((N, 4)), rng.integers(0, 2, N)
+    data = Flat(obs, act, pol.log_prob(state["theta"], obs, act), rng.standard_normal(N), rng.standard_normal(N),
+                rng.standard_normal(N))
+    joint, P = ppo.join(state), state["theta"].size
+    coefs = {"clip_range": 0.2, "check": False}
+    perm = rng.permutation(N)
+
+    def step():
+        mb = ppo.minibatch(data, perm, cfg.normalize_adv)
+        s = ppo.loss_and_grad(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
+        return ppo.clip_and_step(joint, s, 1e-4, cfg)
+
+    th = state["theta"][:pol.net.num_params]
+    out, cache = pol.net.forward(th, obs, check=False)
+    dout = rng.standard_normal(out.shape)
+    r, A = np.exp(0.1 * rng.standard_normal(N)), rng.standard_normal(N)
+    rows = [("minibatch step (both networks, loss, clipping, Adam)", step),
+            ("policy network forward", lambda: pol.net.forward(th, obs, check=False)),
+            ("policy network backward", lambda: pol.net.backward(th, dout, cache, check=False)),
+            ("categorical log-prob and gradient", lambda: pol.dist.log_prob_and_grad(out, th[:0], act)),
+            ("clip terms", lambda: surrogates._clip_terms(r, A, 0.2))]
+    for name, fn in rows:
+        print(f"{name:55s} {median_us(fn):8.1f} us")
+    tcfg = trpo.Config()
+    tctx = Context(pol, vf, tcfg, 100_000)
+    tstate = trpo.init(tctx, rng)
+    vec = envs.make_vec_env("CartPole-v1", tcfg.num_envs, seed=0)
+    batch, _ = rollout.collect(vec, pol, tstate["theta"], tcfg.num_steps, rng, rollout.start(vec))
+    obs1024 = batch.obs.reshape(-1, 4)
+    th1 = tstate["theta"][:pol.net.num_params]
+    print(f"{'policy network forward, N = 1024':55s} "
+          f"{median_us(lambda: pol.net.forward(th1, obs1024, check=False)):8.1f} us")
+    upd = median_us(lambda: trpo.update(tctx, tstate, batch, rng, 0.1), repeats=7, inner=5)
+    print(f"{'TRPO update (CG, line search, critic fit)':55s} {upd / 1e3:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
