@@ -18,13 +18,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ[_var] = "1"   # before numpy is imported
 
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import machine  # noqa: E402  (bench/machine.py)
+from floor import best_of  # noqa: E402  (bench/floor.py)
 from purepg import envs, rollout, surrogates  # noqa: E402
 from purepg.algos import ppo, trpo  # noqa: E402
 from purepg.algos.common import Flat  # noqa: E402
@@ -34,15 +34,8 @@ from purepg.value import ValueFunction  # noqa: E402
 
 
 def median_us(fn, repeats=15, inner=300):
-    for _ in range(inner):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t) / inner)
-    return 1e6 * float(np.median(times))
+    """``floor.best_of`` in microseconds: the median over ``repeats`` blocks of ``inner`` calls."""
+    return 1e6 * best_of(fn, repeats, inner)
 
 
 def main():
