@@ -1,8 +1,8 @@
 """Exact bias and exact variance of every purepg gradient estimator on one small MDP.
 
 Nothing here is sampled: each trajectory of a fixed random MDP (S = 2 states, A = 2 actions, horizon
-T = 3, gamma = 0.95) is enumerated with its probability (purepg.tabular), every estimator is evaluated
-on every trajectory, and the exact mean and covariance follow (eq. T5 of purepg.tabular). For two
+T = 3, gamma = 0.95) is enumerated with its probability (purepg.verify.tabular), every estimator is evaluated
+on every trajectory, and the exact mean and covariance follow (eq. T5 of purepg.verify.tabular). For two
 policies (a near-uniform one and a peaked one) the table shows, per estimator,
 
 * ``bias``      = || E[estimate] - grad J ||  (the exact grad J of dynamic programming),
@@ -31,9 +31,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import machine as bench_machine  # noqa: E402  (bench/machine.py)
 import purepg  # noqa: E402
-from purepg import estimators as es
-from purepg import tabular as tb
-from purepg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
+from purepg.pg import estimators as es
+from purepg.verify import tabular as tb
+from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
 
 SEED, S, A, T, GAMMA = 2024, 2, 2, 3, 0.95
 

@@ -246,7 +246,7 @@ def row_trpo_step(ctx, repeats):
     64-64 network -- purepg.algos.trpo.policy_step -- against sb3-contrib's procedure in PyTorch."""
     from purepg.algos import trpo
     from purepg.algos.common import Flat
-    from purepg.runner import Context
+    from purepg.run.runner import Context
     theta, obs, act, logp_old, adv = _trpo_batch(ctx, ctx.pol)
     flat = Flat(obs, act, logp_old, adv, None, None)
     config = trpo.Config(cg_iters=10, cg_tol=0.0)          # exactly 10 CG iterations

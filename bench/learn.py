@@ -16,7 +16,7 @@ Runs (``--runs``):
   purepg does not implement (a state-independent log-std instead), 1e5 steps.
 
 For each seed: train into ``--out/RUN-sSEED`` (overwritten), then evaluate the saved policy on 20
-episodes with the deterministic (mode) policy (:func:`purepg.cli.evaluate`, reset seeds 10000..10019,
+episodes with the deterministic (mode) policy (:func:`purepg.cli.commands.evaluate`, reset seeds 10000..10019,
 never used in training). Printed per seed: the evaluation mean +- std, the mean training return of the
 last 100 episodes, and the wall time of training (evaluation excluded). One thread everywhere
 (OMP/OPENBLAS/MKL/NUMBA threads = 1); ``--jobs 2`` runs seeds in parallel processes (wall times then
@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import machine as machine_info  # noqa: E402  (bench/machine.py)
-from purepg import cli, runner  # noqa: E402
+from purepg.cli import commands as cli  # noqa: E402
+from purepg.run import runner
 from purepg.algos import get_algo  # noqa: E402
-from purepg.seeds import parse_seeds  # noqa: E402
+from purepg.run.seeds import parse_seeds  # noqa: E402
 
 PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, lam=0.95, epochs=10, minibatch_size=64,
                 lr=1e-3, lr_final=1e-3, clip=0.2, clip_final=0.2, ent_coef=0.0)

@@ -10,7 +10,7 @@ Run from the repository root (one thread; the runs are sequential)::
 Each (algorithm, seed) trains for ``--steps`` environment steps with the preset below (purepg's
 defaults for CartPole-v1, which are rl-zoo's for TRPO; rl-zoo's Acrobot-v1 / Pendulum-v1 entries of
 ``hyperparams/trpo.yml`` otherwise), then the final policy is evaluated: ``--eval-episodes`` episodes of
-the deterministic policy (``purepg.cli.evaluate``, frozen observation statistics), reset seeds
+the deterministic policy (``purepg.cli.commands.evaluate``, frozen observation statistics), reset seeds
 ``1000 + ...``. Written to ``--out`` (default ``bench/out``):
 
 * ``trust_region_<env><tag>_curves.csv``: algo, seed, step, ep_return_mean (mean of the last 100
@@ -34,9 +34,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from purepg import runner  # noqa: E402
+from purepg.run import runner  # noqa: E402
 from purepg.algos import get_algo  # noqa: E402
-from purepg.cli import evaluate  # noqa: E402
+from purepg.cli.commands import evaluate  # noqa: E402
 
 # rl-zoo hyperparams/trpo.yml; fields it does not set keep sb3-contrib's TRPO defaults (gae_lambda 0.95,
 # cg_damping 0.1, n_critic_updates 10, batch_size 128). rl-zoo also normalises rewards on Acrobot

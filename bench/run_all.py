@@ -11,9 +11,9 @@ Run from the repository root::
 Learning. Each algorithm (``reinforce``, ``ppo``, ``ppo-kl``, ``npg``, ``trpo``, ``trpo-lagrangian``,
 ``offpolicy``) trains on CartPole-v1, Acrobot-v1, Pendulum-v1 and MountainCarContinuous-v0 with the
 presets and rl-zoo step budgets of ``bench/presets.py``, for ``--seeds`` seeds through
-:func:`purepg.seeds.run_seeds` (``--jobs`` processes, one thread each), into
+:func:`purepg.run.seeds.run_seeds` (``--jobs`` processes, one thread each), into
 ``OUT/learn/<env>/<algo>/seed-<s>``. Each seed's saved policy is then evaluated on 20 episodes of the
-deterministic (mode) policy with frozen observation statistics (:func:`purepg.cli.evaluate`, reset
+deterministic (mode) policy with frozen observation statistics (:func:`purepg.cli.commands.evaluate`, reset
 seeds 10000..10019, never used in training). ``OUT/learn/<env>/<algo>/result.json`` holds the
 summary, the evaluations and the machine load; it marks the pair finished.
 
@@ -31,7 +31,7 @@ not rerun.
 
 Report. The section of ``--readme`` between ``<!-- run_all:begin -->`` and ``<!-- run_all:end -->``
 is replaced (appended if absent); the rest of the file is left as it is. It has a summary table, a
-table and a PNG of learning curves per environment (``--figures``, via :func:`purepg.plot.plot_runs`),
+table and a PNG of learning curves per environment (``--figures``, via :func:`purepg.run.plot.plot_runs`),
 the speed figures, the machine and these commands. Pairs without a result are listed as "not run".
 """
 import os
@@ -56,7 +56,10 @@ sys.path.insert(0, BENCH)
 import machine as bench_machine  # noqa: E402  (bench/machine.py)
 import presets  # noqa: E402
 
-from purepg import __version__, checkpoint, cli, plot, seeds  # noqa: E402
+from purepg import __version__  # noqa: E402
+from purepg.cli import commands as cli  # noqa: E402
+
+from purepg.run import checkpoint, plot, seeds
 
 EVAL_EPISODES, EVAL_SEED = 20, 10_000          # as bench/learn.py
 QUICK_STEPS, QUICK_EPISODES = 2048, 2          # --quick: about 2048 steps per seed, 2 evaluation episodes
@@ -249,7 +252,7 @@ def load_results(out, pairs):
 
 
 def pair_stats(r):
-    """Figures of one finished pair over its seeds (population std, as purepg.seeds)."""
+    """Figures of one finished pair over its seeds (population std, as purepg.run.seeds)."""
     ev = np.array([x["mean"] for x in r["eval"]])                                  # (K,)
     runs = r["summary"]["runs"]
     tr = np.array([np.nan if x["ep_return_mean"] is None else x["ep_return_mean"] for x in runs])   # (K,)
@@ -273,7 +276,7 @@ def _pm(m, s):
 KNOWN_FAILURES = {
     ("ppo-kl", "MountainCarContinuous-v0"): "the KL of an update stays below d_targ / 1.5 (log std -3.29, step "
                                             "size 7.8e-5), so beta halves at each of the 2 500 iterations and "
-                                            "underflows to 0, which purepg.surrogates.update_beta refuses",
+                                            "underflows to 0, which purepg.pg.surrogates.update_beta refuses",
 }
 
 
@@ -333,7 +336,7 @@ def summary_table(pairs, results, out):
 
 
 def make_figures(out, pairs, results, figures):
-    """``{env: png path}``: learning curves of every finished pair of the env (purepg.plot)."""
+    """``{env: png path}``: learning curves of every finished pair of the env (purepg.run.plot)."""
     os.makedirs(figures, exist_ok=True)
     pngs = {}
     for env_id in dict.fromkeys(e for _, e in pairs):
@@ -518,7 +521,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="+", metavar="PATTERN", help="ALGO/ENV, ALGO, ENV or speed (fnmatch patterns)")
     ap.add_argument("--seeds", default="0-2", help="seeds per pair, e.g. 0-2 or 0,3 [default: 0-2]")
-    ap.add_argument("--jobs", type=int, default=2, help="processes per pair (purepg.seeds) [default: 2]")
+    ap.add_argument("--jobs", type=int, default=2, help="processes per pair (purepg.run.seeds) [default: 2]")
     ap.add_argument("--out", default=None, help="results [default: bench/out/run_all; bench/out/run_all_quick]")
     ap.add_argument("--quick", action="store_true", help="about 2048 steps per seed, 2 evaluation episodes, "
                     "no speed benchmarks; README and figures under --out unless given")

@@ -25,12 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import machine  # noqa: E402  (bench/machine.py)
 from floor import best_of  # noqa: E402  (bench/floor.py)
-from purepg import envs, rollout, surrogates  # noqa: E402
+from purepg.env import envs, rollout  # noqa: E402
+from purepg.pg import surrogates
 from purepg.algos import ppo, trpo  # noqa: E402
 from purepg.algos.common import Flat  # noqa: E402
-from purepg.policy import CategoricalPolicy  # noqa: E402
-from purepg.runner import Context  # noqa: E402
-from purepg.value import ValueFunction  # noqa: E402
+from purepg.model.policy import CategoricalPolicy  # noqa: E402
+from purepg.run.runner import Context  # noqa: E402
+from purepg.model.value import ValueFunction  # noqa: E402
 
 
 def median_us(fn, repeats=15, inner=300):

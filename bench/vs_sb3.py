@@ -14,7 +14,7 @@ advantage normalisation per minibatch): ``purepg.algos.ppo.Config()`` is that co
 seed the two trainings run one after the other in this process (alternating which goes first), so
 they see the same machine load; each is then evaluated on 20 deterministic episodes (reset seeds
 10000..10019, outside the timing). Each timer covers a whole training from nothing: building the
-vector env and the model (SB3) or the run (``purepg.runner.train``: env, policy, run directory), then
+vector env and the model (SB3) or the run (``purepg.run.runner.train``: env, policy, run directory), then
 training. The first run of each library in the process also pays its one-time costs (PyTorch's lazy
 initialisation, loading purepg's cached Numba kernels, ~0.2 s). Printed: wall times, the ratio
 purepg / SB3, the evaluations.
@@ -31,7 +31,7 @@ accepts ``KL < delta`` (purepg ``<=``), and its critic's Adam has eps 1e-5 (pure
 and ``VecNormalize`` for ``normalize_obs`` / ``normalize_reward`` are mapped too, and SB3's policy is
 evaluated on observations normalised with its frozen statistics, as purepg's.
 
-``--profile`` splits purepg's wall time into rollout (``purepg.rollout.collect``: env steps, action
+``--profile`` splits purepg's wall time into rollout (``purepg.env.rollout.collect``: env steps, action
 sampling, log-probs), update (``ppo.update``: GAE, minibatch epochs, logs) and the rest (progress
 file, checkpoints), by timing those two calls inside the run.
 """
@@ -48,9 +48,11 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from purepg import cli, rollout, runner  # noqa: E402
+from purepg.cli import commands as cli  # noqa: E402
+from purepg.env import rollout
+from purepg.run import runner
 from purepg.algos import ppo, trpo  # noqa: E402
-from purepg.seeds import parse_seeds  # noqa: E402
+from purepg.run.seeds import parse_seeds  # noqa: E402
 
 try:
     import gymnasium

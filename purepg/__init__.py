@@ -13,8 +13,8 @@ import os as _os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     _os.environ.setdefault(_var, "1")
 
-from purepg.nn import MLP  # noqa: E402
-from purepg.policy import CategoricalPolicy, GaussianPolicy, Policy  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["MLP", "Policy", "CategoricalPolicy", "GaussianPolicy", "__version__"]
+
+from purepg.model import MLP, CategoricalPolicy, GaussianPolicy, Policy, ValueFunction  # noqa: E402
+
+__all__ = ["MLP", "Policy", "CategoricalPolicy", "GaussianPolicy", "ValueFunction", "__version__"]

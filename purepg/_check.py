@@ -115,11 +115,11 @@ def layer_widths(x, name):
     return x
 
 
-INIT_SCHEMES = ("orthogonal", "torch")     # purepg.nn, "Initialisation"
+INIT_SCHEMES = ("orthogonal", "torch")     # purepg.model.nn, "Initialisation"
 
 
 def init_scheme(x, name):
-    """``x`` if it names an initialisation scheme of :mod:`purepg.nn`, else ValueError naming ``name``."""
+    """``x`` if it names an initialisation scheme of :mod:`purepg.model.nn`, else ValueError naming ``name``."""
     if x not in INIT_SCHEMES:
         raise ValueError(f"{name}: expected one of {INIT_SCHEMES}, got {x!r}. Fix: pick one of those")
     return x

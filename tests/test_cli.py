@@ -10,7 +10,8 @@ import time
 import pytest
 
 import cli_process
-from purepg import cli, runner
+from purepg.cli import commands as cli
+from purepg.run import runner
 from purepg.algos import ALGOS, get_algo, ppo
 
 TINY = ["--num-envs", "2", "--num-steps", "16", "--epochs", "2", "--minibatch-size", "16", "--hidden", "8",
@@ -100,7 +101,7 @@ def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
         assert last.startswith("purepg"), (args, err)
         if "--quiet" not in args and "nan" not in str(args):
             assert len(err.strip().splitlines()) == 1, (args, err)   # nothing else (no progress line yet)
-    from purepg import checkpoint
+    from purepg.run import checkpoint
     tree, meta = checkpoint.load(str(tmp_path / "nan" / "checkpoint.npz"))   # the last good one is intact
     assert meta["iteration"] == 2
 

@@ -1,4 +1,4 @@
-"""purepg.distributions: stability, derivatives (C1)-(C4), (G1)-(G4), identities and sampling.
+"""purepg.model.distributions: stability, derivatives (C1)-(C4), (G1)-(G4), identities and sampling.
 
 Finite-difference tolerances (h = 1e-6): rounding eps |f| / h ~ 2.2e-10 |f| and truncation h^2/6 |f'''|.
 Moderate logits (|z| <= 30) and Gaussian parameters from the strategies (|mu|, |a| <= 3, sigma in
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import strategies as S
 from finite_diff import assert_fd_close, gradient
-from purepg import distributions as D
+from purepg.model import distributions as D
 
 
 @st.composite

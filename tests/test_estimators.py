@@ -1,4 +1,4 @@
-"""Tests of purepg.estimators against the exact oracle of purepg.tabular.
+"""Tests of purepg.pg.estimators against the exact oracle of purepg.verify.tabular.
 
 Exactness over statistics: on MDPs small enough to enumerate (S <= 3, A <= 3, T <= 4), the exact
 expectation of every unbiased estimator equals the exact grad J of dynamic programming.
@@ -17,9 +17,9 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import purepg
-from purepg import estimators as es
-from purepg import tabular as tb
-from purepg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
+from purepg.pg import estimators as es
+from purepg.verify import tabular as tb
+from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
 from tests.test_tabular import st_case, st_mdp, st_theta
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -271,10 +271,10 @@ def test_optimal_baseline_from_the_batch_is_the_notes_formula():
 
 
 def _rollouts(mdp, pol, theta, n, seed, num_envs=10):
-    """n episodes of TabularMDPEnv sampled by the code a user runs (purepg.envs + purepg.rollout.collect):
+    """n episodes of TabularMDPEnv sampled by the code a user runs (purepg.env.envs + purepg.env.rollout.collect):
     lists of (T, S), (T,), (T,) arrays. Every episode lasts exactly mdp.T steps, so a batch of
     mdp.T * n / num_envs steps per copy holds n whole episodes."""
-    from purepg import envs, rollout
+    from purepg.env import envs, rollout
 
     assert n % num_envs == 0
     vec = envs.make_vec_env(lambda: tb.TabularMDPEnv(mdp), num_envs, seed=seed)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import cli_process
 from finite_diff import directional, gradient
-from purepg import golden
+from purepg.verify import golden
 
 POLICIES = ("cat", "gauss")
 EXACT = dict(rtol=1e-12, atol=1e-12)   # same quantity by another float64 route: differences ~1e-15
@@ -60,7 +60,7 @@ def test_file_is_self_describing(G):
 @pytest.mark.parametrize("p", POLICIES)
 def test_each_entry_recomputed_through_the_public_api(G, p):
     from purepg.optim import conjugate_gradient, natural_step
-    from purepg.surrogates import ppo_clip, ppo_kl_penalty
+    from purepg.pg.surrogates import ppo_clip, ppo_kl_penalty
 
     pol, th, th1, obs, act = _inputs(G, p)
     lp, A, v = G[f"{p}/logp_old"], G[f"{p}/adv"], G[f"{p}/v"]
@@ -82,7 +82,7 @@ def test_each_entry_recomputed_through_the_public_api(G, p):
 
 
 def test_gae_entries_recomputed(G):
-    from purepg.returns import gae
+    from purepg.pg.returns import gae
 
     adv, ret = gae(G["batch/rew"], G["batch/v"], G["batch/v_next"], G["batch/terminated"], G["batch/truncated"],
                    float(G["batch/gamma"]), float(G["batch/lam"]))
@@ -195,7 +195,7 @@ def check_ppo(G, p):
                                                       rel=1e-12)
     assert float(G[f"{p}/ppo_clip_fraction"]) == np.mean(np.abs(r - 1) > eps)
     assert float(G[f"{p}/ppo_kl_penalty"]) == pytest.approx(np.mean(r * A) - beta * float(G[f"{p}/kl"]), rel=1e-12)
-    from purepg.surrogates import ppo_clip, ppo_kl_penalty
+    from purepg.pg.surrogates import ppo_clip, ppo_kl_penalty
 
     clip = lambda t: ppo_clip(pol, t, obs, act, lp, A, eps=eps).value  # noqa: E731
     pen = lambda t: ppo_kl_penalty(pol, t, obs, act, lp, A, theta_old=th, beta=beta).value  # noqa: E731

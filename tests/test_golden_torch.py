@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from purepg import golden
+from purepg.verify import golden
 
 torch = pytest.importorskip("torch")
 from torch.distributions import Categorical, Normal, kl_divergence  # noqa: E402

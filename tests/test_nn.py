@@ -1,4 +1,4 @@
-"""purepg.nn: the MLP's forward pass, hand-derived VJP and JVP, per-sample gradients, init, bad input.
+"""purepg.model.nn: the MLP's forward pass, hand-derived VJP and JVP, per-sample gradients, init, bad input.
 
 Finite-difference tolerances (h = 1e-6, central differences, see tests/finite_diff.py)
 -------------------------------------------------------------------------------------
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import purepg
 import strategies as S
 from finite_diff import assert_fd_close, directional, gradient
-from purepg.nn import MLP, orthogonal
-from purepg.value import ValueFunction
+from purepg.model.nn import MLP, orthogonal
+from purepg.model.value import ValueFunction
 
 KINK_MARGIN = 1e-3   # see _smooth_rows
 

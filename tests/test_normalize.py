@@ -1,11 +1,11 @@
-"""Tests of purepg.normalize: Chan et al.'s merge, the normalisation, checkpoints, bad input."""
+"""Tests of purepg.env.normalize: Chan et al.'s merge, the normalisation, checkpoints, bad input."""
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from purepg import normalize as nz
+from purepg.env import normalize as nz
 
 # Observations: entries in [-1e3, 1e3] around a common offset in [-1e4, 1e4] (|mean| >> std is the
 # case the merge formula is there for). Rows 1..40, columns 1..4.

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from purepg import envs, rollout, runner
-from purepg.algos import get_algo, npg
-from purepg.value import ValueFunction
+from purepg.env import envs, rollout
+
+from purepg.run import runner
+from purepg.algos import critic, get_algo, npg, trust_region
+from purepg.model.value import ValueFunction
 
 SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
 
@@ -119,13 +121,13 @@ def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
     """On a real CartPole batch: g = S^T A / N from the score matrix, d from np.linalg.solve, and the
     accepted parameters satisfy the KL bound and raise the surrogate."""
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL), seed=seed % 1000)
-    flat, adv = npg.advantages(ctx, state, batch)
+    flat, adv = critic.advantages(ctx, state, batch)
     pol, theta = ctx.pol, state["theta"]
     F = pol.fisher(theta, flat.obs)                                              # (P, P)
     damping = max(damping, 1e-6)   # the categorical F is singular (softmax shift): Cholesky needs c > 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                           # no skipped step here
-        ps = npg.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, epsilon=epsilon,
+        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, epsilon=epsilon,
                                      damping=damping, solver="cholesky", cg_iters=1, cg_tol=0.0, ls_ratio=0.5,
                                      ls_max_steps=15)
     g = pol.score(theta, flat.obs, flat.act).T @ adv / adv.size                  # (P,)
@@ -146,12 +148,12 @@ def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
 
 def test_cg_solver_agrees_with_cholesky():
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
-    flat, adv = npg.advantages(ctx, state, batch)
+    flat, adv = critic.advantages(ctx, state, batch)
     F = ctx.pol.fisher(state["theta"], flat.obs)
     kw = dict(epsilon=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
     args = (ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old, adv, F)
-    chol = npg.natural_policy_step(*args, solver="cholesky", cg_iters=1, **kw)
-    cg = npg.natural_policy_step(*args, solver="cg", cg_iters=10 * F.shape[0], **kw)
+    chol = trust_region.natural_policy_step(*args, solver="cholesky", cg_iters=1, **kw)
+    cg = trust_region.natural_policy_step(*args, solver="cg", cg_iters=10 * F.shape[0], **kw)
     # 1e-8: CG to a 1e-14 relative residual on a system of condition <= ||F|| / c ~ 1e3.
     np.testing.assert_allclose(cg.step, chol.step, atol=1e-8 * np.linalg.norm(chol.step))
     assert cg.cg_iterations > 1 and cg.accepted == chol.accepted
@@ -174,10 +176,10 @@ def test_fisher_not_positive_definite_skips_the_update(solver):
 
 def test_zero_gradient_skips_the_update():
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
-    flat, _ = npg.advantages(ctx, state, batch)
+    flat, _ = critic.advantages(ctx, state, batch)
     F = ctx.pol.fisher(state["theta"], flat.obs)
     with pytest.warns(RuntimeWarning, match=r"g is zero: there is no ascent direction"):
-        ps = npg.natural_policy_step(ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old,
+        ps = trust_region.natural_policy_step(ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old,
                                      np.zeros(flat.adv.size), F, epsilon=0.01, damping=1e-3, solver="cholesky",
                                      cg_iters=10, cg_tol=0.0, ls_ratio=0.8, ls_max_steps=10)
     assert ps.skipped and not ps.accepted and np.array_equal(ps.theta, state["theta"])

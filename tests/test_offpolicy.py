@@ -7,13 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_npg import make_ctx
 
-from purepg import checkpoint, estimators, runner
-from purepg import tabular as tb
+from purepg.run import checkpoint, runner
+
+from purepg.pg import estimators
+from purepg.verify import tabular as tb
 from purepg.algos import get_algo, offpolicy
 from purepg.algos.common import values
 from purepg.optim import adam_init, adam_step
-from purepg.returns import discounted_returns
-from purepg.value import ValueFunction
+from purepg.pg.returns import discounted_returns
+from purepg.model.value import ValueFunction
 
 SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
 
@@ -86,7 +88,7 @@ def test_normalised_ess(w, scale):
 def test_k1_without_reuse_is_the_on_policy_reward_to_go_gradient(weights, baseline):
     """Issue 5: with K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
     reward-to-go estimate (1/n_runs) sum_runs sum_t gamma^t grad log pi(a_t|s_t) (Q_t - b_t), computed
-    here from the score matrix; and it equals purepg.estimators.reinforce_rtg on the same runs."""
+    here from the score matrix; and it equals purepg.pg.estimators.reinforce_rtg on the same runs."""
     cfg = offpolicy.Config(buffer_batches=1, updates_per_batch=1, weights=weights, baseline=baseline, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=2)
     pol, theta, gamma = ctx.pol, state["theta"], cfg.gamma

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import purepg
-from purepg.algos.npg import surrogate_value
+from purepg.algos.trust_region import surrogate_value
 from purepg.optim import backtracking_line_search, natural_step
 
 st_seed = st.integers(0, 2**31 - 1)

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cli_process
-from purepg import plot, runner
+from purepg.run import plot, runner
 
 CONFIG = {"num_envs": 2, "num_steps": 16, "hidden": [8], "lr": 0.01}
 
 
 def fake_run(path, steps, values, *, algo="ppo", env_id="CartPole-v1", seed=0, config=CONFIG):
-    """A run directory as purepg.runner writes it: config.json and progress.csv (NaN where no episode ended)."""
+    """A run directory as purepg.run.runner writes it: config.json and progress.csv (NaN where no episode ended)."""
     path.mkdir(parents=True)
     meta = {"algo": algo, "env_id": env_id, "seed": seed, "total_steps": int(max(steps)),
             "purepg_version": "0.1.0", "config": config, "run_format": runner.RUN_FORMAT}

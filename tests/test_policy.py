@@ -1,4 +1,4 @@
-"""purepg.policy: score, entropy, KL, Fisher and FVP against finite differences; identities; backends;
+"""purepg.model.policy: score, entropy, KL, Fisher and FVP against finite differences; identities; backends;
 sampling; bad input.
 
 Tolerances

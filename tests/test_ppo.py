@@ -7,12 +7,13 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from finite_diff import gradient
-from purepg import envs, rollout, runner
+from purepg.env import envs, rollout
+from purepg.run import runner
 from purepg.algos import ppo, ppo_kl
 from purepg.optim import adam_init, adam_step
-from purepg.policy import CategoricalPolicy, GaussianPolicy
-from purepg.surrogates import update_beta
-from purepg.value import ValueFunction
+from purepg.model.policy import CategoricalPolicy, GaussianPolicy
+from purepg.pg.surrogates import update_beta
+from purepg.model.value import ValueFunction
 
 FAST = dict(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,), epochs=4, minibatch_size=16)
 

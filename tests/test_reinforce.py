@@ -1,14 +1,15 @@
-"""REINFORCE / VPG: segments, bootstrapped weights, the estimator against purepg.estimators and FD."""
+"""REINFORCE / VPG: segments, bootstrapped weights, the estimator against purepg.pg.estimators and FD."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from finite_diff import directional, gradient
-from purepg import estimators, runner
+from purepg.pg import estimators
+from purepg.run import runner
 from purepg.algos import reinforce
-from purepg.policy import CategoricalPolicy, GaussianPolicy
-from purepg.rollout import Batch
-from purepg.value import ValueFunction
+from purepg.model.policy import CategoricalPolicy, GaussianPolicy
+from purepg.env.rollout import Batch
+from purepg.model.value import ValueFunction
 
 
 # ----------------------------------------------------------------------------- batches ------
@@ -38,7 +39,7 @@ def _whole_episodes(seed, L, n, E, discrete):
     term = np.zeros((T, E), bool)
     term[L - 1::L] = True                                                       # every L-th step ends an episode
     batch, theta = _batch(rng, pol, T, E, term, np.zeros((T, E), bool))
-    # the same data as a list of N = n E trajectories for purepg.estimators
+    # the same data as a list of N = n E trajectories for purepg.pg.estimators
     trajs = [(batch.obs[k * L:(k + 1) * L, e], batch.act[k * L:(k + 1) * L, e], batch.rew[k * L:(k + 1) * L, e])
              for e in range(E) for k in range(n)]
     return rng, pol, theta, batch, [list(x) for x in zip(*trajs)]
@@ -191,7 +192,7 @@ def test_vpg_learns_cartpole(tmp_path, returns, baseline, steps, target):
 def test_value_function_is_fitted_after_the_gradient():
     """One update: g uses V before the fit (the logged explained variance is of the old V), and the new
     V fits this batch's bootstrapped returns G better than the old one."""
-    from purepg import envs, rollout
+    from purepg.env import envs, rollout
     from purepg.algos.common import values
     cfg = reinforce.Config(num_envs=2, num_steps=64, hidden=(8,), vf_hidden=(8,), vf_lr=1e-2, vf_epochs=20)
     vec = envs.make_vec_env("CartPole-v1", 2, seed=0)

@@ -1,4 +1,4 @@
-"""Tests for purepg.returns: kernels against references, closed forms, identities, baselines, errors.
+"""Tests for purepg.pg.returns: kernels against references, closed forms, identities, baselines, errors.
 
 Tolerances. Kernel and reference run the same float64 operations in the same order (no fastmath),
 so they agree to 1e-12. Comparisons with an independent formula (the O(T^2) definition of a discounted
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from purepg import returns as rt
+from purepg.pg import returns as rt
 from tests import finite_diff as fd
 
 TOL = 1e-10  # independent-formula comparisons, see the module docstring

@@ -1,4 +1,4 @@
-"""Tests of purepg.rollout and purepg.envs on toy envs whose every transition is known in advance."""
+"""Tests of purepg.env.rollout and purepg.env.envs on toy envs whose every transition is known in advance."""
 import threading
 
 import gymnasium
@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import purepg
-from purepg import normalize as nz
-from purepg import rollout as ro
-from purepg.envs import get_env_state, make_vec_env, set_env_state
+from purepg.env import normalize as nz
+from purepg.env import rollout as ro
+from purepg.env.envs import get_env_state, make_vec_env, set_env_state
 from toy_envs import CountingEnv, EchoEnv, NonFiniteEnv, SpaceEnv, counting, noisy
 
 MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
@@ -211,7 +211,7 @@ def test_normalised_observations_use_the_statistics_at_arrival():
 
 
 def test_scaled_rewards_are_the_raw_ones_through_eqs_5_to_7():
-    """rew = the raw rewards scaled step by step (purepg.normalize eqs. (5)-(7), episodes ending on
+    """rew = the raw rewards scaled step by step (purepg.env.normalize eqs. (5)-(7), episodes ending on
     terminated or truncated), rew_raw = the raw ones, episode returns raw; frozen collection does not
     merge; the state carries the scaler across batches exactly as one long batch would."""
     def run(T_parts):

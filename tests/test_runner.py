@@ -11,11 +11,11 @@ import types
 import numpy as np
 import pytest
 
-from purepg import checkpoint, runner
+from purepg.run import checkpoint, runner
 from purepg.algos import ALGOS
 from purepg.algos.common import BaseConfig
 from purepg.optim import adam_init, adam_step
-from purepg.rollout import NonFiniteError
+from purepg.env.rollout import NonFiniteError
 
 
 @dataclasses.dataclass(frozen=True)

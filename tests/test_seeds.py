@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cli_process
-from purepg import plot, runner, seeds
+from purepg.run import plot, runner, seeds
 from purepg.algos import get_algo
 
 REINFORCE = get_algo("reinforce")

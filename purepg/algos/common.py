@@ -1,8 +1,8 @@
 """Pieces every on-policy algorithm uses on a batch: flattening, values, GAE advantages.
 
-``final_obs[t, e]`` of a :class:`purepg.rollout.Batch` is the observation after step ``t`` in every
+``final_obs[t, e]`` of a :class:`purepg.env.rollout.Batch` is the observation after step ``t`` in every
 slot (the ended episode's last one where it ended), so ``v_next = V(final_obs)`` everywhere and
-:func:`purepg.returns.gae` bootstraps truncated episodes and the batch end with it, and terminated ones
+:func:`purepg.pg.returns.gae` bootstraps truncated episodes and the batch end with it, and terminated ones
 with 0 (the terminated flag zeroes it).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import _check
-from purepg.returns import gae
+from purepg.pg.returns import gae
 
 
 class Flat(NamedTuple):

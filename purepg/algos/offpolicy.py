@@ -3,7 +3,7 @@ r"""Off-policy policy gradient of the notes: reuse the last K batches through im
 Each batch is sampled by the parameters current at the time, the *behaviour* policy ``pi_b``, whose
 log-probabilities ``log pi_b(a_t|s_t)`` the batch records (``Batch.logp_old``). The learner keeps the
 last ``K`` batches and, at the current ``theta'``, estimates ``grad J(theta')`` from each of them with
-the ratios ``rho_t = pi_theta'(a_t|s_t) / pi_b(a_t|s_t)`` (:mod:`purepg.estimators`, notes
+the ratios ``rho_t = pi_theta'(a_t|s_t) / pi_b(a_t|s_t)`` (:mod:`purepg.pg.estimators`, notes
 "Off-policy with importance sampling"):
 
 * ``weights="per_decision"`` -- eq. (E4): the reward ``r_t'`` is weighted by the ratio of the prefix
@@ -27,7 +27,7 @@ Baseline by reward shaping (``baseline="value"``)
 ------------------------------------------------------
 The estimators have no baseline for off-policy data, so the critic enters through the rewards: each
 reward is replaced by the TD residual ``delta_t = r_t + gamma (1 - terminated_t) V(s'_t) - V(s_t)``
-(:func:`purepg.returns.gae` with ``lambda = 0``). Inside a run ``s'_t = s_{t+1}``, so the discounted
+(:func:`purepg.pg.returns.gae` with ``lambda = 0``). Inside a run ``s'_t = s_{t+1}``, so the discounted
 suffix sums telescope: ``sum_k gamma^k delta_{t+k} = G_t - V(s_t)``, where ``G_t`` is the return
 bootstrapped with ``V`` where the run is cut by a time limit or the batch end. This is a baseline
 ``V(s_t)`` for every estimator: in (E4) the term ``-gamma^t V(s_t)`` carries the prefix ratio up to t and
@@ -57,11 +57,13 @@ from typing import Optional
 
 import numpy as np
 
-from purepg import _check, estimators
+from purepg import _check
+
+from purepg.pg import estimators
 from purepg.algos.common import CriticConfig, flatten_with_gae, values
-from purepg.algos.npg import check_critic_fields, fit_value
+from purepg.algos.critic import check_critic_fields, fit_value
 from purepg.optim import adam_init, adam_step
-from purepg.returns import gae
+from purepg.pg.returns import gae
 
 NAME = "offpolicy"
 _FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "logp_old")

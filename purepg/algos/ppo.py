@@ -12,8 +12,8 @@ One iteration (the runner collects the batch; :func:`update` does the rest)::
         theta <- Adam(theta, g),  theta_v <- Adam(theta_v, g_v)
     theta_old <- theta                                                     (line 8)
 
-with ``L^CLIP`` of PPO eq. 7 (:func:`purepg.surrogates.ppo_clip`), the entropy ``S`` (eq. 9,
-:func:`purepg.surrogates.entropy_bonus`) and the value loss of :mod:`purepg.value`. The learning rate
+with ``L^CLIP`` of PPO eq. 7 (:func:`purepg.pg.surrogates.ppo_clip`), the entropy ``S`` (eq. 9,
+:func:`purepg.pg.surrogates.entropy_bonus`) and the value loss of :mod:`purepg.model.value`. The learning rate
 and the clip range follow linear schedules in the fraction of steps done at the start of the
 iteration (Stable-Baselines3 evaluates them after the batch, one iteration later).
 
@@ -30,10 +30,10 @@ the norm is that of the concatenated gradient, so the two gradients are clipped 
 
 Validation once per iteration. :func:`run` checks the parameters and the flattened batch once, then
 passes ``coefs["check"] = False`` to the minibatch steps, which skip re-validating the same arrays
-(:func:`purepg.surrogates.ppo_clip`, :meth:`purepg.value.ValueFunction.loss`, Adam and clipping take
+(:func:`purepg.pg.surrogates.ppo_clip`, :meth:`purepg.model.value.ValueFunction.loss`, Adam and clipping take
 ``check=False``). Called directly, :func:`loss_and_grad` validates its arguments.
 
-Value loss scale. :meth:`purepg.value.ValueFunction.loss` is the halved mean square
+Value loss scale. :meth:`purepg.model.value.ValueFunction.loss` is the halved mean square
 ``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
 so the term is ``2 c_1 L_V`` and its gradient ``2 c_1 grad L_V`` (``c_1 = 0.5`` gives ``grad L_V``).
 The logged ``value_loss`` is the plain mean square (SB3's ``train/value_loss``).
@@ -52,8 +52,8 @@ import numpy as np
 from purepg import _check
 from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_adv
 from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
-from purepg.surrogates import entropy_bonus, ppo_clip
-from purepg.value import explained_variance
+from purepg.pg.surrogates import entropy_bonus, ppo_clip
+from purepg.model.value import explained_variance
 
 NAME = "ppo"
 

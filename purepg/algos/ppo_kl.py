@@ -5,9 +5,9 @@ clipping and schedules); only the policy objective and one rule after the epochs
 
     L^KLPEN(theta) = mean_B [ r_t(theta) A_t ] - beta * mean_B KL(pi_old(.|s) || pi_theta(.|s))   (eq. 8)
 
-maximised on each minibatch B (:func:`purepg.surrogates.ppo_kl_penalty`, its exact gradient
+maximised on each minibatch B (:func:`purepg.pg.surrogates.ppo_kl_penalty`, its exact gradient
 ``grad mean(r A) - beta grad KL``). After the K epochs, with ``d`` the exact mean KL over the whole
-batch (:meth:`Policy.kl`), the paper's rule (sec. 4, :func:`purepg.surrogates.update_beta`)::
+batch (:meth:`Policy.kl`), the paper's rule (sec. 4, :func:`purepg.pg.surrogates.update_beta`)::
 
     d < d_targ / 1.5  ->  beta <- beta / 2;      d > 1.5 d_targ  ->  beta <- 2 beta.
 
@@ -24,7 +24,7 @@ import dataclasses
 
 from purepg import _check
 from purepg.algos import ppo
-from purepg.surrogates import ppo_kl_penalty, update_beta
+from purepg.pg.surrogates import ppo_kl_penalty, update_beta
 
 NAME = "ppo-kl"
 

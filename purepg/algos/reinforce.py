@@ -12,35 +12,35 @@ Segments and bootstrapping
 --------------------------
 A vector-env batch does not hold whole episodes: column ``e`` is cut into *segments* at every
 ``done`` flag and at the batch edges. A segment that did not terminate (a time limit truncated it,
-or the batch ended) is continued by its value, exactly as in eq. (4) of :mod:`purepg.returns`::
+or the batch ended) is continued by its value, exactly as in eq. (4) of :mod:`purepg.pg.returns`::
 
     G_t = r_t + gamma (1 - terminated_t) (V(s'_t) if t ends its segment else G_{t+1})      (2)
 
-(:func:`purepg.returns.discounted_returns`, ``V`` before this iteration's fit, ``s'_t =
+(:func:`purepg.pg.returns.discounted_returns`, ``V`` before this iteration's fit, ``s'_t =
 final_obs``). ``G_t`` is the discounted reward-to-go (the notes' "causality" form), and the
 total-return weight of a step is ``G`` at the first step of its segment: the return from the
 segment start, the notes' ``sum_t r_t``. A segment that began in an earlier batch lacks its earlier
 rewards; they multiply later scores with zero mean (the causality argument of
-:mod:`purepg.returns`, sec. 2), so dropping them keeps the expectation.
+:mod:`purepg.pg.returns`, sec. 2), so dropping them keeps the expectation.
 Like most practical code we drop the ``gamma^t`` factor that makes reward-to-go exactly unbiased
-for the *discounted* objective (see :mod:`purepg.estimators`, (E2)): gamma acts as a
+for the *discounted* objective (see :mod:`purepg.pg.estimators`, (E2)): gamma acts as a
 variance-reducing horizon. With ``gamma = 1`` and whole episodes, (1) is
-:func:`purepg.estimators.reinforce_rtg` / :func:`~purepg.estimators.reinforce` rescaled by
+:func:`purepg.pg.estimators.reinforce_rtg` / :func:`~purepg.pg.estimators.reinforce` rescaled by
 ``N_episodes / M`` (tested).
 
 Baselines (each keeps (1) unbiased because ``E_a[grad log pi(a|s)] = grad sum_a pi(a|s) = 0``)
 -----------------------------------------------------------------------------------------------
 * ``none``: ``b = 0``;  ``mean``: ``b = mean_t psi_t``, one constant from the batch (bias
-  O(1/M), as in :mod:`purepg.estimators`);  ``value``: ``b_t = V(s_t)`` with ``V`` fitted on
+  O(1/M), as in :mod:`purepg.pg.estimators`);  ``value``: ``b_t = V(s_t)`` with ``V`` fitted on
   earlier batches only (fitting on this batch first would correlate ``b_t`` with ``a_t``).
 * ``optimal``: one constant per parameter ``k``. Segments ``i`` of the batch are independent, and
   (1) is ``(1/M) sum_i (U_ik - b_k S_ik)`` with ``S_i = sum_{t in i} grad log pi_t`` and
   ``U_i = sum_{t in i} psi_t grad log pi_t``. As ``E[S_ik] = 0``, the variance is
   ``sum_i E[(U_ik - b_k S_ik)^2] - const``, minimised by the pooled ratio
-  ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.returns.optimal_baseline_rtg` over the
+  ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.pg.returns.optimal_baseline_rtg` over the
   segments. For ``total``, ``psi`` is constant on a segment, ``U_i = R_i S_i``, and the ratio is
   the notes' ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate
-  (:func:`purepg.returns.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
+  (:func:`purepg.pg.returns.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
   other baselines need one VJP.
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ import numpy as np
 from purepg import _check
 from purepg.algos.common import BaseConfig, values
 from purepg.optim import adam_init, adam_step, clip_grad_norm
-from purepg.returns import discounted_returns, optimal_baseline_rtg
-from purepg.value import explained_variance
+from purepg.pg.returns import discounted_returns, optimal_baseline_rtg
+from purepg.model.value import explained_variance
 
 NAME = "reinforce"
 RETURNS = ("reward_to_go", "total")

@@ -31,7 +31,7 @@ subject to the *mean* KL over the batch states, ``D(theta') = mean_i KL(pi_theta
    skips the step (logged, warned, ``theta`` kept).
 5. Fit ``V`` by ``n_critic_updates`` passes of minibatch Adam (rl-zoo: 20 passes, lr 1e-3).
 
-Steps 2-4 are :func:`purepg.algos.npg.natural_policy_step`: TRPO is natural policy gradient with a
+Steps 2-4 are :func:`purepg.algos.trust_region.natural_policy_step`: TRPO is natural policy gradient with a
 matrix-free Fisher, a KL-checking line search on the surrogate and a fitted critic.
 
 Logged per iteration: ``surrogate_gain``, ``kl``, ``cg_iterations``, ``cg_residual``, ``ls_steps``,
@@ -46,10 +46,10 @@ import numpy as np
 
 from purepg import _check
 from purepg.algos.common import CriticConfig
-from purepg.algos import npg
+from purepg.algos import critic, trust_region
 
 NAME = "trpo"
-init = npg.init
+init = critic.init
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Config(CriticConfig):
         _check.positive(_check.number(self.delta, "delta"), "delta")
         _check.non_negative(self.cg_damping, "cg_damping")
         _check.one_of(self.fisher, "fisher", ("fvp", "explicit"))
-        npg.check_step_fields(self)
+        trust_region.check_step_fields(self)
 
 
 def fisher_operator(ctx, theta, obs):
@@ -111,10 +111,10 @@ def fisher_operator(ctx, theta, obs):
     return ctx.pol.fisher_operator(theta, obs)                                  # (P,) -> (P,)
 
 
-def policy_step(ctx, theta, flat, adv) -> npg.PolicyStep:
+def policy_step(ctx, theta, flat, adv) -> trust_region.PolicyStep:
     """Steps 2-4 on a flattened batch (CG on ``F`` in either form)."""
     c = ctx.config
-    return npg.natural_policy_step(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv,
+    return trust_region.natural_policy_step(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv,
                                    fisher_operator(ctx, theta, flat.obs), epsilon=c.delta,
                                    damping=c.cg_damping, solver="cg", cg_iters=c.cg_iters, cg_tol=c.cg_tol,
                                    ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps)
@@ -122,8 +122,8 @@ def policy_step(ctx, theta, flat, adv) -> npg.PolicyStep:
 
 def update(ctx, state, batch, rng, progress):
     """One TRPO iteration (module docstring, steps 1-5)."""
-    flat, adv = npg.advantages(ctx, state, batch)                               # 1
+    flat, adv = critic.advantages(ctx, state, batch)                               # 1
     ps = policy_step(ctx, state["theta"], flat, adv)                            # 2-4
-    theta_v, opt_v, vlogs = npg.fit_value(ctx, state, flat, rng)                # 5
-    logs = {**npg.step_logs(ps), **vlogs, "entropy": float(np.mean(ctx.pol.entropy(ps.theta, flat.obs)))}
+    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng)                # 5
+    logs = {**trust_region.step_logs(ps), **vlogs, "entropy": float(np.mean(ctx.pol.entropy(ps.theta, flat.obs)))}
     return {"theta": ps.theta, "theta_v": theta_v, "opt_v": opt_v}, logs

@@ -9,7 +9,7 @@ over the batch states, has the Lagrangian
 
     L(theta', lam) = L(theta') - lam (D(theta') - delta),    lam >= 0                              (2)
 
-(:func:`purepg.surrogates.lagrangian`, value and exact gradient). One iteration on a batch:
+(:func:`purepg.pg.surrogates.lagrangian`, value and exact gradient). One iteration on a batch:
 
 1. GAE advantages ``A_i`` from the current ``V`` (standardised), as in :mod:`purepg.algos.trpo`.
 2. Primal: starting from ``theta' = theta``, ``pi_steps`` full-batch Adam steps ascend (2) in
@@ -20,7 +20,7 @@ over the batch states, has the Lagrangian
 
        lam <- max(0, lam + alpha_lam (D - delta))                                                (3)
 
-   (:func:`purepg.surrogates.update_lambda`): ``lam`` rises while the constraint is violated,
+   (:func:`purepg.pg.surrogates.update_lambda`): ``lam`` rises while the constraint is violated,
    falls while it holds with slack, and never goes below 0 (the multiplier of an inequality).
    ``lam`` carries over to the next batch, so it tracks the penalty that keeps ``D`` near ``delta``.
 4. Fit ``V`` as TRPO does.
@@ -37,9 +37,9 @@ import numpy as np
 
 from purepg import _check
 from purepg.algos.common import CriticConfig
-from purepg.algos import npg
+from purepg.algos import critic, trust_region
 from purepg.optim import adam_init, adam_step
-from purepg.surrogates import lagrangian, update_lambda
+from purepg.pg.surrogates import lagrangian, update_lambda
 
 NAME = "trpo-lagrangian"
 
@@ -94,12 +94,12 @@ class Config(CriticConfig):
         _check.positive(_check.number(self.pi_lr, "pi_lr"), "pi_lr")
         _check.positive_int(self.pi_steps, "pi_steps")
         _check.boolean(self.normalize_advantage, "normalize_advantage")
-        npg.check_critic_fields(self)
+        critic.check_critic_fields(self)
 
 
 def init(ctx, rng):
     """NPG's state plus the policy's Adam state and the multiplier ``lam = lam_init``."""
-    state = npg.init(ctx, rng)
+    state = critic.init(ctx, rng)
     return {**state, "opt": adam_init(state["theta"].size), "lam": float(ctx.config.lam_init)}
 
 
@@ -117,11 +117,11 @@ def primal(ctx, theta, opt, lam, flat, adv):
 def update(ctx, state, batch, rng, progress):
     """One iteration (module docstring, steps 1-4)."""
     c, theta, lam = ctx.config, state["theta"], state["lam"]
-    flat, adv = npg.advantages(ctx, state, batch)                               # 1
+    flat, adv = critic.advantages(ctx, state, batch)                               # 1
     theta_new, opt, obj = primal(ctx, theta, state["opt"], lam, flat, adv)     # 2
     lam_new = update_lambda(lam, obj.kl, c.delta, c.lam_lr)                     # 3, eq. (3)
-    theta_v, opt_v, vlogs = npg.fit_value(ctx, state, flat, rng)                # 4
-    L = lambda th: npg.surrogate_value(ctx.pol, th, flat.obs, flat.act, flat.logp_old, adv)  # noqa: E731, eq. (1)
+    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng)                # 4
+    L = lambda th: trust_region.surrogate_value(ctx.pol, th, flat.obs, flat.act, flat.logp_old, adv)  # noqa: E731, eq. (1)
     gain = L(theta_new) - L(theta)
     logs = {"lam": lam, "lam_next": lam_new, "kl": obj.kl, "surrogate_gain": gain, "lagrangian": obj.value,
             **vlogs, "entropy": float(np.mean(ctx.pol.entropy(theta_new, flat.obs)))}

@@ -2,12 +2,12 @@ r"""A learned state-value function V(s), its regression loss with exact gradient
 
 Model
 -----
-``V(s) = MLP(s)``, an :class:`purepg.nn.MLP` with sizes ``(obs_dim, *hidden, 1)``: orthogonal weights
+``V(s) = MLP(s)``, an :class:`purepg.model.nn.MLP` with sizes ``(obs_dim, *hidden, 1)``: orthogonal weights
 with gain sqrt(2) on hidden layers and 1 on the head, zero biases (Engstrom et al. 2020,
 "Implementation matters", sec. 3; Andrychowicz et al. 2021, "What matters in on-policy RL", sec. 3.2).
-Its parameters are one flat vector ``theta_v`` (P_v,), in the layout of :mod:`purepg.nn`.
+Its parameters are one flat vector ``theta_v`` (P_v,), in the layout of :mod:`purepg.model.nn`.
 
-Loss (sign convention of :mod:`purepg.surrogates`: a ``*_loss`` is **minimised**)
+Loss (sign convention of :mod:`purepg.pg.surrogates`: a ``*_loss`` is **minimised**)
 ---------------------------------------------------------------------------------
 For predictions ``v_i = V(s_i)`` and targets ``R_i`` (returns, or GAE targets ``A_i + v^old_i``)::
 
@@ -26,7 +26,7 @@ closed interval -- PyTorch's ``maximum`` / ``clamp`` backward conventions, so au
 gives the same gradient. (Inside the interval ``v^c = v`` and both branches agree anyway.)
 Stable-Baselines3 differs: it regresses the clipped prediction alone, without the max or the 1/2.
 
-The gradient w.r.t. ``theta_v`` is one VJP through the network (eq. (4)-(7) of :mod:`purepg.nn`)::
+The gradient w.r.t. ``theta_v`` is one VJP through the network (eq. (4)-(7) of :mod:`purepg.model.nn`)::
 
     grad_theta_v L_V = sum_i (dL_V/dv_i) grad_theta_v V(s_i) = net.backward(theta_v, dL_V/dv, cache).
 
@@ -52,8 +52,8 @@ import numpy as np
 
 from purepg import optim
 from purepg._check import init_scheme
-from purepg.nn import MLP
-from purepg.surrogates import Objective, _scalar, _vector
+from purepg.model.nn import MLP
+from purepg.pg.surrogates import Objective, _scalar, _vector
 
 
 class FitInfo(NamedTuple):
@@ -125,7 +125,7 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=Tr
     check : bool
         ``False`` skips the validation of the arguments (for a training loop that validated its batch
         once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
-    ws : purepg.nn.Workspace, optional
+    ws : purepg.model.nn.Workspace, optional
         ``net.workspace(N)``: the passes write into its arrays (a loop over equal-sized minibatches).
 
     Returns
@@ -182,7 +182,7 @@ class ValueFunction:
         Hidden layer sizes (``()`` gives a linear V).
     activation : {"tanh", "relu"}
     init_scheme : {"orthogonal", "torch"}
-        How :meth:`init` draws ``theta_v`` (see :mod:`purepg.nn`, "Initialisation").
+        How :meth:`init` draws ``theta_v`` (see :mod:`purepg.model.nn`, "Initialisation").
     """
 
     obs_dim: int

@@ -20,9 +20,9 @@ Every field of the algorithm's ``Config`` is an option of ``train``, spelled ``-
 ``none`` for an optional field. ``purepg algos`` lists every algorithm with its fields, defaults and
 their meaning. New algorithms registered in :data:`purepg.algos.ALGOS` appear here unchanged.
 ``purepg seeds`` takes the same options as ``train`` (``--seeds`` and ``--jobs`` instead of ``--seed``)
-and trains each seed into ``ROOT/seed-S`` in parallel processes (:mod:`purepg.seeds`); ``purepg plot``
-draws learning curves (:mod:`purepg.plot`, needs ``pip install "purepg[plot]"``); ``purepg golden``
-writes the reference vectors of :mod:`purepg.golden`.
+and trains each seed into ``ROOT/seed-S`` in parallel processes (:mod:`purepg.run.seeds`); ``purepg plot``
+draws learning curves (:mod:`purepg.run.plot`, needs ``pip install "purepg[plot]"``); ``purepg golden``
+writes the reference vectors of :mod:`purepg.verify.golden`.
 
 Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
 run directory; a corrupt or mismatched checkpoint; NaN or inf during training) print one line to
@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------ config fields ----
-# Meaning of the fields every Config has (purepg.runner), for Configs whose docstring omits them.
+# Meaning of the fields every Config has (purepg.run.runner), for Configs whose docstring omits them.
 _COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps per copy per iteration",
            "hidden": "policy hidden layer widths", "activation": "hidden activation, tanh or relu",
            "normalize_obs": "running mean/std observation normalisation",
@@ -185,7 +185,7 @@ def _check_env(env_id, command="train"):
     """Build one copy of the env (unknown ids and unsupported spaces fail here, before any file)."""
     import gymnasium
 
-    from purepg import envs
+    from purepg.env import envs
     try:
         envs.make_vec_env(env_id, 1, seed=0).close()
     except gymnasium.error.Error as e:
@@ -193,7 +193,7 @@ def _check_env(env_id, command="train"):
 
 
 def cmd_train(args):
-    from purepg import runner
+    from purepg.run import runner
     from purepg.algos import get_algo
 
     algo = get_algo(args.algo)
@@ -253,7 +253,7 @@ def _report(summary):
 
 # ------------------------------------------------------------------------ resume / eval ----
 def cmd_resume(args):
-    from purepg import runner
+    from purepg.run import runner
 
     summary = _during_training(args.quiet, lambda: runner.resume(
         args.run_dir, total_steps=args.steps, checkpoint_every=args.checkpoint_every, verbose=not args.quiet))
@@ -270,7 +270,9 @@ def evaluate(run_dir, episodes=20, seed=0, stochastic=False):
     """
     import gymnasium
 
-    from purepg import checkpoint, normalize, rollout, runner
+    from purepg.run import checkpoint, runner
+
+    from purepg.env import normalize, rollout
     from purepg.algos import get_algo
 
     meta = runner.read_config(run_dir)
@@ -353,7 +355,7 @@ def _seeds_parser(sub, algo):
 
 
 def cmd_seeds(args):
-    from purepg import seeds
+    from purepg.run import seeds
     from purepg.algos import get_algo
 
     algo = get_algo(args.algo)
@@ -378,7 +380,7 @@ def cmd_seeds(args):
 
 
 def cmd_plot(args):
-    from purepg import plot
+    from purepg.run import plot
 
     try:
         curves = plot.plot_runs(args.run_dirs, args.out, x=args.x, y=args.y)
@@ -391,7 +393,7 @@ def cmd_plot(args):
 
 
 def cmd_golden(args):
-    from purepg import golden
+    from purepg.verify import golden
 
     seed = golden.SEED if args.seed is None else args.seed
     path = golden.write_golden(args.out, seed)
@@ -478,7 +480,7 @@ def main(argv=None) -> int:
     """Entry point of ``purepg``; returns the exit status."""
     import gymnasium
 
-    from purepg.runner import Interrupted
+    from purepg.run.runner import Interrupted
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

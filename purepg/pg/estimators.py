@@ -8,11 +8,11 @@ trajectories is given either as lists (tuples) of such arrays -- lengths ``T_i``
 stacked arrays ``obs`` (N, T, obs_dim), ``act`` (N, T[, act_dim]), ``rew`` (N, T). Per-step extras
 (``values``, ``logp_behaviour``) follow the format of ``rew``. One trajectory is a batch with N = 1.
 Every estimator returns the batch mean ``(1/N) sum_i e_i`` (P,), or the rows ``e_i`` (N, P) with
-``per_trajectory=True`` (their spread gives a standard error; :mod:`purepg.tabular` takes exact
+``per_trajectory=True`` (their spread gives a standard error; :mod:`purepg.verify.tabular` takes exact
 moments of them). The objective is ``J(theta) = E[sum_t gamma^t r_t]`` (``gamma = 1``: the notes).
 
 Write ``g_t = grad_theta log pi_theta(a_t|s_t)`` (the score), ``R = sum_t gamma^t r_t`` (total return)
-and ``Q_t = sum_{t'>=t} gamma^(t'-t) r_t'`` (reward-to-go, :func:`purepg.returns.reward_to_go`).
+and ``Q_t = sum_{t'>=t} gamma^(t'-t) r_t'`` (reward-to-go, :func:`purepg.pg.returns.reward_to_go`).
 
 On-policy
 ---------
@@ -36,9 +36,9 @@ leave (E1)-(E2) unbiased, because ``E[g_t | s_t, past] = sum_a grad pi(a|s_t) = 
 
 exactly, for equal-length batches (the estimate is shrunk by (N-1)/N; a single trajectory gives 0).
 ``"optimal"`` is the notes' variance-optimal constant per parameter,
-``b_k = E[g_k^2 R] / E[g_k^2]`` (:func:`purepg.returns.optimal_baseline`) and its reward-to-go analogue
-(:func:`purepg.returns.optimal_baseline_rtg`, with the scores ``gamma^t g_t``), likewise from the batch
-(bias O(1/N)). Passing the exact constants (e.g. from :mod:`purepg.tabular`) removes the bias.
+``b_k = E[g_k^2 R] / E[g_k^2]`` (:func:`purepg.pg.returns.optimal_baseline`) and its reward-to-go analogue
+(:func:`purepg.pg.returns.optimal_baseline_rtg`, with the scores ``gamma^t g_t``), likewise from the batch
+(bias O(1/N)). Passing the exact constants (e.g. from :mod:`purepg.verify.tabular`) removes the bias.
 
 Off-policy (notes, "Off-policy with importance sampling")
 ---------------------------------------------------------
@@ -68,7 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg.returns import (discounted_returns, mean_baseline, optimal_baseline,
+from purepg.pg.returns import (discounted_returns, mean_baseline, optimal_baseline,
                             optimal_baseline_rtg)
 
 __all__ = ["reinforce", "reinforce_rtg", "offpolicy_whole", "offpolicy_per_decision",
@@ -292,7 +292,7 @@ def reinforce_rtg(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", valu
     ----------
     As :func:`reinforce`, except ``baseline``: ``"mean"`` is the batch mean of ``Q_t`` at each step t
     (over the trajectories that reach t); ``"optimal"`` is ``b_k = E[S_k U_k] / E[S_k^2]`` with
-    ``S = sum_t gamma^t g_t`` and ``U = sum_t gamma^t g_t Q_t`` (:func:`purepg.returns.optimal_baseline_rtg`).
+    ``S = sum_t gamma^t g_t`` and ``U = sum_t gamma^t g_t Q_t`` (:func:`purepg.pg.returns.optimal_baseline_rtg`).
     """
     st, gamma = _steps(pol, obs, act, rew), _gamma(gamma)
     Q = _suffix_sums(st.rew, st, gamma)                          # (M,)
@@ -346,7 +346,7 @@ def offpolicy_per_decision(pol, theta_prime, obs, act, rew, logp_behaviour, *, g
     indexed by t instead of t'; and the two products overlap at t'' = t, so rho_t is counted twice.
     The reward ``r_t'`` needs exactly the ratio of the prefix up to t',
     ``prod_{t''<=t} rho_t'' * prod_{t < t''<=t'} rho_t'' = prod_{t''<=t'} rho_t''`` (module docstring),
-    which is what this code uses and what :mod:`purepg.tabular` proves unbiased; the slips are kept in
+    which is what this code uses and what :mod:`purepg.verify.tabular` proves unbiased; the slips are kept in
     :func:`offpolicy_notes_literal`. Parameters as :func:`offpolicy_whole`.
     """
     st, gamma, log_rho, h = _offpolicy(pol, theta_prime, obs, act, rew, logp_behaviour, gamma)

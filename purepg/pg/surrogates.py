@@ -4,7 +4,7 @@ Sign convention
 ---------------
 Every objective here (``surrogate``, ``ppo_clip``, ``ppo_kl_penalty``, ``entropy_bonus``,
 ``lagrangian`` and the per-sample ``*_terms``) returns a value to be **maximised** and the gradient of
-that value. Functions named ``*_loss`` (the value loss in :mod:`purepg.value`) return a value to be
+that value. Functions named ``*_loss`` (the value loss in :mod:`purepg.model.value`) return a value to be
 **minimised** and its gradient. An optimiser that descends (Adam in :mod:`purepg.optim`) is therefore
 given ``-grad`` of an objective and ``+grad`` of a loss.
 
@@ -68,7 +68,7 @@ the small functions ``*_terms`` below, testable without a policy.
    while the constraint is violated and decays towards (never below) 0 while it holds.        (8)
 
 The value-function loss (PPO, eq. 9) and its gradient live with the value function in
-:mod:`purepg.value`.
+:mod:`purepg.model.value`.
 """
 from __future__ import annotations
 

@@ -23,9 +23,9 @@ Every slot is a real transition: the reset step of ``NEXT_STEP`` autoreset never
 
 Autoreset handling
 ------------------
-``collect`` reads ``vec_env.metadata["autoreset_mode"]`` (see ``purepg.envs``):
+``collect`` reads ``vec_env.metadata["autoreset_mode"]`` (see ``purepg.env.envs``):
 
-* ``SAME_STEP`` (what ``purepg.envs.make_vec_env`` builds): the step that ends copy ``e``'s
+* ``SAME_STEP`` (what ``purepg.env.envs.make_vec_env`` builds): the step that ends copy ``e``'s
   episode already returns the first observation of the next one; the ended episode's last
   observation is ``info["final_obs"][e]``, which is stored in ``final_obs[t, e]``.
 * ``NEXT_STEP`` or ``DISABLED`` on a ``SyncVectorEnv`` / ``AsyncVectorEnv``: right after a step
@@ -41,7 +41,7 @@ Actions and observation normalisation
 Gaussian actions are clipped to the action Box when sent to the env; the unclipped sample is
 stored in ``act`` and scored by ``logp_old`` (clipping is part of the environment, not of the
 policy, so ``pi_theta`` keeps its Gaussian density). With a normaliser in the state
-(``purepg.normalize``), every observation the policy will act on is merged into the running
+(``purepg.env.normalize``), every observation the policy will act on is merged into the running
 statistics when it arrives (one ``update`` per step with the ``(E, d)`` new observations, the
 ended episodes' last observations are never acted on and are not merged) and is normalised with
 the statistics right after that merge. ``obs``, ``final_obs`` and ``next_obs_last`` hold the
@@ -50,9 +50,9 @@ and ``obs_raw`` the raw ones. Episode returns always sum raw rewards.
 
 Reward scaling
 --------------
-With a :class:`purepg.normalize.ReturnScale` in the state (``start(..., normalize_reward=True)``),
+With a :class:`purepg.env.normalize.ReturnScale` in the state (``start(..., normalize_reward=True)``),
 ``rew`` holds every reward divided by the running standard deviation of the discounted returns
-(``purepg.normalize``, eqs. (5)-(7)), updated step by step as the rewards arrive, and ``rew_raw`` the
+(``purepg.env.normalize``, eqs. (5)-(7)), updated step by step as the rewards arrive, and ``rew_raw`` the
 environment's rewards; ``episode_returns`` always sum raw rewards.
 
 Non-finite observations, rewards or sampled actions raise :class:`NonFiniteError` naming the
@@ -68,10 +68,10 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from numba import njit
 
-from purepg import normalize as nz
+from purepg.env import normalize as nz
 from purepg._check import as_vector
-from purepg.envs import check_spaces
-from purepg.policy import Policy
+from purepg.env.envs import check_spaces
+from purepg.model.policy import Policy
 
 
 class NonFiniteError(ValueError):
@@ -175,7 +175,7 @@ def start(vec_env, *, seed=None, normalize_obs=False, normalize_reward=False, ga
     vec_env : gymnasium.vector.VectorEnv
     seed : int or None
         Passed to ``vec_env.reset``; ``None`` continues the env's own generators (already seeded
-        by ``purepg.envs.make_vec_env``).
+        by ``purepg.env.envs.make_vec_env``).
     normalize_obs : bool
         Keep running observation statistics (merged with the initial observations).
     normalize_reward : bool
@@ -213,13 +213,13 @@ def state_from_dict(d):
         if key not in d:
             raise ValueError(f"d: expected the rollout-state fields obs_raw, ep_return, ep_length, "
                              f"step_count, got keys {sorted(d)} ({key!r} is missing). "
-                             f"Fix: save it with purepg.rollout.state_to_dict.")
+                             f"Fix: save it with purepg.env.rollout.state_to_dict.")
     x = np.asarray(d["obs_raw"], dtype=np.float64)
     ret, length = np.asarray(d["ep_return"], np.float64), np.asarray(d["ep_length"], np.int64)
     if x.ndim != 2 or ret.shape != (x.shape[0],) or length.shape != (x.shape[0],):
         raise ValueError(f"d: expected fields obs_raw (E, d), ep_return (E,), ep_length (E,), got "
                          f"shapes {x.shape}, {ret.shape}, {length.shape}. Fix: the checkpoint is "
-                         f"corrupt; save it again with purepg.rollout.state_to_dict.")
+                         f"corrupt; save it again with purepg.env.rollout.state_to_dict.")
     has_norm = any(k.startswith("norm_") for k in d)
     norm = nz.from_dict({k[5:]: v for k, v in d.items() if k.startswith("norm_")}) if has_norm else None
     has_rscale = any(k.startswith("rscale_") for k in d)
@@ -227,7 +227,7 @@ def state_from_dict(d):
               if has_rscale else None)
     if rscale is not None and rscale.ret.shape != ret.shape:
         raise ValueError(f"d: expected rscale_ret of shape {ret.shape} (one per copy), got {rscale.ret.shape}. "
-                         f"Fix: the checkpoint is corrupt; save it again with purepg.rollout.state_to_dict.")
+                         f"Fix: the checkpoint is corrupt; save it again with purepg.env.rollout.state_to_dict.")
     return RolloutState(x.copy(), ret.copy(), length.copy(), norm, int(np.asarray(d["step_count"])), rscale)
 
 
@@ -240,7 +240,7 @@ def _check_call(vec_env, policy, T, rng, state):
                         f"Fix: pass numpy.random.default_rng(seed).")
     if not isinstance(state, RolloutState):
         raise TypeError(f"state: expected a RolloutState, got {type(state).__name__}. "
-                        f"Fix: create it with purepg.rollout.start(vec_env).")
+                        f"Fix: create it with purepg.env.rollout.start(vec_env).")
     obs_sp, act_sp = vec_env.single_observation_space, vec_env.single_action_space
     check_spaces(obs_sp, act_sp, name=str(vec_env))
     if state.obs_raw.shape != (vec_env.num_envs, obs_sp.shape[0]):
@@ -258,7 +258,7 @@ def _check_call(vec_env, policy, T, rng, state):
     if mode != AutoresetMode.SAME_STEP and not isinstance(vec_env.unwrapped, (SyncVectorEnv, AsyncVectorEnv)):
         raise ValueError(f"vec_env: expected SAME_STEP autoreset or a Sync/AsyncVectorEnv, got {mode} "
                          f"on {type(vec_env.unwrapped).__name__}, which cannot reset one copy alone. "
-                         f"Fix: build it with purepg.envs.make_vec_env(..., vectorization='auto').")
+                         f"Fix: build it with purepg.env.envs.make_vec_env(..., vectorization='auto').")
     return mode
 
 
@@ -326,7 +326,7 @@ def _step_flags_numpy(x, r, term, trunc):
 def _act(policy, theta, o, rng, act_sp, step, trusted):
     """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box).
 
-    ``trusted``: ``policy`` is a purepg :class:`~purepg.policy.Policy` whose ``theta`` was validated by
+    ``trusted``: ``policy`` is a purepg :class:`~purepg.model.policy.Policy` whose ``theta`` was validated by
     :func:`collect`, and ``o`` (E, d) float64 was checked at arrival: sampling skips re-validation.
     """
     if trusted and policy.discrete:                                  # int64 (E,) by the Policy's construction
@@ -405,7 +405,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)
         r_learn = r
-        if rscale is not None:                                       # eqs. (5)-(7) of purepg.normalize
+        if rscale is not None:                                       # eqs. (5)-(7) of purepg.env.normalize
             rew_raw.append(r)
             rscale, r_learn = nz.scale_rewards(rscale, r, term | trunc, frozen=not update_norm)
         for k, v in zip(cols, (o, x, a, r_learn, term, trunc, see(x_fin))):

@@ -2,7 +2,7 @@ r"""Learning curves of run directories: mean and min-max band over seeds, one cu
 
 Grouping
 --------
-A run directory (:mod:`purepg.runner`) records its algorithm, environment id, seed and every
+A run directory (:mod:`purepg.run.runner`) records its algorithm, environment id, seed and every
 hyperparameter in ``config.json``. Runs whose ``(algo, env_id, config)`` agree are *seeds of one
 configuration* and become one curve; the step budget (``total_steps``) is not part of the key, so a
 longer run of the same configuration joins its group. Each environment gets its own panel; a curve
@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg.runner import read_config
+from purepg.run.runner import read_config
 
 INSTALL_HINT = 'pip install "purepg[plot]"'
 
@@ -77,8 +77,8 @@ def read_columns(run_dir, x, y):
 def expand_run_dirs(paths):
     """Each path as is if it is a run directory, else its sub-directories that are runs (sorted).
 
-    So the parent of several runs (the ``out_root`` of :func:`purepg.seeds.run_seeds`) stands for
-    its seeds. A path that is neither stays in the list, for :func:`purepg.runner.read_config` to
+    So the parent of several runs (the ``out_root`` of :func:`purepg.run.seeds.run_seeds`) stands for
+    its seeds. A path that is neither stays in the list, for :func:`purepg.run.runner.read_config` to
     reject with its message. A run named twice counts once.
     """
     out = []
@@ -160,8 +160,8 @@ def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
     Parameters
     ----------
     run_dirs : sequence of path
-        Run directories of :func:`purepg.runner.train`, or parents of runs (the ``out_root`` of
-        :func:`purepg.seeds.run_seeds` stands for its seeds). Seeds of one configuration are drawn as their
+        Run directories of :func:`purepg.run.runner.train`, or parents of runs (the ``out_root`` of
+        :func:`purepg.run.seeds.run_seeds` stands for its seeds). Seeds of one configuration are drawn as their
         mean with a min-max band; other configurations as separate curves; environments as panels.
     out_png : path
         Output file (PNG); its directory must exist.

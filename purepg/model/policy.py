@@ -1,4 +1,4 @@
-r"""Policies: an MLP (:mod:`purepg.nn`) followed by a distribution (:mod:`purepg.distributions`).
+r"""Policies: an MLP (:mod:`purepg.model.nn`) followed by a distribution (:mod:`purepg.model.distributions`).
 
 Parameters are explicit: ``theta = [network parameters (PyTorch layout) | extra]`` where ``extra`` is
 empty for a categorical policy and ``log_std`` (A,) for a Gaussian one. Every method is a pure function
@@ -8,7 +8,7 @@ Chain rule, once for all results
 --------------------------------
 Write ``out_i = f(theta_net; s_i)`` for the network output at state ``s_i`` and ``J_i = d out_i / d theta``
 for its Jacobian (d_L, P). For any per-state quantity ``q(out_i, extra)`` with output-space derivative
-``dq/d out_i`` (from :mod:`purepg.distributions`),
+``dq/d out_i`` (from :mod:`purepg.model.distributions`),
 
     d q_i / d theta_net = J_i^T (dq/d out_i)                                           (P1)
 
@@ -42,8 +42,8 @@ import numpy as np
 
 from purepg import kernels
 from purepg._check import as_actions_discrete, as_matrix, as_vector, init_scheme
-from purepg.distributions import Categorical, DiagGaussian
-from purepg.nn import MLP, MLPCache
+from purepg.model.distributions import Categorical, DiagGaussian
+from purepg.model.nn import MLP, MLPCache
 
 BACKENDS = ("numba", "numpy")
 _FISHER_BLOCK_BYTES = 32 * 2**20   # rows of U built per block in `fisher`, to bound memory
@@ -86,7 +86,7 @@ class Policy:
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
         """Orthogonal init, gains sqrt(2) hidden and 0.01 on the head (or PyTorch's ``nn.Linear`` default
-        if ``init_scheme="torch"``, see :mod:`purepg.nn`); ``log_std = log_std_init``."""
+        if ``init_scheme="torch"``, see :mod:`purepg.model.nn`); ``log_std = log_std_init``."""
         gains = (np.sqrt(2.0),) * (self.net.num_layers - 1) + (0.01,)
         return np.concatenate([self.net.init(rng, gains, scheme=self.init_scheme),
                                np.full(self.dist.n_extra, float(self.log_std_init))])
@@ -250,7 +250,7 @@ class Policy:
         (``MLP.jvp_from_cache``), the output-space Fisher and the VJP -- the same operations as
         :meth:`fvp`, so the same bits, without repeating the forward pass. ``v`` is validated per call.
         The operator owns one ``MLP.workspace`` for the batch: its products write into the same arrays
-        on every call (``purepg.nn``, "Reused buffers") instead of mapping fresh memory each time.
+        on every call (``purepg.model.nn``, "Reused buffers") instead of mapping fresh memory each time.
         """
         obs = self._obs(obs, nonempty=True)
         ws = self.net.workspace(obs.shape[0])

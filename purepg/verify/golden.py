@@ -17,7 +17,7 @@ natural step).
 *Batch* (``batch/``), time-major ``(T, E)`` = (:data:`T`, :data:`E`): ``rew``, ``terminated``,
 ``truncated`` (bool), ``v`` = ``V(s_t)``, ``v_next`` = the value of the state after step ``t`` (the
 next state inside an episode, the final state where one ended), ``gamma``, ``lam``. Then ``gae/adv``
-and ``gae/ret`` (:func:`purepg.returns.gae`, Schulman et al. 2016, eqs. 11-16)::
+and ``gae/ret`` (:func:`purepg.pg.returns.gae`, Schulman et al. 2016, eqs. 11-16)::
 
     delta_t = r_t + gamma (1 - terminated_t) v_next_t - v_t
     A_t     = delta_t + gamma lam (1 - done_t) A_{t+1},   done = terminated | truncated,  A_T = 0
@@ -68,11 +68,13 @@ import zipfile
 
 import numpy as np
 
-from purepg import __version__, checkpoint
+from purepg import __version__
+
+from purepg.run import checkpoint
 from purepg.optim import conjugate_gradient, natural_step
-from purepg.policy import CategoricalPolicy, GaussianPolicy
-from purepg.returns import gae
-from purepg.surrogates import ppo_clip, ppo_kl_penalty, surrogate
+from purepg.model.policy import CategoricalPolicy, GaussianPolicy
+from purepg.pg.returns import gae
+from purepg.pg.surrogates import ppo_clip, ppo_kl_penalty, surrogate
 
 FORMAT = "purepg-golden-1"
 SEED = 20240601

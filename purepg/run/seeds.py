@@ -2,7 +2,7 @@ r"""Several seeds of one configuration, trained in parallel processes and summar
 
 Why parallel runs equal sequential ones
 ---------------------------------------
-A run of :func:`purepg.runner.train` is a pure function of ``(algo, env_id, config, seed,
+A run of :func:`purepg.run.runner.train` is a pure function of ``(algo, env_id, config, seed,
 total_steps)``: its generators are seeded from ``seed`` alone and it shares no state with other
 runs. So training seed ``s`` in a worker process writes the same ``out_root/seed-<s>`` (wall-time
 columns aside) as training it alone, whatever the number of jobs and the order they finish in.
@@ -13,7 +13,7 @@ loads), so ``jobs`` processes use ``jobs`` cores and nothing else.
 Summary
 -------
 The *final return* of a run is its last ``ep_return_mean`` (the mean over the last 100 finished
-episodes, :data:`purepg.runner.RETURN_WINDOW`). Over the ``K`` seeds the summary reports
+episodes, :data:`purepg.run.runner.RETURN_WINDOW`). Over the ``K`` seeds the summary reports
 
     mean = (1/K) sum_k R_k,    std = sqrt((1/K) sum_k (R_k - mean)^2)    (population std, ddof = 0)
 
@@ -35,8 +35,10 @@ import time
 
 import numpy as np
 
-from purepg import __version__, checkpoint
-from purepg.runner import Interrupted, config_to_dict, train
+from purepg import __version__
+
+from purepg.run import checkpoint
+from purepg.run.runner import Interrupted, config_to_dict, train
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -128,7 +130,7 @@ def _run_all(tasks, jobs, verbose):
     """``{seed: result or exception}``, running ``tasks`` (argument tuples of _train_one) on ``jobs`` processes.
 
     Ctrl-C reaches every worker (one process group): each running seed saves its checkpoint and
-    stops (:class:`purepg.runner.Interrupted`), seeds not yet started are cancelled, and
+    stops (:class:`purepg.run.runner.Interrupted`), seeds not yet started are cancelled, and
     ``Interrupted`` is raised here with how to resume.
     """
     results = {}
@@ -183,7 +185,7 @@ def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, che
     Parameters
     ----------
     algo : module or str
-        An algorithm module (see :mod:`purepg.runner`) or its name in :data:`purepg.algos.ALGOS`.
+        An algorithm module (see :mod:`purepg.run.runner`) or its name in :data:`purepg.algos.ALGOS`.
     env_id : str
     config : the algorithm's ``Config``
     seeds : str or sequence of int
@@ -194,7 +196,7 @@ def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, che
         Environment steps per seed.
     jobs : int
         Worker processes (1 = train in this process, one seed after the other).
-    checkpoint_every, force : as :func:`purepg.runner.train`.
+    checkpoint_every, force : as :func:`purepg.run.runner.train`.
     verbose : bool
         Print a line per finished seed and the summary.
 

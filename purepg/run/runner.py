@@ -10,7 +10,7 @@ An algorithm is a module (see :mod:`purepg.algos`) with
 * ``init(ctx, rng) -> state`` -- the algorithm state, a dict of arrays / floats / ``AdamState``
   (``state["theta"]`` is the policy's parameters);
 * ``update(ctx, state, batch, rng, progress) -> (state, logs)`` -- one iteration on a
-  :class:`purepg.rollout.Batch`; ``progress`` in [0, 1] drives schedules; ``logs`` is a flat dict of
+  :class:`purepg.env.rollout.Batch`; ``progress`` in [0, 1] drives schedules; ``logs`` is a flat dict of
   floats for ``progress.csv``.
 
 Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id, every hyperparameter,
@@ -36,10 +36,14 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from purepg import __version__, checkpoint, envs, rollout
-from purepg.policy import CategoricalPolicy, GaussianPolicy
-from purepg.rollout import NonFiniteError
-from purepg.value import ValueFunction
+from purepg import __version__
+
+from purepg.run import checkpoint
+
+from purepg.env import envs, rollout
+from purepg.model.policy import CategoricalPolicy, GaussianPolicy
+from purepg.env.rollout import NonFiniteError
+from purepg.model.value import ValueFunction
 
 WALL_COLUMNS = ("time_s", "sps")
 RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
@@ -49,7 +53,7 @@ RETURN_WINDOW = 100   # episode returns averaged in the log (the last 100 finish
 class Context(NamedTuple):
     """What an algorithm needs besides its state: structure, never parameters."""
 
-    pol: Any              # purepg.policy.Policy
+    pol: Any              # purepg.model.policy.Policy
     vf: ValueFunction
     config: Any           # the algorithm's Config
     total_steps: int
@@ -168,7 +172,7 @@ def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
 def _restore_env(run, tree, ck, run_dir):
     """Put the environments back where the checkpoint left them; return the rollout state.
 
-    Environments whose state cannot be captured (see :func:`purepg.envs.get_env_state`, e.g. MuJoCo)
+    Environments whose state cannot be captured (see :func:`purepg.env.envs.get_env_state`, e.g. MuJoCo)
     were saved without it: they restart with fresh episodes (seeded from the run seed and the
     iteration), so the continuation is a valid run but not bit-identical to an uninterrupted one.
     """
@@ -320,7 +324,7 @@ def _snapshot(x):
 class _Writer:
     """Periodic checkpoints written on a background thread, one at a time, in order.
 
-    A checkpoint costs a few milliseconds of ``fsync`` (:func:`purepg.checkpoint.atomic_write_bytes`),
+    A checkpoint costs a few milliseconds of ``fsync`` (:func:`purepg.run.checkpoint.atomic_write_bytes`),
     which the training does not need to wait for: :meth:`submit` snapshots the state in the calling
     thread and hands the write to the thread; it first waits for the previous write, so writes never
     overlap and a failed one raises in the training loop. :meth:`close` waits for the last one.

@@ -5,7 +5,7 @@ Random numbers are never drawn inside a kernel: callers pass them in.
 
 Per-sample gradient fill
 ------------------------
-For an MLP with layer sizes ``(d_0, ..., d_L)`` (see :mod:`purepg.nn`), the gradient of sample ``i``
+For an MLP with layer sizes ``(d_0, ..., d_L)`` (see :mod:`purepg.model.nn`), the gradient of sample ``i``
 w.r.t. layer ``l`` is ``dW_l[i] = outer(dz_l[i], h_{l-1}[i])`` and ``db_l[i] = dz_l[i]``. Given the
 layer inputs ``H = [h_0 | h_1 | ... | h_{L-1}]`` (N, sum d_{l-1}) and the pre-activation cotangents
 ``DZ = [dz_1 | ... | dz_L]`` (N, sum d_l), the fill writes row ``i`` of the (N, P) matrix in the
@@ -17,13 +17,13 @@ values are bit-for-bit those of a plain store.
 
 The per-sample rows serve three results: the score matrix (``dout`` = d log pi / d out), and the
 square-root factor ``U`` of the exact Fisher, ``F = U^T U / N`` (``dout`` = rows of a factor of the
-output-space Fisher, see :mod:`purepg.policy`). The accumulation ``U^T U`` is a BLAS product
+output-space Fisher, see :mod:`purepg.model.policy`). The accumulation ``U^T U`` is a BLAS product
 (``fisher_accumulate``): it is the fastest way to sum outer products on a CPU, and its reference is the
 explicit sum of outer products.
 
 Activation derivative, in place
 -------------------------------
-Eq. (7) of :mod:`purepg.nn`, ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, with ``phi'`` written in terms of
+Eq. (7) of :mod:`purepg.model.nn`, ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, with ``phi'`` written in terms of
 the cached ``h = phi(z)``: ``1 - h^2`` for tanh, ``[h > 0]`` for relu. NumPy needs a temporary
 ``(N, d)`` array for ``phi'`` and three passes; the kernel (``dphi_mul``) does one pass and no
 allocation. Each entry is ``dh * (1 - h h)`` (or ``dh * 1.0`` / ``dh * 0.0``) in both: the same IEEE
@@ -220,7 +220,7 @@ def dphi_mul(dh, h, activation, backend="numba", db=None):
     """``dh *= phi'(z)`` in place from ``h = phi(z)``; ``dh``, ``h`` (N, d) float64, ``activation`` tanh/relu.
 
     ``db`` (d,), optional: also write the column sums of the new ``dh`` into it (``dh.sum(axis=0)``, the
-    bias gradient of eq. (5) of :mod:`purepg.nn`) -- in the same pass over ``dh`` for the Numba backend.
+    bias gradient of eq. (5) of :mod:`purepg.model.nn`) -- in the same pass over ``dh`` for the Numba backend.
     NumPy sums the rows of a C-contiguous (N, d >= 2) array in order, and so does the kernel: the same
     bits. For ``d = 1`` or a strided ``dh``, NumPy's summation order differs (pairwise), so there the
     column sum is NumPy's own. Returns ``dh``.

@@ -25,7 +25,7 @@ according to the vector env's ``metadata["autoreset_mode"]``:
 * ``DISABLED`` -- the caller resets finished copies with ``reset(options={"reset_mask": done})``.
 
 :func:`make_vec_env` always returns a vector env whose transitions can be recorded exactly
-(see ``purepg.rollout``): synchronous / asynchronous vectorisation is built with ``SAME_STEP``; an
+(see ``purepg.env.rollout``): synchronous / asynchronous vectorisation is built with ``SAME_STEP``; an
 environment's own vectorised entry point is used by ``vectorization="auto"`` only if it is
 ``SAME_STEP``. CartPole-v1's entry point (``CartPoleVectorEnv``, gymnasium 1.x) is ``NEXT_STEP`` and
 cannot reset one copy alone (its ``reset`` re-draws every copy), so a fixed ``(T, E)`` batch of real
@@ -166,7 +166,7 @@ def make_vec_env(env, num_envs, *, seed, vectorization="auto"):
     Returns
     -------
     gymnasium.vector.VectorEnv
-        Reset once with ``seed``; its spaces passed :func:`check_spaces`. ``purepg.rollout.start``
+        Reset once with ``seed``; its spaces passed :func:`check_spaces`. ``purepg.env.rollout.start``
         resets it again, drawing the first episodes from the generators seeded here.
     """
     _check_args(env, num_envs, seed, vectorization)
@@ -256,7 +256,7 @@ def _flatten(x, path, out):
 def _check_vec(vec_env):
     if not isinstance(vec_env, VectorEnv):
         raise TypeError(f"vec_env: expected a gymnasium.vector.VectorEnv, got "
-                        f"{type(vec_env).__name__}. Fix: build one with purepg.envs.make_vec_env.")
+                        f"{type(vec_env).__name__}. Fix: build one with purepg.env.envs.make_vec_env.")
     if isinstance(vec_env.unwrapped, AsyncVectorEnv):
         raise ValueError("vec_env: expected a synchronous vector env, got an AsyncVectorEnv, whose "
                          "sub-envs live in worker processes where their state cannot be read. Fix: "
@@ -329,7 +329,7 @@ def set_env_state(vec_env, st):
     st = dict(st)
     if str(np.asarray(st.get("format@str", "")).item() or "") != FORMAT:
         raise ValueError(f"st: expected an env state of format {FORMAT!r}, got format "
-                         f"{st.get('format@str')!r}. Fix: save it with purepg.envs.get_env_state.")
+                         f"{st.get('format@str')!r}. Fix: save it with purepg.env.envs.get_env_state.")
     live = {k: str(v) for k, v in get_env_state(vec_env).items() if k.endswith("@env")}
     saved = {k: str(v) for k, v in st.items() if k.endswith("@env")}
     if live != saved:

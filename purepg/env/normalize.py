@@ -177,12 +177,12 @@ def from_dict(d):
     for key in ("count", "mean", "var"):
         if key not in d:
             raise ValueError(f"normaliser state: field {key!r} is missing, expected keys count, mean, "
-                             f"var, got {sorted(d)}. Fix: save it with purepg.normalize.to_dict.")
+                             f"var, got {sorted(d)}. Fix: save it with purepg.env.normalize.to_dict.")
     count = np.asarray(d["count"])
     mean, var = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["var"], dtype=np.float64)
     if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
         raise ValueError(f"normaliser state: field 'count' must be an integer >= 0, got {count!r}. "
-                         f"Fix: the checkpoint is corrupt; save it again with purepg.normalize.to_dict.")
+                         f"Fix: the checkpoint is corrupt; save it again with purepg.env.normalize.to_dict.")
     if mean.ndim != 1 or var.shape != mean.shape or mean.size == 0:
         raise ValueError(f"normaliser state: fields 'mean' and 'var' must have one equal shape (d,), "
                          f"got {mean.shape} and {var.shape}. Fix: the checkpoint is corrupt; save it again.")
@@ -257,7 +257,7 @@ def return_scale_from_dict(d):
     for key in ("ret", "gamma"):
         if key not in d:
             raise ValueError(f"reward-scaling state: field {key!r} is missing, got {sorted(d)}. Fix: the "
-                             f"checkpoint is corrupt; save it with purepg.normalize.return_scale_to_dict.")
+                             f"checkpoint is corrupt; save it with purepg.env.normalize.return_scale_to_dict.")
     stats, ret = from_dict(d), np.asarray(d["ret"], dtype=np.float64)
     if stats.mean.shape != (1,) or ret.ndim != 1 or not np.all(np.isfinite(ret)):
         raise ValueError(f"reward-scaling state: expected 1-D statistics and a finite (E,) field 'ret', got "

@@ -1,0 +1,38 @@
+"""The critic shared by NPG, TRPO, TRPO-Lagrangian and the off-policy learner: GAE advantages from the
+current ``V``, and ``V`` fitted to the value targets by minibatch Adam after the policy step.
+"""
+from __future__ import annotations
+
+from purepg import _check
+from purepg.algos.common import flatten_with_gae, normalize_adv
+from purepg.optim import adam_init
+
+
+def check_critic_fields(c):
+    """Validate ``vf_lr``, ``vf_epochs`` and ``vf_minibatch_size`` (which must divide N = T E)."""
+    _check.positive(_check.number(c.vf_lr, "vf_lr"), "vf_lr")
+    _check.positive_int(c.vf_epochs, "vf_epochs")
+    _check.positive_int(c.vf_minibatch_size, "vf_minibatch_size")
+    _check.divides_batch(c, "vf_minibatch_size")
+
+
+def fit_value(ctx, state, flat, rng):
+    """Step 6: minibatch Adam on the value targets ``flat.ret``; returns ``(theta_v, opt_v, logs)``."""
+    c = ctx.config
+    theta_v, opt_v, info = ctx.vf.fit(state["theta_v"], state["opt_v"], flat.obs, flat.ret, lr=c.vf_lr,
+                                      epochs=c.vf_epochs, minibatch_size=c.vf_minibatch_size, rng=rng)
+    return theta_v, opt_v, {"value_loss": info.loss_after, "explained_variance": info.explained_variance_before}
+
+
+def advantages(ctx, state, batch):
+    """Step 1: the flattened batch with GAE advantages, and ``A`` (standardised if configured)."""
+    c = ctx.config
+    flat = flatten_with_gae(ctx, state["theta_v"], batch, c.gamma, c.gae_lambda)
+    return flat, (normalize_adv(flat.adv) if c.normalize_advantage else flat.adv)   # (N,)
+
+
+
+def init(ctx, rng):
+    """Policy parameters ``theta``, value parameters ``theta_v`` and the critic's Adam state."""
+    theta_v = ctx.vf.init(rng)
+    return {"theta": ctx.pol.init(rng), "theta_v": theta_v, "opt_v": adam_init(theta_v.size)}

@@ -1,0 +1,95 @@
+r"""The trust-region policy step shared by NPG and TRPO: the natural step (3) of
+:mod:`purepg.algos.npg`, then the backtracking line search on the true KL and surrogate.
+
+With the surrogate (TRPO paper eq. 14) ``L(theta') = (1/N) sum_i r_i(theta') A_i`` and its gradient ``g``
+at ``theta' = theta``, the step is ``d = sqrt(2 epsilon / g^T F^-1 g) F^-1 g`` (:func:`purepg.optim.natural_step`);
+trial ``j = 0, 1, ...`` of ``theta + alpha^j d`` is accepted iff its mean KL is ``<= epsilon`` and
+``L`` improves (:func:`purepg.optim.backtracking_line_search`).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from purepg import _check
+from purepg.algos.critic import check_critic_fields
+from purepg.optim import backtracking_line_search, natural_step
+from purepg.pg.surrogates import surrogate, surrogate_terms
+
+
+def check_step_fields(c):
+    """Validate the fields NPG and TRPO share (all but the KL radius, the damping and the solver)."""
+    _check.common_config(c)
+    _check.in_unit_interval(_check.number(c.gae_lambda, "gae_lambda"), "gae_lambda")
+    _check.positive_int(c.cg_iters, "cg_iters")
+    _check.non_negative(c.cg_tol, "cg_tol")
+    _check.in_open_unit_interval(c.ls_ratio, "ls_ratio")
+    _check.positive_int(c.ls_max_steps, "ls_max_steps")
+    _check.boolean(c.normalize_advantage, "normalize_advantage")
+    check_critic_fields(c)
+
+
+class PolicyStep(NamedTuple):
+    """Outcome of :func:`natural_policy_step`."""
+
+    theta: np.ndarray        # (P,) parameters after the iteration (the input ones if skipped/rejected)
+    step: np.ndarray         # (P,) full natural step d of eq. (3); zero when skipped
+    skipped: bool            # no step could be formed (F + c I not PD along g, or g = 0)
+    accepted: bool           # the line search accepted a fraction
+    reason: str              # why the step was skipped, or the line search's verdict
+    step_fraction: float     # alpha^j accepted (0 if none)
+    ls_steps: int            # line-search trials made
+    surrogate_gain: float    # L(theta_new) - L(theta), eq. (1)
+    kl: float                # mean KL(pi_theta || pi_theta_new) over the batch states
+    expected_improve: float  # g^T d, the gain the linear model predicts for the full step
+    cg_iterations: int       # 0 for Cholesky
+    cg_residual: float       # ||g - (F + c I) x||_2
+
+
+def surrogate_value(pol, theta_new, obs, act, logp_old, adv):
+    """Eq. (1) at ``theta_new``; ``nan`` if a ratio overflows float64 (the line search rejects it)."""
+    try:
+        return surrogate_terms(pol.log_prob(theta_new, obs, act), logp_old, adv)[0]
+    except ValueError:       # raised by purepg.pg.surrogates.ratio only for log-ratios above ~709.78
+        return float("nan")
+
+
+def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, epsilon, damping, solver,
+                        cg_iters, cg_tol, ls_ratio, ls_max_steps) -> PolicyStep:
+    """Steps 2, 4 and 5 of the module docstring on one batch.
+
+    Parameters
+    ----------
+    pol : Policy.  theta : (P,) the parameters that sampled the batch.
+    obs : (N, obs_dim).  act : (N,) or (N, k).  logp_old : (N,) ``log pi_theta(a_i|s_i)``.
+    adv : (N,) advantages.  F_or_fvp : (P, P) Fisher at ``theta`` or a callable ``v -> F v``.
+    epsilon : KL radius.  damping, solver, cg_iters, cg_tol : see :func:`purepg.optim.natural_step`.
+    ls_ratio, ls_max_steps : backtracking factor and number of trials.
+
+    Returns
+    -------
+    PolicyStep
+    """
+    obj = surrogate(pol, theta, obs, act, logp_old, adv)                       # L(theta), g (P,) eq. (1)
+    ns = natural_step(obj.grad, F_or_fvp, epsilon, damping=damping, solver=solver,  # d (P,) eq. (3)
+                      cg_iters=cg_iters, cg_tol=cg_tol)
+    if not ns.ok:
+        warnings.warn(f"natural policy step skipped, theta kept: {ns.reason}", RuntimeWarning, stacklevel=2)
+        return PolicyStep(theta.copy(), ns.step, True, False, ns.reason, 0.0, 0, 0.0, 0.0, 0.0,
+                          ns.iterations, ns.residual)
+    ls = backtracking_line_search(                                               # step 5
+        lambda th: surrogate_value(pol, th, obs, act, logp_old, adv), theta, ns.step,
+        constraint=lambda th: pol.kl(theta, th, obs), max_kl=epsilon, ratio=ls_ratio, max_steps=ls_max_steps)
+    gain, kl = (ls.trace[-1][1] - obj.value, ls.trace[-1][2]) if ls.accepted else (0.0, 0.0)
+    return PolicyStep(ls.theta, ns.step, False, ls.accepted, ls.reason, ls.step_fraction, len(ls.trace),
+                      gain, kl, ns.expected_improve, ns.iterations, ns.residual)
+
+
+def step_logs(ps: PolicyStep) -> dict:
+    """The per-iteration columns of a :class:`PolicyStep` for ``progress.csv``."""
+    return {"surrogate_gain": ps.surrogate_gain, "kl": ps.kl, "accepted": float(ps.accepted),
+            "skipped": float(ps.skipped), "step_fraction": ps.step_fraction, "ls_steps": ps.ls_steps,
+            "expected_improve": ps.expected_improve, "cg_iterations": ps.cg_iterations,
+            "cg_residual": ps.cg_residual}

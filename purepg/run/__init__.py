@@ -1,0 +1,10 @@
+"""Training runs on disk: the training loop, checkpoints, several seeds, learning curves.
+
+- :mod:`purepg.run.runner`: ``train`` and ``resume`` of a run directory.
+- :mod:`purepg.run.checkpoint`: atomic ``.npz`` checkpoints of nested parameter dictionaries.
+- :mod:`purepg.run.seeds`: several seeds of one configuration, in parallel processes.
+- :mod:`purepg.run.plot`: learning curves of run directories (matplotlib, optional).
+"""
+from purepg.run.runner import resume, train
+
+__all__ = ["train", "resume"]
