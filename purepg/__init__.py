@@ -15,6 +15,16 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 __version__ = "0.1.0"
 
-from purepg.model import MLP, CategoricalPolicy, GaussianPolicy, Policy, ValueFunction  # noqa: E402
+_MODEL = ("MLP", "Policy", "CategoricalPolicy", "GaussianPolicy", "ValueFunction")
+
+
+def __getattr__(name):
+    """The model classes (:mod:`purepg.model`), imported on first use: ``import purepg`` itself loads no
+    NumPy or Numba, so the command can report a Ctrl-C during its start-up in one line."""
+    if name in _MODEL:
+        from purepg import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'purepg' has no attribute {name!r}")
+
 
 __all__ = ["MLP", "Policy", "CategoricalPolicy", "GaussianPolicy", "ValueFunction", "__version__"]

@@ -36,7 +36,7 @@ def test_seeds_at_the_same_steps_are_averaged_pointwise(tmp_path):
     np.testing.assert_array_equal(c.mean, [12.0, 16.0, 45.0])
     np.testing.assert_array_equal(c.lo, [10.0, 12.0, 30.0])
     np.testing.assert_array_equal(c.hi, [14.0, 20.0, 60.0])
-    assert c.label == "ppo, 2 seeds" and c.run_dirs == (a, b)
+    assert c.label == "ppo, seeds 0, 1" and c.run_dirs == (a, b)
 
 
 def test_nan_rows_are_dropped_and_longer_runs_cut(tmp_path):
@@ -75,7 +75,7 @@ def test_configs_and_environments_are_separate_curves(tmp_path):
             fake_run(tmp_path / "trpo", [32, 64], [7.0, 8.0], algo="trpo"),
             fake_run(tmp_path / "acro", [32, 64], [-9.0, -8.0], env_id="Acrobot-v1")]
     cs = plot.curves(runs)
-    assert [c.label for c in cs] == ["ppo (lr=0.01), 2 seeds", "ppo (lr=0.1), 1 seed", "trpo, 1 seed", "ppo, 1 seed"]
+    assert [c.label for c in cs] == ["ppo (lr=0.01), seeds 0, 1", "ppo (lr=0.1), seed 0", "trpo, seed 0", "ppo, seed 0"]
     assert [c.env_id for c in cs] == ["CartPole-v1"] * 3 + ["Acrobot-v1"]
     np.testing.assert_array_equal(cs[0].mean, [2.0, 3.0])
     np.testing.assert_array_equal(cs[1].lo, cs[1].hi)
@@ -117,7 +117,7 @@ def test_writes_a_png_with_one_panel_per_environment(tmp_path):
     out = tmp_path / "curves.png"
     cs = plot.plot_runs(runs, out)
     assert png_size(out) == (1200, 420) and len(cs) == 3     # 2 panels of 6 x 4.2 inches at 100 dpi
-    assert plot.summary_line(cs[0]).startswith("CartPole-v1 ppo, 3 seeds: at step 81920, mean ")
+    assert plot.summary_line(cs[0]).startswith("CartPole-v1 ppo, seeds 0-2: at step 81920, mean ")
 
 
 def test_missing_matplotlib_says_how_to_get_it(tmp_path, monkeypatch):
@@ -183,8 +183,8 @@ def test_cli_plot_writes_a_png(tmp_path):
     fake_run(tmp_path / "trpo", [32, 64], [5.0, 5.0], algo="trpo")
     rc, out, err = purepg_cli(["plot", "root", "trpo", "--out", "c.png"], tmp_path)
     assert rc == 0, err
-    assert out.splitlines() == ["CartPole-v1 ppo, 2 seeds: at step 64, mean 4.00 (min 2.00, max 6.00)",
-                                "CartPole-v1 trpo, 1 seed: at step 64, mean 5.00 (min 5.00, max 5.00)", "Wrote c.png"]
+    assert out.splitlines() == ["CartPole-v1 ppo, seeds 0, 1: at step 64, mean 4.00 (min 2.00, max 6.00)",
+                                "CartPole-v1 trpo, seed 0: at step 64, mean 5.00 (min 5.00, max 5.00)", "Wrote c.png"]
     assert png_size(tmp_path / "c.png") == (600, 420)
     rc, out, _ = purepg_cli(["plot", "--help"], tmp_path)
     assert rc == 0 and 'pip install "purepg[plot]"' in out and "RUN_DIR" in out
@@ -204,6 +204,7 @@ def test_cli_plot_without_matplotlib_says_how_to_get_it(tmp_path):
     (["plot", "missing"], r"run directory missing: config.json is missing"),
     (["plot", "a", "--y", "kl"], r"y: expected a column of .*progress.csv, got 'kl'; available: iteration, step"),
     (["plot", "a", "--out", "nope/c.png"], r"out_png: the directory .*nope does not exist"),
+    (["plot", "a", "--out", "c.jpg"], r"out: expected a file name ending in \.png, \.pdf, \.svg, got 'c\.jpg'\. Fix: "),
 ])
 def test_cli_plot_bad_input(tmp_path, args, message):
     pytest.importorskip("matplotlib")
@@ -211,3 +212,22 @@ def test_cli_plot_bad_input(tmp_path, args, message):
     rc, out, err = purepg_cli(args, tmp_path)
     assert rc == 2 and out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def test_runs_are_labelled_by_their_seeds(tmp_path):
+    same = [fake_run(tmp_path / f"r{k}", [32, 64], [1.0, 2.0 + k], seed=0) for k in range(3)]
+    assert [c.label for c in plot.curves(same)] == ["ppo, seed 0 (3 runs)"]
+    assert plot.seed_label([4, 0, 1, 2, 3]) == "seeds 0-4"
+    assert plot.seed_label([0, 2, 5]) == "seeds 0, 2, 5"
+    assert plot.seed_label([1, 1, 2]) == "seeds 1, 2 (3 runs)"
+
+
+@pytest.mark.parametrize("ext, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_the_output_extension_picks_the_format(tmp_path, ext, magic):
+    pytest.importorskip("matplotlib")
+    a = fake_run(tmp_path / "a", [32, 64], [1.0, 2.0])
+    plot.plot_runs([a], tmp_path / f"c.{ext.upper()}")
+    assert (tmp_path / f"c.{ext.upper()}").read_bytes().startswith(magic)
+    with pytest.raises(ValueError, match=r"got '.*c\.jpg'.* Fix: name the output e\.g\. curves\.png"):
+        plot.plot_runs([a], tmp_path / "c.jpg")
+    assert not (tmp_path / "c.jpg").exists()

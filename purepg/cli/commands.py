@@ -2,7 +2,7 @@
 
 ::
 
-    purepg train [--algo NAME] [--env ID] [--steps N] [--seed S] [--out DIR] [--force]
+    purepg train [--algo NAME] [--env ID] [--env-module M] [--steps N] [--seed S] [--out DIR] [--force]
                  [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
     purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet]
     purepg eval RUN_DIR [--episodes 20] [--seed 0] [--stochastic]
@@ -25,9 +25,12 @@ draws learning curves (:mod:`purepg.run.plot`, needs ``pip install "purepg[plot]
 writes the reference vectors of :mod:`purepg.verify.golden`.
 
 Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
-run directory; a corrupt or mismatched checkpoint; NaN or inf during training) print one line to
-stderr and exit with status 2, never a traceback (set ``PUREPG_DEBUG=1`` to see one). Ctrl-C during
-training saves a checkpoint, prints how to resume and exits with status 130.
+run directory or one another process is writing; a corrupt or mismatched checkpoint or progress.csv;
+a full disk; NaN or inf during training) print one line to stderr and exit with status 2, never a
+traceback (set ``PUREPG_DEBUG=1`` to see one). Ctrl-C (SIGINT) or SIGTERM during training saves a
+checkpoint, prints what was saved and how to resume, and exits with status 130 or 143
+(:mod:`purepg.cli.errors`). ``--env MODULE:ID`` or ``--env-module MODULE`` imports the module that
+registers a custom environment; the run directory records it for ``resume`` and ``eval``.
 """
 from __future__ import annotations
 
@@ -38,15 +41,14 @@ import os
 import re
 import sys
 
-import numpy as np
+from purepg.cli import errors
+from purepg.cli.errors import EXIT_USAGE, UsageError  # noqa: F401  (part of this module's interface)
+from purepg.cli.runs import check_checkpoint_every, cmd_eval, cmd_resume, evaluate, report  # noqa: F401
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_INTERRUPTED = 130
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
-_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds", "jobs")
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as one line, exit status 2."""
+_FIXED = ("algo", "env", "env-module", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds",
+          "jobs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -169,7 +171,10 @@ def _train_parser(sub, algo):
 def _run_options(p, algo, out_help, quiet_help):
     """The options ``train`` and ``seeds`` share, and the config fields of ``algo``."""
     p.add_argument("--algo", default=DEFAULT_ALGO, help=f"algorithm (see purepg algos) [default: {DEFAULT_ALGO}]")
-    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id [default: {DEFAULT_ENV}]")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium environment id, or MODULE:ID to import MODULE "
+                                                      f"first [default: {DEFAULT_ENV}]")
+    p.add_argument("--env-module", default=None, metavar="MODULE",
+                   help="module to import first, which registers the --env id (recorded in the run directory)")
     p.add_argument("--steps", type=lambda s: _parse("int", False, s), default=DEFAULT_STEPS,
                    help=f"total environment steps (per seed) [default: {DEFAULT_STEPS}]")
     p.add_argument("--out", default=None, help=out_help)
@@ -181,13 +186,13 @@ def _run_options(p, algo, out_help, quiet_help):
         _add_config_options(p, algo)
 
 
-def _check_env(env_id, command="train"):
+def _check_env(env_id, command="train", env_module=None):
     """Build one copy of the env (unknown ids and unsupported spaces fail here, before any file)."""
     import gymnasium
 
     from purepg.env import envs
     try:
-        envs.make_vec_env(env_id, 1, seed=0).close()
+        envs.make_vec_env(env_id, 1, seed=0, env_module=env_module).close()
     except gymnasium.error.Error as e:
         raise UsageError(f"purepg {command}: error: env {env_id!r} cannot be built ({type(e).__name__}: {e})") from None
 
@@ -198,12 +203,15 @@ def cmd_train(args):
 
     algo = get_algo(args.algo)
     config = _config_from_args(args, algo)
-    _check_env(args.env)
+    if args.seed < 0:
+        raise UsageError(f"purepg train: error: --seed: expected an integer >= 0, got {args.seed}. Fix: pass e.g. "
+                         f"--seed 0")
+    check_checkpoint_every(args.checkpoint_every, "train")
+    _check_env(args.env, env_module=args.env_module)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
-    summary = _during_training(args.quiet, lambda: runner.train(
-        algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
-        checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet))
-    _report(summary)
+    report(runner.train(algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
+                        checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet,
+                        env_module=args.env_module))
     return 0
 
 
@@ -214,110 +222,6 @@ def _config_from_args(args, algo, command="train"):
         return algo.Config(**overrides)
     except (ValueError, TypeError) as e:
         raise UsageError(f"purepg {command}: error: invalid configuration for {algo.NAME}: {e}") from None
-
-
-class _LineTracker:
-    """A stderr proxy that remembers whether the last write left a line open (the progress line)."""
-
-    def __init__(self, stream):
-        self.stream, self.mid_line = stream, False
-
-    def write(self, s):
-        if s:
-            self.mid_line = not s.endswith("\n")
-        return self.stream.write(s)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _during_training(quiet, fn):
-    """Run ``fn``; if it fails while the progress line is open, end that line first."""
-    tracker = sys.stderr = _LineTracker(sys.stderr)
-    try:
-        return fn()
-    except BaseException:
-        if tracker.mid_line:
-            print(file=tracker.stream)
-        raise
-    finally:
-        sys.stderr = tracker.stream
-
-
-def _report(summary):
-    ret = summary["last_row"].get("ep_return_mean", float("nan"))
-    print(f"{summary['algo']} on {summary['env_id']} (seed {summary['seed']}): {summary['steps']} steps, "
-          f"{summary['episodes']} episodes, mean return of the last episodes {ret:.2f}. "
-          f"Run directory: {summary['out_dir']}. Evaluate with: purepg eval {summary['out_dir']}")
-
-
-# ------------------------------------------------------------------------ resume / eval ----
-def cmd_resume(args):
-    from purepg.run import runner
-
-    summary = _during_training(args.quiet, lambda: runner.resume(
-        args.run_dir, total_steps=args.steps, checkpoint_every=args.checkpoint_every, verbose=not args.quiet))
-    _report(summary)
-    return 0
-
-
-def evaluate(run_dir, episodes=20, seed=0, stochastic=False):
-    """Returns (episodes,) of the run's saved policy; episode ``i`` is reset with ``seed + i``.
-
-    The deterministic policy (:meth:`Policy.mode`) by default, else actions sampled with
-    ``numpy.random.default_rng(seed)``. Observations are normalised with the saved statistics
-    (frozen); Gaussian actions are clipped to the action Box as during training.
-    """
-    import gymnasium
-
-    from purepg.run import checkpoint, runner
-
-    from purepg.env import normalize, rollout
-    from purepg.algos import get_algo
-
-    meta = runner.read_config(run_dir)
-    algo = get_algo(meta["algo"])
-    config = runner.config_from_dict(algo.Config, meta["config"], algo=meta["algo"])
-    path = os.path.join(run_dir, "checkpoint.npz")
-    tree, _ = checkpoint.load(path, required=("algo", "rollout"))
-    env = gymnasium.make(meta["env_id"])
-    pol = runner.make_policy(env.observation_space, env.action_space, config)
-    theta = np.asarray(tree["algo"].get("theta", np.zeros(0)))
-    if theta.shape != (pol.num_params,) or not np.all(np.isfinite(theta)):
-        raise checkpoint.CheckpointError(f"checkpoint {path}: field 'algo/theta' has shape {theta.shape}, expected "
-                                         f"({pol.num_params},) finite values for this config and env")
-    try:
-        norm = rollout.state_from_dict(tree["rollout"]).norm
-    except ValueError as e:
-        raise checkpoint.CheckpointError(f"checkpoint {path}: field 'rollout' is invalid ({e})") from None
-    rng = np.random.default_rng(seed)
-    out = np.array([_episode(env, pol, theta, norm, seed + i, rng if stochastic else None, normalize)
-                    for i in range(episodes)])
-    env.close()
-    return out
-
-
-def _episode(env, pol, theta, norm, seed, rng, nz):
-    x, _ = env.reset(seed=int(seed))
-    total, done = 0.0, False
-    while not done:
-        o = np.asarray(x, dtype=np.float64)[None]                           # (1, d)
-        o = o if norm is None else nz.normalize(norm, o)
-        a = (pol.mode(theta, o) if rng is None else pol.sample(theta, o, rng))[0]
-        a = int(a) if pol.discrete else np.clip(a, env.action_space.low, env.action_space.high)
-        x, r, term, trunc, _ = env.step(a)
-        total, done = total + float(r), bool(term or trunc)
-    return total
-
-
-def cmd_eval(args):
-    if args.episodes < 1:
-        raise UsageError(f"purepg eval: error: --episodes: expected an integer >= 1, got {args.episodes}")
-    R = evaluate(args.run_dir, args.episodes, args.seed, args.stochastic)
-    kind = "stochastic" if args.stochastic else "deterministic"
-    print(f"{args.run_dir}: return {R.mean():.2f} +- {R.std():.2f} (mean +- std over {R.size} episodes, "
-          f"{kind} policy, reset seeds {args.seed}..{args.seed + R.size - 1}; min {R.min():.2f}, max {R.max():.2f})")
-    return 0
 
 
 # ------------------------------------------------------------------------------ algos ------
@@ -364,13 +268,14 @@ def cmd_seeds(args):
         seed_list = seeds.parse_seeds(args.seeds)
     except ValueError as e:
         raise UsageError(f"purepg seeds: error: --{e}") from None
-    _check_env(args.env, "seeds")
+    check_checkpoint_every(args.checkpoint_every, "seeds")
+    _check_env(args.env, "seeds", args.env_module)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}"))
     jobs = args.jobs if args.jobs is not None else min(len(seed_list), os.cpu_count() or 1)
     try:
         summary = seeds.run_seeds(algo, args.env, config, seed_list, out_root=out, total_steps=args.steps,
                                   jobs=jobs, checkpoint_every=args.checkpoint_every, force=args.force,
-                                  verbose=not args.quiet)
+                                  verbose=not args.quiet, env_module=args.env_module)
     except seeds.SeedRunError as e:
         raise UsageError(f"purepg seeds: error: {e}") from None
     if args.quiet:
@@ -404,13 +309,13 @@ def cmd_golden(args):
 
 def _product_parsers(sub, algo):
     _seeds_parser(sub, algo)
-    pl = sub.add_parser("plot", help="learning curves of run directories (mean and min-max over seeds), as a PNG",
+    pl = sub.add_parser("plot", help="learning curves of run directories (mean and min-max over seeds): png, pdf or svg",
                         description="Draw learning curves: runs that differ only in their seed are one curve (mean "
                                     "and min-max band), other configurations separate curves, each environment a "
                                     'panel. Needs matplotlib: pip install "purepg[plot]".')
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                     help="run directories, or parents of runs (such as the --out of purepg seeds)")
-    pl.add_argument("--out", default="curves.png", help="PNG file to write [default: curves.png]")
+    pl.add_argument("--out", default="curves.png", help="image to write, .png, .pdf or .svg [default: curves.png]")
     pl.add_argument("--x", default="step", help="progress.csv column for the x axis [default: step]")
     pl.add_argument("--y", default="ep_return_mean", help="progress.csv column for the y axis [default: ep_return_mean]")
     g = sub.add_parser("golden", help="write reference vectors for cross-checking another implementation",
@@ -472,36 +377,9 @@ def _dispatch(argv):
     return _COMMANDS[args.command](args)
 
 
-def _one_line(e):
-    return " ".join(str(e).split())
-
-
 def main(argv=None) -> int:
-    """Entry point of ``purepg``; returns the exit status."""
-    import gymnasium
-
-    from purepg.run.runner import Interrupted
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _dispatch(argv)
-    except Interrupted as e:
-        print(f"purepg: {_one_line(e)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("purepg: interrupted before training started; nothing was saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:                                      # e.g. purepg algos | head
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except UsageError as e:
-        print(_one_line(e), file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, TypeError, OSError, gymnasium.error.Error) as e:
-        if os.environ.get("PUREPG_DEBUG"):
-            raise
-        print(f"purepg: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
+    """Entry point of ``purepg``; returns the exit status (see :mod:`purepg.cli.errors`)."""
+    return errors.run(_dispatch, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

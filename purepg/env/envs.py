@@ -13,6 +13,13 @@ Anything else (``Dict``, ``Tuple``, ``MultiDiscrete``, ``MultiBinary``, image ``
 ``Discrete`` with a non-zero start, an integer ``Box``) is refused by :func:`check_spaces` *before* any
 training starts, with a message naming the space and the fix.
 
+Custom environments
+-------------------
+An environment of one's own is registered with ``gymnasium.register("MyEnv-v0", entry_point=...)`` in
+some importable module. purepg imports that module before building the env, either from the id
+(``"my_pkg.envs:MyEnv-v0"``) or from ``env_module="my_pkg.envs"`` with the bare id
+(:func:`resolve_env_id`); a run directory records both, so ``resume`` and ``eval`` import it again.
+
 Vectorisation and autoreset
 ---------------------------
 ``E`` copies of the environment step in lock-step. When copy ``e`` ends an episode, gymnasium resets it
@@ -49,6 +56,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import importlib
 import json
 import types
 
@@ -92,13 +100,42 @@ def check_spaces(obs_space, act_space, *, name="env"):
 
 def _check_env_id(env_id):
     """``ValueError`` naming an unknown id and the closest registered ids."""
-    if ":" in env_id or env_id in gymnasium.registry:  # "module:Env-v0" is imported by gymnasium
+    if env_id in gymnasium.registry:
         return
     close = difflib.get_close_matches(env_id, list(gymnasium.registry.keys()), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
         "list the ids with gymnasium.pprint_registry()."
     raise ValueError(f"env: expected an environment id registered in gymnasium.registry, got the "
                      f"unknown id {env_id!r}. Fix: {hint}")
+
+
+def _import(module, what):
+    try:
+        importlib.import_module(module)
+    except Exception as e:          # the module's own error, whatever it is, is the user's to see
+        raise ValueError(f"{what}: cannot import the module {module!r} ({type(e).__name__}: {e}). Fix: make it "
+                         f"importable (install it, or add its folder to PYTHONPATH)") from None
+
+
+def resolve_env_id(env_id, env_module=None):
+    """The registered id of ``env_id``, after importing the module that registers it.
+
+    ``"my_pkg.envs:MyEnv-v0"`` imports ``my_pkg.envs`` and returns ``"MyEnv-v0"``; a bare id is
+    returned as is, after importing ``env_module`` if given. The id must then be in
+    ``gymnasium.registry`` (an unknown one raises ``ValueError`` with the closest ids).
+    """
+    if env_module is not None:
+        _import(env_module, "env_module")
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        _import(module, "env")
+    _check_env_id(env_id)
+    return env_id
+
+
+def make_env(env_id, env_module=None, **kwargs):
+    """One environment of ``env_id`` (``"module:Id"`` accepted, see :func:`resolve_env_id`)."""
+    return gymnasium.make(resolve_env_id(env_id, env_module), **kwargs)
 
 
 def _check_args(env, num_envs, seed, vectorization):
@@ -111,9 +148,7 @@ def _check_args(env, num_envs, seed, vectorization):
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization: expected one of {VECTORIZATIONS}, got {vectorization!r}. "
                          f"Fix: use 'auto' unless you need a specific vectoriser.")
-    if isinstance(env, str):
-        _check_env_id(env)
-    elif not callable(env) and not (isinstance(env, (list, tuple)) and all(map(callable, env))):
+    if not isinstance(env, str) and not callable(env) and not (isinstance(env, (list, tuple)) and all(map(callable, env))):
         raise TypeError(f"env: expected an env id (str), an env factory (callable) or a list of "
                         f"factories, got {type(env).__name__}. Fix: pass e.g. 'CartPole-v1'.")
     if isinstance(env, (list, tuple)) and len(env) != num_envs:
@@ -147,13 +182,14 @@ def _build(env, num_envs, vectorization):
     return gymnasium.make_vec(env, num_envs, vectorization_mode=mode, vector_kwargs=same)
 
 
-def make_vec_env(env, num_envs, *, seed, vectorization="auto"):
+def make_vec_env(env, num_envs, *, seed, vectorization="auto", env_module=None):
     """Build, check and seed a vector env of ``num_envs`` copies.
 
     Parameters
     ----------
     env : str or callable or list of callable
-        A registered gymnasium id (``"CartPole-v1"``), a factory returning a ``gymnasium.Env`` (used
+        A registered gymnasium id (``"CartPole-v1"``), an id after the module that registers it
+        (``"my_pkg.envs:MyEnv-v0"``, imported first), a factory returning a ``gymnasium.Env`` (used
         for every copy), or one factory per copy (e.g. toy envs of different episode lengths).
     num_envs : int
         ``E >= 1``.
@@ -162,6 +198,8 @@ def make_vec_env(env, num_envs, *, seed, vectorization="auto"):
         the action space sampler with ``seed``.
     vectorization : {"auto", "sync", "async", "vector_entry_point"}
         "auto": the env's own vectorised entry point if it resets in the same step, else synchronous.
+    env_module : str or None
+        A module to import first, for a bare id it registers (``gymnasium.register`` at import).
 
     Returns
     -------
@@ -170,6 +208,8 @@ def make_vec_env(env, num_envs, *, seed, vectorization="auto"):
         resets it again, drawing the first episodes from the generators seeded here.
     """
     _check_args(env, num_envs, seed, vectorization)
+    if isinstance(env, str):
+        env = resolve_env_id(env, env_module)
     vec = _build(env, int(num_envs), vectorization)
     name = env if isinstance(env, str) else getattr(vec.unwrapped, "spec", None) or "env factory"
     try:

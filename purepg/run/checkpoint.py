@@ -7,13 +7,18 @@ as its fields under ``key:TypeName.field``.
 
 Atomic write: the bytes go to a temporary file in the same directory, are flushed and ``fsync``-ed,
 then ``os.replace`` renames it over the target (atomic on POSIX), and the directory is ``fsync``-ed.
-A crash at any point leaves either the previous checkpoint or the new one, never a torn file.
+A crash at any point leaves either the previous checkpoint or the new one, never a torn file; the
+temporary file of a killed write (``.tmp-*``) is deleted by the next run (:func:`remove_temp_files`).
+Periodic checkpoints are written on a background thread (:class:`BackgroundWriter`).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -22,6 +27,7 @@ import numpy as np
 from purepg.optim import AdamState
 
 FORMAT = "purepg-checkpoint-1"
+TMP_PREFIX = ".tmp-"      # temporary files of atomic writes, in the target's directory
 NAMEDTUPLES = {"AdamState": AdamState}
 
 
@@ -29,25 +35,116 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or from another format."""
 
 
-def atomic_write_bytes(path, data: bytes):
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename + directory fsync)."""
+def _write_all(f, data: bytes):
+    """``f.write(data)``: every write of a run directory goes through here (tests inject ENOSPC)."""
+    f.write(data)
+
+
+class DiskFullError(OSError):
+    """A write that failed for lack of space, reported with the file, the size and the free space."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _size(n):
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def write_error(path, nbytes, e):
+    """:class:`DiskFullError` for an ``ENOSPC`` / ``EDQUOT`` error ``e`` of writing ``path``, else ``e``."""
+    if getattr(e, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
+        return e
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        free = _size(shutil.disk_usage(d).free)
+    except OSError:
+        free = "unknown"
+    return DiskFullError(f"disk full: writing {path} ({_size(nbytes)}) failed ({os.strerror(e.errno)}); free space "
+                         f"on its filesystem: {free}. The previous version of the file is kept. Fix: free disk space "
+                         f"there (or move the run directory to a larger disk), then run the command again; purepg "
+                         f"resume {d} continues a run from its last checkpoint")
+
+
+def _umask():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def file_mode(path):
+    """The mode a file written at ``path`` gets: the existing file's, else ``0o666`` less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path, data: bytes):
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename + directory fsync).
+
+    The file keeps the mode of the file it replaces (a new one gets ``0o666`` less the umask, as
+    ``open`` would give it), so rewriting never changes a run directory's modes. A write that fails
+    for lack of space raises :class:`DiskFullError` naming the file and the free space.
+    """
+    d = os.path.dirname(os.path.abspath(path))
+    mode = file_mode(path)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX, suffix=os.path.basename(path))
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            _write_all(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        err = write_error(path, len(data), e)
+        if err is not e:
+            raise err from None
         raise
     dfd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def append_bytes(path, data: bytes):
+    """Append ``data`` to ``path`` (created if missing); lack of space raises :class:`DiskFullError`."""
+    try:
+        with open(path, "ab") as f:
+            _write_all(f, data)
+    except OSError as e:
+        err = write_error(path, len(data), e)
+        if err is not e:
+            raise err from None
+        raise
+
+
+def remove_temp_files(d) -> list:
+    """Delete the temporary files that writes killed before their rename left in ``d``; their names.
+
+    Only call this while holding the directory's lock (:mod:`purepg.run.lock`), when no write is in flight.
+    """
+    gone = []
+    for name in sorted(os.listdir(d)):
+        if name.startswith(TMP_PREFIX):
+            try:
+                os.unlink(os.path.join(d, name))
+                gone.append(name)
+            except FileNotFoundError:
+                pass
+    return gone
 
 
 def flatten(tree: dict, prefix="") -> dict:
@@ -124,3 +221,40 @@ def load(path, required=()) -> tuple[dict, dict]:
         if k not in tree:
             raise CheckpointError(f"checkpoint {path}: field {k!r} is missing; found {sorted(tree)}")
     return tree, meta
+
+
+class BackgroundWriter:
+    """Checkpoints written by :func:`save` on a background thread, one at a time, in order.
+
+    A checkpoint costs a few milliseconds of ``fsync``, which training does not need to wait for:
+    :meth:`submit` hands ``save(path, tree, meta)`` (a snapshot) to the thread after waiting for the
+    previous write, so writes never overlap. :meth:`poll`, called once per iteration, re-raises the
+    error of a finished write at once (a full disk is reported at the write that failed, not one
+    interval later); :meth:`close` waits for the last write.
+    """
+
+    def __init__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="purepg-checkpoint")
+        self.pending = None
+
+    def submit(self, path, tree, meta):
+        self.wait()
+        self.pending = self.pool.submit(save, path, tree, meta)
+
+    def poll(self):
+        if self.pending is not None and self.pending.done():
+            self.wait()
+
+    def wait(self):
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()                    # re-raises an error of the write
+
+    def close(self, reraise=True):
+        try:
+            self.wait()
+        except Exception:
+            if reraise:
+                raise
+        finally:
+            self.pool.shutdown(wait=True)

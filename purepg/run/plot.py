@@ -6,8 +6,8 @@ A run directory (:mod:`purepg.run.runner`) records its algorithm, environment id
 hyperparameter in ``config.json``. Runs whose ``(algo, env_id, config)`` agree are *seeds of one
 configuration* and become one curve; the step budget (``total_steps``) is not part of the key, so a
 longer run of the same configuration joins its group. Each environment gets its own panel; a curve
-is labelled by its algorithm and, where several configurations of one algorithm share a panel, by
-the fields in which they differ.
+is labelled by its algorithm, by the fields in which it differs where several configurations of one
+algorithm share a panel, and by its runs' seeds (``seeds 0-4``; ``seed 0 (3 runs)`` for repeats).
 
 Aggregation over seeds
 ----------------------
@@ -37,6 +37,7 @@ import numpy as np
 from purepg.run.runner import read_config
 
 INSTALL_HINT = 'pip install "purepg[plot]"'
+FORMATS = ("png", "pdf", "svg")    # output formats, picked by the file's extension
 
 
 class Curve(NamedTuple):
@@ -93,6 +94,8 @@ def expand_run_dirs(paths):
 def group_runs(run_dirs):
     """``[(meta, [run_dir, ...])]``: runs grouped by ``(algo, env_id, config)``, in first-seen order.
 
+    ``meta`` is the first run's ``config.json`` with ``"seeds"``: the seed of each run of the group.
+
     ``run_dirs`` are run directories or parents of runs (:func:`expand_run_dirs`).
     """
     if isinstance(run_dirs, (str, os.PathLike)) or len(run_dirs) == 0:
@@ -102,7 +105,9 @@ def group_runs(run_dirs):
     for d in expand_run_dirs(run_dirs):
         meta = read_config(d)
         key = (meta["algo"], meta["env_id"], json.dumps(meta["config"], sort_keys=True))
-        groups.setdefault(key, (meta, []))[1].append(d)
+        group = groups.setdefault(key, (dict(meta, seeds=[]), []))
+        group[0]["seeds"].append(meta["seed"])
+        group[1].append(d)
     return list(groups.values())
 
 
@@ -118,15 +123,24 @@ def aggregate(series):
     return u, Y.mean(axis=0), Y.min(axis=0), Y.max(axis=0)
 
 
+def seed_label(seeds) -> str:
+    """``"seed 0"``, ``"seeds 0-4"``, ``"seeds 0, 2, 5"``; repeats counted: ``"seed 0 (3 runs)"``."""
+    u = sorted(set(seeds))
+    if len(u) > 2 and u == list(range(u[0], u[-1] + 1)):
+        text = f"seeds {u[0]}-{u[-1]}"
+    else:
+        text = f"seed{'s' if len(u) > 1 else ''} {', '.join(map(str, u))}"
+    return text + (f" ({len(seeds)} runs)" if len(seeds) > len(u) else "")
+
+
 def _labels(groups):
-    """Algorithm name, plus ``field=value`` of the fields that differ from its panel's other configs."""
+    """Algorithm name, ``field=value`` of the fields that differ from its panel's other configs, the seeds."""
     labels = []
     for meta, dirs in groups:
         peers = [m["config"] for m, _ in groups if m["algo"] == meta["algo"] and m["env_id"] == meta["env_id"]]
         diff = [k for k in meta["config"] if any(p.get(k) != meta["config"][k] for p in peers)]
         extra = ", ".join(f"{k}={_show(meta['config'][k])}" for k in diff)
-        seeds = f"{len(dirs)} seed{'s' if len(dirs) > 1 else ''}"
-        labels.append(f"{meta['algo']}{f' ({extra})' if extra else ''}, {seeds}")
+        labels.append(f"{meta['algo']}{f' ({extra})' if extra else ''}, {seed_label(meta['seeds'])}")
     return labels
 
 
@@ -154,8 +168,17 @@ def _matplotlib():
     return Figure, FigureCanvasAgg
 
 
+def plot_format(out):
+    """The image format of the file name ``out`` (its extension), refusing one matplotlib is not asked for."""
+    ext = os.path.splitext(os.fspath(out))[1].lower().lstrip(".")
+    if ext not in FORMATS:
+        raise ValueError(f"out: expected a file name ending in {', '.join('.' + f for f in FORMATS)}, got "
+                         f"{os.fspath(out)!r}. Fix: name the output e.g. curves.png (or curves.pdf, curves.svg)")
+    return ext
+
+
 def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
-    """Draw the learning curves of ``run_dirs`` into the PNG ``out_png``; return the :class:`Curve` list.
+    """Draw the learning curves of ``run_dirs`` into ``out_png``; return the :class:`Curve` list.
 
     Parameters
     ----------
@@ -164,7 +187,8 @@ def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
         :func:`purepg.run.seeds.run_seeds` stands for its seeds). Seeds of one configuration are drawn as their
         mean with a min-max band; other configurations as separate curves; environments as panels.
     out_png : path
-        Output file (PNG); its directory must exist.
+        Output file; its extension picks the format, one of :data:`FORMATS` (``.png``, ``.pdf``,
+        ``.svg``); its directory must exist.
     x, y : str
         Columns of ``progress.csv`` (``step``, ``iteration``, ``time_s``; ``ep_return_mean``, ``kl``, ...).
 
@@ -174,8 +198,9 @@ def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
         matplotlib is missing; the message says how to install it.
     ValueError
         No runs, a directory that is not a run, an unknown column, no finite data, seeds that do
-        not overlap.
+        not overlap, an output extension that is not one of :data:`FORMATS`.
     """
+    fmt = plot_format(out_png)
     Figure, FigureCanvasAgg = _matplotlib()
     out_png = os.fspath(out_png)
     folder = os.path.dirname(os.path.abspath(out_png))
@@ -197,7 +222,7 @@ def plot_runs(run_dirs, out_png, *, x="step", y="ep_return_mean") -> list:
         ax.legend(loc="best", fontsize="small")
         if x == "step" and max(c.x.max() for c in cs) >= 1e4:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
-    fig.savefig(out_png, dpi=100, format="png")
+    fig.savefig(out_png, dpi=100, format=fmt)
     return cs
 
 

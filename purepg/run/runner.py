@@ -13,18 +13,21 @@ An algorithm is a module (see :mod:`purepg.algos`) with
   :class:`purepg.env.rollout.Batch`; ``progress`` in [0, 1] drives schedules; ``logs`` is a flat dict of
   floats for ``progress.csv``.
 
-Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id, every hyperparameter,
-seed, total steps, purepg version), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
-(algorithm state, rollout state with the observation normaliser and reward scaling, environment state, sampler RNG
-state, iteration and step counts). All three are written atomically. A resumed run reproduces the
-uninterrupted run's ``progress.csv`` byte for byte, except the wall-time columns :data:`WALL_COLUMNS`.
+Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id and the module that registers
+it, every hyperparameter, seed, total steps, purepg version), ``progress.csv`` (one row per iteration),
+``checkpoint.npz`` (algorithm state, rollout state with the observation normaliser and reward scaling,
+environment state, sampler RNG state, iteration and step counts, progress.csv's header) and
+``.purepg.lock``. ``config.json`` and ``checkpoint.npz`` are replaced atomically; rows are appended to
+``progress.csv``, which a resume checks against the checkpoint (:mod:`purepg.run.rundir`). One process
+at a time writes a run directory (:mod:`purepg.run.lock`); every file keeps the mode it was created
+with. A resumed run reproduces the uninterrupted run's ``progress.csv`` byte for byte, except the
+wall-time columns :data:`WALL_COLUMNS`. SIGINT and SIGTERM stop a run after saving a checkpoint
+(:class:`Interrupted`).
 """
 from __future__ import annotations
 
-import concurrent.futures
-import csv
+import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
@@ -38,15 +41,16 @@ from gymnasium import spaces
 
 from purepg import __version__
 
-from purepg.run import checkpoint
-
 from purepg.env import envs, rollout
+from purepg.run import checkpoint, lock, rundir
+from purepg.run.progress import ProgressLine
+from purepg.run.rundir import RUN_FORMAT, read_config  # noqa: F401  (part of this module's interface)
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
 from purepg.env.rollout import NonFiniteError
 from purepg.model.value import ValueFunction
 
 WALL_COLUMNS = ("time_s", "sps")
-RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
+SIGNALS = (signal.SIGINT, signal.SIGTERM)   # each saves a checkpoint and stops the run
 RETURN_WINDOW = 100   # episode returns averaged in the log (the last 100 finished episodes)
 
 
@@ -60,7 +64,11 @@ class Context(NamedTuple):
 
 
 class Interrupted(Exception):
-    """Training stopped by SIGINT after saving a checkpoint."""
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint; ``signum`` is the signal."""
+
+    def __init__(self, message, signum=signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 # ------------------------------------------------------------------------------- set-up ----
@@ -105,8 +113,8 @@ class _Run(NamedTuple):
     ctx: Context
 
 
-def _setup(algo, env_id, config, seed, out_dir, total_steps):
-    vec = envs.make_vec_env(env_id, config.num_envs, seed=seed)
+def _setup(algo, env_id, config, seed, out_dir, total_steps, env_module=None):
+    vec = envs.make_vec_env(env_id, config.num_envs, seed=seed, env_module=env_module)
     pol = make_policy(vec.single_observation_space, vec.single_action_space, config)
     vf = ValueFunction(pol.obs_dim, tuple(config.vf_hidden), config.activation, config.init)
     return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)))
@@ -121,52 +129,125 @@ def _check_total_steps(total_steps, config):
 
 
 # ---------------------------------------------------------------------------- the loop -----
+def _check_run_args(seed, checkpoint_every):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}. Fix: pass e.g. --seed 0")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every: expected an integer >= 1 (iterations between checkpoints), got "
+                         f"{checkpoint_every!r}. Fix: pass e.g. --checkpoint-every 10")
+
+
+@contextlib.contextmanager
+def _locked(run_dir):
+    """Hold the run directory's lock (:mod:`purepg.run.lock`); report a stale one; delete dead temp files."""
+    with lock.RunLock(run_dir) as held:
+        note = lock.stale_note(held)
+        if note:
+            print(note, file=sys.stderr)
+        checkpoint.remove_temp_files(run_dir)
+        yield held
+
+
 def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_every=10, force=False,
-          verbose=True):
+          verbose=True, env_module=None):
     """Train ``algo`` on ``env_id`` and write the run directory ``out_dir``; return the summary dict.
 
-    Refuses an existing non-empty ``out_dir`` unless ``force``. ``checkpoint_every`` iterations (and at
-    the end, and on SIGINT) the checkpoint is replaced atomically.
+    Refuses an existing non-empty ``out_dir`` unless ``force``, and a directory another process is
+    writing (:mod:`purepg.run.lock`). ``checkpoint_every`` iterations (and at the end, and on SIGINT
+    or SIGTERM) the checkpoint is replaced atomically. ``env_module`` is imported first (it registers
+    ``env_id``) and recorded in ``config.json``. A run that fails before its first checkpoint removes
+    what it wrote, so the same command can be run again.
     """
     n_iters = _check_total_steps(total_steps, config)
-    _prepare_dir(out_dir, force)
-    run = _setup(algo, env_id, config, seed, out_dir, total_steps)
-    rng = np.random.default_rng(seed)
-    state = algo.init(run.ctx, rng)
-    ro = rollout.start(run.vec, normalize_obs=config.normalize_obs, normalize_reward=config.normalize_reward,
-                       gamma=config.gamma)
-    meta = {"run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "seed": int(seed), "total_steps": int(total_steps),
-            "purepg_version": __version__, "config": config_to_dict(config)}
-    checkpoint.atomic_write_bytes(os.path.join(out_dir, "config.json"),
-                                  (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-    loop = {"iteration": 0, "recent_returns": np.zeros(0), "episodes": 0, "time_s": 0.0}
-    return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=None)
+    _check_run_args(seed, checkpoint_every)
+    out_dir = os.fspath(out_dir)
+    rundir.check_new_dir(out_dir, force)
+    created = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    with _locked(out_dir):
+        rundir.check_new_dir(out_dir, force)        # again, now that no other process writes here
+        try:
+            rundir.clear_run_files(out_dir)
+            run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module)
+            rng = np.random.default_rng(seed)
+            state = algo.init(run.ctx, rng)
+            ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
+                               normalize_reward=config.normalize_reward, gamma=config.gamma)
+            rundir.write_config(out_dir, {
+                "run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "env_module": env_module,
+                "seed": int(seed), "total_steps": int(total_steps), "purepg_version": __version__,
+                "config": config_to_dict(config)})
+            loop = {"iteration": 0, "recent_returns": np.zeros(0), "episodes": 0, "time_s": 0.0}
+            return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=None)
+        except BaseException:
+            rundir.undo_new_dir(out_dir, created)
+            raise
 
 
 def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
-    """Continue the run in ``run_dir`` from its checkpoint (to ``total_steps`` if given)."""
+    """Continue the run in ``run_dir`` from its checkpoint (to ``total_steps`` if given).
+
+    ``progress.csv`` is checked against the checkpoint (:func:`purepg.run.rundir.check_progress`). A
+    finished run, or a ``total_steps`` the run has already passed, is refused.
+    """
+    _check_run_args(0, checkpoint_every)
+    meta = rundir.read_config(run_dir)
+    with _locked(run_dir):
+        return _resume_locked(os.fspath(run_dir), meta, total_steps, checkpoint_every, verbose)
+
+
+def load_run(run_dir, meta, required=("algo", "rollout", "loop")):
+    """``(algo, config, tree, ck)`` of a run directory: its algorithm, Config and checkpoint, checked."""
     from purepg.algos import get_algo
 
-    meta = read_config(run_dir)
     algo = get_algo(meta["algo"])
-    config = config_from_dict(algo.Config, meta["config"], algo=meta["algo"])
+    try:
+        config = config_from_dict(algo.Config, meta["config"], algo=meta["algo"])
+    except (ValueError, TypeError) as e:
+        raise rundir.RunDirError(f"run directory {run_dir}: config.json field 'config' is invalid ({e}). "
+                                 f"Fix: restore config.json from a backup") from None
+    path = os.path.join(run_dir, "checkpoint.npz")
+    if not os.path.exists(path):
+        raise rundir.missing_checkpoint(run_dir)
+    tree, ck = checkpoint.load(path, required=required)
+    rundir.check_same_run(ck, meta, run_dir)
+    return algo, config, tree, ck
+
+
+def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
+    algo, config, tree, ck = load_run(run_dir, meta)
+    loop = dict(tree["loop"])
+    loop["recent_returns"] = np.atleast_1d(np.asarray(loop["recent_returns"], dtype=np.float64))
     total = int(total_steps if total_steps is not None else meta["total_steps"])
     n_iters = _check_total_steps(total, config)
-    run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total)
-    tree, ck = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"), required=("algo", "rollout", "loop"))
-    _check_same_run(ck, meta, run_dir)
+    done = int(tree["rollout"]["step_count"])
+    _check_not_done(run_dir, meta, total_steps, n_iters, int(loop["iteration"]), done)
+    header, note = rundir.check_progress(run_dir, int(loop["iteration"]), done, ck.get("progress_header"))
+    if note:
+        print(note, file=sys.stderr)
+    run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total, meta["env_module"])
     state = tree["algo"]
     ro = _restore_env(run, tree, ck, run_dir)
     rng = np.random.default_rng()
     rng.bit_generator.state = json.loads(ck["rng_state"])
-    loop = dict(tree["loop"])
-    loop["recent_returns"] = np.atleast_1d(np.asarray(loop["recent_returns"], dtype=np.float64))
-    header = _truncate_progress(run_dir, int(loop["iteration"]))
     if total != meta["total_steps"]:
-        meta["total_steps"] = total
-        checkpoint.atomic_write_bytes(os.path.join(run_dir, "config.json"),
-                                      (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        rundir.write_config(run_dir, dict(meta, total_steps=total))
     return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=header)
+
+
+def _check_not_done(run_dir, meta, total_steps, n_iters, it, done):
+    if n_iters > it:
+        return
+    if total_steps is None:
+        raise rundir.RunDirError(
+            f"run directory {run_dir}: the run is finished ({done} steps, its total_steps {meta['total_steps']}); "
+            f"nothing to resume. Fix: pass --steps N with N > {done} to train it longer, or evaluate it with "
+            f"purepg eval {run_dir}")
+    raise rundir.RunDirError(
+        f"total_steps (--steps): {total_steps} is not beyond the {done} steps the run in {run_dir} has already "
+        f"done; a run is never shortened. Fix: pass --steps greater than {done}, or omit it to finish the "
+        f"run's own total_steps {meta['total_steps']}")
 
 
 def _restore_env(run, tree, ck, run_dir):
@@ -192,35 +273,55 @@ def _restore_env(run, tree, ck, run_dir):
 
 
 def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
-    interrupted = []
-    old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    """Iterate to ``n_iters``; on SIGINT / SIGTERM save a checkpoint and raise :class:`Interrupted`.
+
+    The signal handlers stay installed until the last checkpoint is on disk, so a second signal
+    during that save is recorded, never lets it be cut short.
+    """
+    caught = []
+    old = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in SIGNALS}
     t_start = time.perf_counter() - float(loop["time_s"])
-    row = {}
-    writer = _Writer()
+    line = ProgressLine(run.ctx.total_steps, ro.step_count) if verbose else None
+    writer, row = checkpoint.BackgroundWriter(), {}
     try:
-        while loop["iteration"] < n_iters and not interrupted:
-            state, ro, row, header = _iteration(run, state, ro, rng, loop, t_start, header, verbose)
+        while loop["iteration"] < n_iters and not caught:
+            state, ro, row, header = _iteration(run, state, ro, rng, loop, t_start, header)
+            writer.poll()
+            if line is not None:
+                line.update(row["step"], row["ep_return_mean"])
             if loop["iteration"] % checkpoint_every == 0 or loop["iteration"] == n_iters:
-                writer.submit(run, state, ro, rng, loop)
+                writer.submit(*_checkpoint_args(run, state, ro, rng, loop, header))
+        writer.close()
+        if line is not None:
+            line.close()
+        stopped = bool(caught) and loop["iteration"] < n_iters
+        if stopped:
+            checkpoint.save(*_checkpoint_args(run, state, ro, rng, loop, header))
     except BaseException:
         writer.close(reraise=False)        # the last good checkpoint is complete; the first error is the one
+        if line is not None:
+            line.close()
         raise
     finally:
-        signal.signal(signal.SIGINT, old_handler)
-    writer.close()
-    if verbose:
-        print(file=sys.stderr)
-    if interrupted:
-        _save(run, state, ro, rng, loop)
-        raise Interrupted(f"interrupted at iteration {loop['iteration']}; checkpoint saved. "
-                          f"Resume with: purepg resume {run.out_dir}")
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stopped:
+        raise _interrupted(run, loop, ro, caught)
     run.vec.close()
     return {"algo": run.algo.NAME, "env_id": run.env_id, "seed": run.seed, "iterations": int(loop["iteration"]),
             "steps": int(ro.step_count), "episodes": int(loop["episodes"]), "last_row": row,
             "out_dir": run.out_dir}
 
 
-def _iteration(run, state, ro, rng, loop, t_start, header, verbose):
+def _interrupted(run, loop, ro, caught):
+    name = signal.Signals(caught[0]).name
+    more = f"; the {len(caught) - 1} later signal(s) during the save were ignored" if len(caught) > 1 else ""
+    return Interrupted(f"interrupted by {name} at iteration {loop['iteration']}; checkpoint saved with "
+                       f"{loop['iteration']} iterations and {int(ro.step_count)} steps{more}. Resume with: "
+                       f"purepg resume {run.out_dir}", caught[0])
+
+
+def _iteration(run, state, ro, rng, loop, t_start, header):
     """Collect a batch, update, log one row (``loop`` is updated in place); ``(state, ro, row, header)``."""
     ctx, it = run.ctx, int(loop["iteration"])
     progress = min(it * ctx.config.num_envs * ctx.config.num_steps / ctx.total_steps, 1.0)
@@ -235,9 +336,7 @@ def _iteration(run, state, ro, rng, loop, t_start, header, verbose):
     loop["recent_returns"] = np.concatenate([loop["recent_returns"], batch.episode_returns])[-RETURN_WINDOW:]
     loop["time_s"] = time.perf_counter() - t_start
     row = _row(loop, ro.step_count, batch, logs)
-    header = _append_progress(run.out_dir, row, header)
-    if verbose:
-        _progress_line(row)
+    header = rundir.append_progress(run.out_dir, row, header)
     return state, ro, row, header
 
 
@@ -262,49 +361,11 @@ def _row(loop, step, batch, logs):
     return row
 
 
-def _fmt(v):
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-def _append_progress(out_dir, row, header):
-    path = os.path.join(out_dir, "progress.csv")
-    if header is None:
-        header = list(row)
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerow(header)
-    with open(path, "a", newline="") as f:
-        csv.writer(f).writerow([_fmt(row.get(k, float("nan"))) for k in header])
-    return header
-
-
-def _truncate_progress(run_dir, n_rows):
-    """Keep the header and the first ``n_rows`` rows of progress.csv (those the checkpoint covers)."""
-    path = os.path.join(run_dir, "progress.csv")
-    if not os.path.exists(path):
-        return None
-    with open(path, newline="") as f:
-        lines = f.read().splitlines(keepends=True)
-    if not lines:
-        return None
-    checkpoint.atomic_write_bytes(path, "".join(lines[:1 + n_rows]).encode())
-    return next(csv.reader(io.StringIO(lines[0])))
-
-
-def _progress_line(row):
-    ret = row["ep_return_mean"]
-    print(f"\riter {row['iteration']:5d}  steps {row['step']:9d}  return {ret:9.2f}  "
-          f"{row['sps']:8.0f} steps/s", end="", file=sys.stderr, flush=True)
-
-
-def _save(run, state, ro, rng, loop):
-    checkpoint.save(*_checkpoint_args(run, state, ro, rng, loop))
-
-
-def _checkpoint_args(run, state, ro, rng, loop):
+def _checkpoint_args(run, state, ro, rng, loop, header):
     """``(path, tree, meta)`` of the checkpoint now: a snapshot, so training may go on while it is written."""
     tree = {"algo": state, "rollout": rollout.state_to_dict(ro), "loop": loop}
     meta = {"algo": run.algo.NAME, "env_id": run.env_id, "seed": run.seed, "purepg_version": __version__,
-            "rng_state": json.dumps(rng.bit_generator.state), "iteration": int(loop["iteration"])}
+            "rng_state": json.dumps(rng.bit_generator.state), "iteration": int(loop["iteration"]), "step": int(ro.step_count), "progress_header": header}
     try:
         tree["env"] = envs.get_env_state(run.vec)
     except ValueError as e:                     # e.g. MuJoCo: resumable, but not bit-exactly
@@ -319,76 +380,3 @@ def _snapshot(x):
     if isinstance(x, tuple) and hasattr(x, "_fields"):
         return type(x)(*map(_snapshot, x))
     return x.copy() if isinstance(x, np.ndarray) else x
-
-
-class _Writer:
-    """Periodic checkpoints written on a background thread, one at a time, in order.
-
-    A checkpoint costs a few milliseconds of ``fsync`` (:func:`purepg.run.checkpoint.atomic_write_bytes`),
-    which the training does not need to wait for: :meth:`submit` snapshots the state in the calling
-    thread and hands the write to the thread; it first waits for the previous write, so writes never
-    overlap and a failed one raises in the training loop. :meth:`close` waits for the last one.
-    """
-
-    def __init__(self):
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="purepg-checkpoint")
-        self.pending = None
-
-    def submit(self, run, state, ro, rng, loop):
-        self.wait()
-        self.pending = self.pool.submit(checkpoint.save, *_checkpoint_args(run, state, ro, rng, loop))
-
-    def wait(self):
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()                    # re-raises an error of the write
-
-    def close(self, reraise=True):
-        try:
-            self.wait()
-        except Exception:
-            if reraise:
-                raise
-        finally:
-            self.pool.shutdown(wait=True)
-
-
-# --------------------------------------------------------------------------- run dirs -------
-def _prepare_dir(out_dir, force):
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
-        raise FileExistsError(f"out_dir {out_dir}: exists and is not empty; refusing to overwrite a run. "
-                              f"Fix: choose another directory, or pass --force")
-    os.makedirs(out_dir, exist_ok=True)
-    for name in ("progress.csv", "checkpoint.npz"):
-        p = os.path.join(out_dir, name)
-        if os.path.exists(p):
-            os.unlink(p)
-
-
-def read_config(run_dir) -> dict:
-    """``config.json`` of a run directory, with a clear error if it is missing or malformed."""
-    path = os.path.join(run_dir, "config.json")
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json is missing; "
-                                         f"expected a directory written by purepg train") from None
-    except json.JSONDecodeError as e:
-        raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json is corrupt ({e})") from None
-    if meta.get("run_format") != RUN_FORMAT:
-        raise checkpoint.CheckpointError(
-            f"run directory {run_dir}: config.json has run_format {meta.get('run_format')!r} (purepg "
-            f"{meta.get('purepg_version', 'unknown')}), expected {RUN_FORMAT!r} (purepg {__version__}); the run "
-            f"was written by a purepg version whose format differs. Fix: use that version to resume or evaluate it")
-    for k in ("algo", "env_id", "seed", "total_steps", "config", "purepg_version"):
-        if k not in meta:
-            raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json has no field {k!r}")
-    return meta
-
-
-def _check_same_run(ck, meta, run_dir):
-    for k in ("algo", "env_id", "seed"):
-        if ck.get(k) != meta[k]:
-            raise checkpoint.CheckpointError(f"checkpoint {run_dir}/checkpoint.npz: field {k!r} is {ck.get(k)!r} "
-                                             f"but config.json says {meta[k]!r}; the files are from different runs")

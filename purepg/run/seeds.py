@@ -101,11 +101,11 @@ def _check_args(algo, config, seeds, out_root, total_steps, jobs, force):
 
 
 # ----- running ----------------------------------------------------------------------------------------
-def _train_one(module, env_id, config, seed, out_dir, total_steps, checkpoint_every, force):
+def _train_one(module, env_id, config, seed, out_dir, total_steps, checkpoint_every, force, env_module=None):
     """One seed (in a worker process or in-process): import the algorithm by module name and train."""
     algo = importlib.import_module(module)
     s = train(algo, env_id, config, seed=seed, out_dir=out_dir, total_steps=total_steps,
-                     checkpoint_every=checkpoint_every, force=force, verbose=False)
+              checkpoint_every=checkpoint_every, force=force, verbose=False, env_module=env_module)
     row = s["last_row"]
     return {"seed": seed, "out_dir": out_dir, "ep_return_mean": float(row.get("ep_return_mean", math.nan)),
             "steps": s["steps"], "episodes": s["episodes"], "time_s": float(row.get("time_s", math.nan))}
@@ -179,7 +179,7 @@ def _announce(result, seed, verbose):
 
 
 def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, checkpoint_every=10, force=False,
-              verbose=True) -> dict:
+              verbose=True, env_module=None) -> dict:
     """Train ``algo`` on ``env_id`` with ``config`` for each seed, ``jobs`` at a time, into ``out_root/seed-<s>``.
 
     Parameters
@@ -196,7 +196,7 @@ def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, che
         Environment steps per seed.
     jobs : int
         Worker processes (1 = train in this process, one seed after the other).
-    checkpoint_every, force : as :func:`purepg.run.runner.train`.
+    checkpoint_every, force, env_module : as :func:`purepg.run.runner.train`.
     verbose : bool
         Print a line per finished seed and the summary.
 
@@ -213,7 +213,8 @@ def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, che
     algo, seeds, dirs = _check_args(algo, config, seeds, out_root, total_steps, jobs, force)
     os.makedirs(os.fspath(out_root), exist_ok=True)
     t0 = time.perf_counter()
-    tasks = [(algo.__name__, env_id, config, s, d, int(total_steps), checkpoint_every, force) for s, d in zip(seeds, dirs)]
+    tasks = [(algo.__name__, env_id, config, s, d, int(total_steps), checkpoint_every, force, env_module)
+             for s, d in zip(seeds, dirs)]
     results = _run_all(tasks, min(int(jobs), len(seeds)), verbose)
     failed = {s: r for s, r in results.items() if isinstance(r, BaseException)}
     if failed:
