@@ -191,9 +191,10 @@ def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
     out, err = part.communicate(timeout=60)
     assert part.returncode == 130, err
     assert "Traceback" not in err
-    assert re.search(rf"interrupted at iteration (\d+); checkpoint saved\. Resume with: purepg resume "
+    assert re.search(rf"interrupted by SIGINT at iteration (\d+); checkpoint saved with \1 iterations and \d+ steps\. "
+                     rf"Resume with: purepg resume "
                      rf"{re.escape(str(tmp_path / 'part'))}", err.strip().splitlines()[-1])
-    n = int(re.search(r"interrupted at iteration (\d+)", err).group(1))
+    n = int(re.search(r"interrupted by SIGINT at iteration (\d+)", err).group(1))
     assert 3 <= n < 300 and (tmp_path / "part" / "checkpoint.npz").exists()
     rc, out, err = _run(["resume", str(tmp_path / "part"), "--quiet"], tmp_path)
     assert rc == 0, err

@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from purepg.run import checkpoint, runner
+from purepg.run import checkpoint, rundir, runner
 from purepg.algos import ALGOS
 from purepg.algos.common import BaseConfig
 from purepg.optim import adam_init, adam_step
@@ -100,7 +100,8 @@ def test_same_seed_same_progress(tmp_path):
 def test_sigint_then_resume_reproduces_uninterrupted_run(tmp_path, noop_registered):
     full, part = tmp_path / "full", tmp_path / "part"
     runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=5, out_dir=str(full), total_steps=320, verbose=False)
-    with pytest.raises(runner.Interrupted, match=r"interrupted at iteration 4; checkpoint saved\. Resume with: purepg resume"):
+    with pytest.raises(runner.Interrupted, match=r"interrupted by SIGINT at iteration 4; checkpoint saved with 4 "
+                                                 r"iterations and 128 steps\. Resume with: purepg resume"):
         runner.train(NOOP, "CartPole-v1", NoopConfig(interrupt_at=96), seed=5, out_dir=str(part),
                      total_steps=320, checkpoint_every=3, verbose=False)
     _, ck = checkpoint.load(str(part / "checkpoint.npz"))
@@ -139,7 +140,7 @@ def test_resume_after_rows_beyond_checkpoint(tmp_path, noop_registered):
 def test_refuses_to_overwrite(tmp_path):
     out = tmp_path / "run"
     runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False)
-    with pytest.raises(FileExistsError, match="exists and is not empty.*--force"):
+    with pytest.raises(rundir.RunDirError, match="exists and is not empty.*--force"):
         runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False)
     runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(out), total_steps=32, verbose=False,
                  force=True)
@@ -190,15 +191,37 @@ def test_background_checkpoints_are_snapshots_in_order(tmp_path, monkeypatch):
 
 
 def test_failed_background_checkpoint_stops_training(tmp_path, monkeypatch):
+    real_save = checkpoint.save
+
     def failing_save(path, tree, meta):
-        raise OSError(f"disk full at iteration {meta['iteration']}")
+        if meta["iteration"] >= 4:
+            raise OSError(f"disk full at iteration {meta['iteration']}")
+        real_save(path, tree, meta)
 
     monkeypatch.setattr(checkpoint, "save", failing_save)
-    with pytest.raises(OSError, match="disk full at iteration 2"):
+    with pytest.raises(OSError, match="disk full at iteration 4"):
         runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "r"), total_steps=320,
                      checkpoint_every=2, verbose=False)
     rows = _rows(tmp_path / "r" / "progress.csv")
-    assert len(rows) - 1 == 4                                     # stopped when submitting the next one
+    assert 5 <= len(rows) - 1 <= 6              # seen once the write ends, at the latest when submitting the next
+    assert checkpoint.load(str(tmp_path / "r" / "checkpoint.npz"))[1]["iteration"] == 2
+
+
+def test_a_run_failing_before_its_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    def failing_save(path, tree, meta):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "r"), total_steps=320,
+                     checkpoint_every=2, verbose=False)
+    assert not (tmp_path / "r").exists()                          # so the same command can run again
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(OSError, match="disk full"):
+        runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=0, out_dir=str(tmp_path / "kept"), total_steps=320,
+                     checkpoint_every=2, verbose=False, force=True)
+    assert sorted(os.listdir(tmp_path / "kept")) == [".purepg.lock", "notes.txt"]
 
 
 def test_total_steps_must_cover_one_iteration(tmp_path):

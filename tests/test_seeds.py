@@ -74,7 +74,7 @@ def test_parallel_seeds_equal_sequential_runs(tmp_path):
                                                        "min": min(finals), "max": max(finals)}, rel=1e-15)
     assert summary["wall_s"] > 0 and all(r["steps"] == STEPS for r in summary["runs"])
     (c,) = plot.curves([out / "seed-0", out / "seed-1"])   # the runs plot as one configuration
-    assert c.label == "reinforce, 2 seeds" and c.mean[-1] == pytest.approx(np.mean(finals))
+    assert c.label == "reinforce, seeds 0, 1" and c.mean[-1] == pytest.approx(np.mean(finals))
 
 
 def test_in_process_run_without_episodes(tmp_path, capsys):
