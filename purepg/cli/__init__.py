@@ -1,15 +1,19 @@
 """The ``purepg`` command (:mod:`purepg.cli.commands`)."""
-import sys
+import signal
+
+from purepg.cli import errors
 
 
 def main(argv=None) -> int:
-    """Entry point of ``purepg``: :func:`purepg.cli.commands.main`, imported here so that Ctrl-C while
-    the libraries load ends with one line instead of a traceback."""
+    """Entry point of ``purepg``: :func:`purepg.cli.commands.main`, imported here under the command's
+    SIGINT / SIGTERM handling, so that a signal while the libraries load ends with one line."""
+    old = signal.signal(signal.SIGTERM, errors.on_sigterm)
     try:
         from purepg.cli import commands
-    except KeyboardInterrupt:
-        print("purepg: interrupted by SIGINT before training started; nothing was saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return errors.interrupted_early(e)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     return commands.main(argv)
 
 

@@ -29,7 +29,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM outside training (where it is handled like SIGINT, by saving a checkpoint)."""
 
 
-def _on_sigterm(signum, frame):
+def on_sigterm(signum, frame):
     raise Terminated()
 
 
@@ -37,7 +37,7 @@ def one_line(e):
     return " ".join(str(e).split())
 
 
-def _interrupted_early(e):
+def interrupted_early(e):
     signum = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
     print(f"purepg: interrupted by {signum.name} before training started; nothing was saved", file=sys.stderr)
     return 128 + signum
@@ -45,11 +45,11 @@ def _interrupted_early(e):
 
 def run(command, argv) -> int:
     """``command(argv)``'s exit status, with every error turned into one line on stderr."""
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    old = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return _run(command, argv)
     except KeyboardInterrupt as e:                  # raised again while reporting another error
-        return _interrupted_early(e)
+        return interrupted_early(e)
     finally:
         signal.signal(signal.SIGTERM, old)
 
@@ -76,4 +76,4 @@ def _run(command, argv):
         print(one_line(e), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:
-        return _interrupted_early(e)
+        return interrupted_early(e)

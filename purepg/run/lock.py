@@ -110,6 +110,23 @@ class RunLock:
         self.release()
 
 
+def check_free(run_dir):
+    """Raise :class:`RunLockedError` if a process holds the lock of ``run_dir`` (creates no file)."""
+    path = os.path.join(os.fspath(run_dir), LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise _refusal(os.fspath(run_dir), path, _read_pid(fd)) from None
+        raise
+    finally:
+        os.close(fd)
+
+
 def stale_note(lock):
     """The line reporting a taken-over stale lock, or ``None``."""
     if lock.stale_pid is None:

@@ -5,9 +5,10 @@ stderr is a file or a pipe (a scheduler's log, ``| tee``), lines are newline-ter
 every tenth of the run and at least every :data:`PIPE_EVERY_S` seconds, so a log holds about a dozen
 readable lines instead of one line of carriage returns.
 
-The rate is that of the current process, ``(S - S_0) / (t - t_0)`` for the steps ``S - S_0`` done since it
-started (a resumed run does not count the time it was stopped), and the ETA is ``(N - S)`` divided by it,
-for ``N`` total steps.
+The rate is that of the current process since its first iteration, ``(S - S_1) / (t - t_1)`` for ``S_1``
+steps done at time ``t_1`` when the first iteration ended (so neither the compilation of the first
+iteration nor the time a resumed run was stopped counts), and the ETA is ``(N - S)`` divided by it, for
+``N`` total steps. The first line uses the rate of that first iteration.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class ProgressLine:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.total, self.start, self.clock = int(total_steps), int(start_step), clock
         self.t0 = self.last_t = clock()
+        self.first = None                       # (t_1, S_1)
         self.last_frac, self.width, self.open = -1, 0, False
 
     def update(self, step, ret):
@@ -56,7 +58,10 @@ class ProgressLine:
         now = self.clock()
         frac = min(int(PIPE_FRACTIONS * step / self.total), PIPE_FRACTIONS) if self.total else PIPE_FRACTIONS
         done = step >= self.total
-        rate = (step - self.start) / (now - self.t0) if now > self.t0 else 0.0
+        if self.first is None:
+            self.first = (now, step)
+        t1, s1 = self.first if step > self.first[1] else (self.t0, self.start)
+        rate = (step - s1) / (now - t1) if now > t1 else 0.0
         if self.tty:
             if now - self.last_t >= TTY_EVERY_S or done or not self.open:
                 line = format_line(step, self.total, ret, rate)

@@ -19,7 +19,7 @@ import json
 import os
 
 from purepg import __version__
-from purepg.run import checkpoint
+from purepg.run import checkpoint, lock
 from purepg.run.lock import LOCK_NAME
 
 RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
@@ -85,11 +85,16 @@ def _entries(d):
     return [n for n in os.listdir(d) if n != LOCK_NAME and not n.startswith(checkpoint.TMP_PREFIX)]
 
 
-def check_new_dir(out_dir, force):
-    """Refuse an ``out_dir`` that is a file, or a non-empty directory without ``force``."""
+def check_new_dir(out_dir, force, locked=False):
+    """Refuse an ``out_dir`` that is a file, a directory another process writes, or a non-empty one without ``force``.
+
+    ``locked``: the caller holds the directory's lock (so it is not probed again).
+    """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise RunDirError(f"out_dir {out_dir}: exists and is a file, not a directory. Fix: choose another path "
                           f"for the run directory (--out)")
+    if os.path.isdir(out_dir) and not locked:
+        lock.check_free(out_dir)        # a run in progress is named as such, with its PID
     if os.path.isdir(out_dir) and _entries(out_dir) and not force:
         stopped = os.path.exists(os.path.join(out_dir, "config.json")) and \
             not os.path.exists(os.path.join(out_dir, "checkpoint.npz"))
@@ -165,10 +170,6 @@ def _line(values) -> bytes:
 
 def _check_rows(path, header, lines, iteration, step):
     """Raise unless rows ``1..iteration`` of ``lines`` are consecutive, complete and end at ``step``."""
-    if len(lines) - 1 < iteration:
-        raise RunDirError(f"{path}: has {len(lines) - 1} rows but the checkpoint is at iteration {iteration}; rows "
-                          f"{len(lines)}..{iteration} are missing and cannot be rebuilt. Fix: restore progress.csv "
-                          f"from a backup, or start over with purepg train --force")
     i_col, s_col = header.index("iteration"), header.index("step")
     for i, text in enumerate(lines[1:1 + iteration], start=1):
         values = next(csv.reader([text]), [])
@@ -179,6 +180,10 @@ def _check_rows(path, header, lines, iteration, step):
             raise RunDirError(f"{path}: row {i} does not match the checkpoint (expected {want}, got {got!r}): rows are "
                               f"missing, repeated or damaged and cannot be rebuilt. Fix: restore progress.csv from a "
                               f"backup, or start over with purepg train --force")
+    if len(lines) - 1 < iteration:
+        raise RunDirError(f"{path}: has {len(lines) - 1} rows but the checkpoint is at iteration {iteration}; rows "
+                          f"{len(lines)}..{iteration} are missing and cannot be rebuilt. Fix: restore progress.csv "
+                          f"from a backup, or start over with purepg train --force")
 
 
 def check_progress(run_dir, iteration, step, header_ck):

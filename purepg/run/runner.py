@@ -166,7 +166,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     with _locked(out_dir):
-        rundir.check_new_dir(out_dir, force)        # again, now that no other process writes here
+        rundir.check_new_dir(out_dir, force, locked=True)     # again, now that no other process writes here
         try:
             rundir.clear_run_files(out_dir)
             run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module)
