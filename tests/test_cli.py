@@ -1,8 +1,10 @@
 """The purepg command: every bad input is one line on stderr with exit status 2; SIGINT and resume."""
 import csv
 import dataclasses
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import time
@@ -206,3 +208,53 @@ def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
 def test_python_dash_m_purepg(tmp_path):
     rc, out, err = _run(["algos", "ppo-kl"], tmp_path)
     assert rc == 0 and out.startswith("ppo-kl: PPO with an adaptive KL penalty") and "--beta_init" in out
+
+
+# ------------------------------------------------------------------------ custom envs -------
+README = (cli_process.ROOT / "README.md").read_text()
+RUN_LINES = '''
+import shlex, sys
+from purepg.cli import main
+for line in sys.argv[1:]:
+    status = main(shlex.split(line)[1:])
+    print(f"status {status}", flush=True)
+'''
+
+
+def test_the_readme_custom_environment_example_runs(tmp_path, monkeypatch):
+    """The module and commands of the README; eval and resume in a new process need no extra flag."""
+    (module,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "gymnasium.register" in b]
+    (commands,) = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    (tmp_path / "my_envs.py").write_text(module)
+    lines = [ln.split("#")[0].strip() for ln in commands.strip().splitlines()]
+    trains = [ln for ln in lines if ln.startswith("purepg train")]
+    assert len(trains) == 2 and "my_envs:Corridor-v0" in trains[0] and "--env-module my_envs" in trains[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for line in trains:
+        assert cli.main(shlex.split(line)[1:]) == 0
+    metas = [json.loads((tmp_path / "runs" / d / "config.json").read_text()) for d in ("corridor", "corridor-2")]
+    assert [(m["env_id"], m["env_module"]) for m in metas] == [("my_envs:Corridor-v0", None),
+                                                               ("Corridor-v0", "my_envs")]
+    rest = [ln for ln in lines if ln not in trains]
+    rc, out, err = cli_process.run(rest, tmp_path, extra_path=tmp_path, code=RUN_LINES)
+    assert rc == 0 and re.findall(r"^status (\d+)$", out, flags=re.M) == ["0", "0"], (out, err)
+    assert re.search(r"runs/corridor: return -?\d+\.\d\d \+- ", out) and "8192 steps" in out, out
+
+
+def test_a_custom_environment_that_cannot_be_imported_is_one_line(tmp_path):
+    for args, pattern in ((["--env", "no_such_mod:X-v0"], r"env: cannot import the module 'no_such_mod' "
+                                                           r"\(ModuleNotFoundError: .*\)\. Fix: make it importable"),
+                          (["--env", "X-v0", "--env-module", "no_such_mod"], r"env_module: cannot import the module")):
+        rc, err = _in_process(["train", *args, "--out", str(tmp_path / "r")])
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and re.search(pattern, err), err
+        assert not (tmp_path / "r").exists()
+
+
+def _in_process(args):
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli.main(args)
+    return rc, err.getvalue()
