@@ -100,6 +100,7 @@ def test_progress_is_one_line_in_place_on_a_terminal():
     assert out.count("\n") == 1 and out.endswith("\n") and out.count("\r") == 100
     last = out.split("\r")[-1].strip()
     assert last == "3200/3200 steps (100%)  return    100.00       64 steps/s  ETA 0:00"
+    assert out.split("\r")[1].strip() == "32/3200 steps (  1%)  return      1.00        ? steps/s  ETA ?"
     assert out.split("\r")[2].strip() == "64/3200 steps (  2%)  return      2.00       64 steps/s  ETA 0:49"
 
 

@@ -10,11 +10,11 @@ def main(argv=None) -> int:
     old = signal.signal(signal.SIGTERM, errors.on_sigterm)
     try:
         from purepg.cli import commands
+        return commands.main(argv)
     except KeyboardInterrupt as e:
         return errors.interrupted_early(e)
     finally:
         signal.signal(signal.SIGTERM, old)
-    return commands.main(argv)
 
 
 __all__ = ["main"]

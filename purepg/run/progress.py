@@ -8,7 +8,7 @@ readable lines instead of one line of carriage returns.
 The rate is that of the current process since its first iteration, ``(S - S_1) / (t - t_1)`` for ``S_1``
 steps done at time ``t_1`` when the first iteration ended (so neither the compilation of the first
 iteration nor the time a resumed run was stopped counts), and the ETA is ``(N - S)`` divided by it, for
-``N`` total steps. The first line uses the rate of that first iteration.
+``N`` total steps. The first line, which has no rate yet, shows ``?`` for both.
 """
 from __future__ import annotations
 
@@ -26,12 +26,15 @@ def _clock(seconds):
 
 
 def format_line(step, total, ret, rate):
-    """``"  2048/10240 steps (20%)  return   21.35    812 steps/s  ETA 0:10"``."""
+    """``" 2048/10240 steps ( 20%)  return     21.35      812 steps/s  ETA 0:10"``; ``rate`` None: unknown."""
     pct = 100.0 * step / total if total else 100.0
-    eta = _clock((total - step) / rate) if rate > 0 and step < total else ("0:00" if step >= total else "?")
+    if step >= total:
+        eta = "0:00"
+    else:
+        eta = _clock((total - step) / rate) if rate else "?"
+    speed = f"{rate:7.0f}" if rate is not None else f"{'?':>7}"
     width = len(str(total))
-    return (f"{step:>{width}d}/{total} steps ({pct:3.0f}%)  return {ret:9.2f}  {rate:7.0f} steps/s  "
-            f"ETA {eta}")
+    return f"{step:>{width}d}/{total} steps ({pct:3.0f}%)  return {ret:9.2f}  {speed} steps/s  ETA {eta}"
 
 
 class ProgressLine:
@@ -40,7 +43,7 @@ class ProgressLine:
     Parameters
     ----------
     total_steps : int
-        ``N``, the run's step budget.
+        ``N``, the steps the run will have done at its end (whole iterations).
     start_step : int
         ``S_0``, the steps done when this process started (0, or the checkpoint's count on resume).
     """
@@ -60,8 +63,8 @@ class ProgressLine:
         done = step >= self.total
         if self.first is None:
             self.first = (now, step)
-        t1, s1 = self.first if step > self.first[1] else (self.t0, self.start)
-        rate = (step - s1) / (now - t1) if now > t1 else 0.0
+        t1, s1 = self.first
+        rate = (step - s1) / (now - t1) if step > s1 and now > t1 else None
         if self.tty:
             if now - self.last_t >= TTY_EVERY_S or done or not self.open:
                 line = format_line(step, self.total, ret, rate)

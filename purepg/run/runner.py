@@ -281,7 +281,8 @@ def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header)
     caught = []
     old = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in SIGNALS}
     t_start = time.perf_counter() - float(loop["time_s"])
-    line = ProgressLine(run.ctx.total_steps, ro.step_count) if verbose else None
+    cfg = run.ctx.config
+    line = ProgressLine(n_iters * cfg.num_envs * cfg.num_steps, ro.step_count) if verbose else None
     writer, row = checkpoint.BackgroundWriter(), {}
     try:
         while loop["iteration"] < n_iters and not caught:
