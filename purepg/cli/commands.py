@@ -42,10 +42,9 @@ import re
 import sys
 
 from purepg.cli import errors
-from purepg.cli.errors import EXIT_USAGE, UsageError  # noqa: F401  (part of this module's interface)
-from purepg.cli.runs import check_checkpoint_every, cmd_eval, cmd_resume, evaluate, report  # noqa: F401
+from purepg.cli.errors import UsageError
+from purepg.cli.runs import check_checkpoint_every, cmd_eval, cmd_resume, evaluate, report  # noqa: F401 (evaluate)
 
-EXIT_INTERRUPTED = 130
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
 _FIXED = ("algo", "env", "env-module", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds",
           "jobs")
