@@ -273,7 +273,7 @@ def test_a_full_disk_is_reported_at_the_write_that_failed(faults, tmp_path, monk
     _, ck = checkpoint.load(str(d / "checkpoint.npz"))
     assert ck["iteration"] == (6 if target == "checkpoint" else 3)      # the last good checkpoint is intact
     monkeypatch.undo()
-    assert _recover(d, reference) == ""
+    assert "stale lock" not in _recover(d, reference)                   # rows after the checkpoint: dropped, noted
 
 
 # ------------------------------------------------------------------------- damaged files ----

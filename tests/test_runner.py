@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -126,7 +127,7 @@ def _interrupted_run(out, seed, at, total):
     (out / "config.json").write_text(json.dumps(meta))
 
 
-def test_resume_after_rows_beyond_checkpoint(tmp_path, noop_registered):
+def test_resume_after_rows_beyond_checkpoint(tmp_path, noop_registered, capsys):
     """Rows written after the last checkpoint (a crash) are dropped and recomputed identically."""
     full, part, early = tmp_path / "full", tmp_path / "part", tmp_path / "early"
     runner.train(NOOP, "CartPole-v1", NoopConfig(), seed=7, out_dir=str(full), total_steps=224, verbose=False)
@@ -135,6 +136,8 @@ def test_resume_after_rows_beyond_checkpoint(tmp_path, noop_registered):
     os.replace(early / "checkpoint.npz", part / "checkpoint.npz")
     runner.resume(str(part), verbose=False)
     assert _rows(full / "progress.csv") == _rows(part / "progress.csv")
+    assert re.search(r"progress\.csv: dropped the 2 row\(s\) logged after the checkpoint \(iteration 3\); they are "
+                     r"computed again", capsys.readouterr().err)
 
 
 def test_refuses_to_overwrite(tmp_path):

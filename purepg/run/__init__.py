@@ -2,6 +2,9 @@
 
 - :mod:`purepg.run.runner`: ``train`` and ``resume`` of a run directory.
 - :mod:`purepg.run.checkpoint`: atomic ``.npz`` checkpoints of nested parameter dictionaries.
+- :mod:`purepg.run.rundir`: the files of a run directory and their checks (``progress.csv`` against the checkpoint).
+- :mod:`purepg.run.lock`: one writer per run directory (an OS-level lock).
+- :mod:`purepg.run.progress`: the progress line on stderr.
 - :mod:`purepg.run.seeds`: several seeds of one configuration, in parallel processes.
 - :mod:`purepg.run.plot`: learning curves of run directories (matplotlib, optional).
 """

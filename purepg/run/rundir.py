@@ -190,7 +190,7 @@ def check_progress(run_dir, iteration, step, header_ck):
     """Validate progress.csv against a checkpoint at ``iteration`` / ``step``; keep the rows it covers.
 
     Returns ``(header, note)``: the header to continue with (None if no row was written yet) and a line
-    saying what was repaired (or None). Raises :class:`RunDirError` if rows cannot be trusted.
+    saying what was repaired or dropped (or None). Raises :class:`RunDirError` if rows cannot be trusted.
     """
     path = os.path.join(run_dir, "progress.csv")
     lines = read_lines(path)
@@ -209,4 +209,8 @@ def check_progress(run_dir, iteration, step, header_ck):
                           f"Fix: restore progress.csv from a backup")
     _check_rows(path, header, lines, iteration, step)
     checkpoint.atomic_write_bytes(path, _line(header) + "".join(lines[1:1 + iteration]).encode())
+    extra = len(lines) - 1 - iteration
+    if extra > 0 and note is None:
+        note = (f"purepg: note: {path}: dropped the {extra} row(s) logged after the checkpoint (iteration "
+                f"{iteration}); they are computed again")
     return header, note
