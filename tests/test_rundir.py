@@ -37,6 +37,12 @@ def test_the_lock_admits_one_writer_and_names_it(tmp_path):
     lock.check_free(tmp_path)
 
 
+def test_a_lock_file_that_cannot_be_opened_is_one_line(tmp_path):
+    with pytest.raises(lock.LockFileError, match=r"run directory .*nowhere: cannot open its lock file .*\.purepg\.lock "
+                                                 r"\(No such file or directory\); .* Fix: use a directory you may write"):
+        lock.RunLock(tmp_path / "nowhere").acquire()
+
+
 def test_a_lock_left_by_a_killed_process_is_taken_over_and_reported(tmp_path):
     dead = _dead_pid()
     (tmp_path / lock.LOCK_NAME).write_text(f"{dead}\n")                    # what SIGKILL leaves: a PID, no flock

@@ -29,6 +29,10 @@ class RunLockedError(ValueError):
     """The run directory is being written by another process."""
 
 
+class LockFileError(ValueError):
+    """The lock file cannot be opened (a directory this user may not write, a missing directory)."""
+
+
 def _read_pid(fd):
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
@@ -77,7 +81,12 @@ class RunLock:
 
     def acquire(self):
         """Take the lock or raise :class:`RunLockedError` naming the owner's PID; never blocks."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            raise LockFileError(f"run directory {self.run_dir}: cannot open its lock file {self.path} ({e.strerror}); "
+                                f"a run is written only while holding it. Fix: use a directory you may write to "
+                                f"(copy the run there if it is someone else's)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
