@@ -18,11 +18,10 @@ import io
 import json
 import os
 
-from purepg import __version__
-from purepg.run import checkpoint, lock
+from purepg.run import checkpoint, formats, lock
 from purepg.run.lock import LOCK_NAME
 
-RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
+RUN_FORMAT = formats.RUN_FORMAT   # the format written; older readable ones: purepg.run.formats
 _TYPES = {"algo": (str,), "env_id": (str,), "seed": (int,), "total_steps": (int,), "config": (dict,),
           "purepg_version": (str,), "env_module": (str, type(None))}
 
@@ -49,11 +48,10 @@ def read_config(run_dir) -> dict:
     if not isinstance(meta, dict):
         raise RunDirError(f"run directory {run_dir}: config.json holds a JSON {type(meta).__name__}, expected an "
                           f"object of fields (algo, env_id, seed, config, ...). Fix: restore it from a backup")
-    if meta.get("run_format") != RUN_FORMAT:
-        raise RunDirError(
-            f"run directory {run_dir}: config.json has run_format {meta.get('run_format')!r} (purepg "
-            f"{meta.get('purepg_version', 'unknown')}), expected {RUN_FORMAT!r} (purepg {__version__}); the run "
-            f"was written by a purepg version whose format differs. Fix: use that version to resume or evaluate it")
+    try:
+        meta = formats.upgrade(meta, run_dir)
+    except ValueError as e:
+        raise RunDirError(str(e)) from None
     meta.setdefault("env_module", None)
     for k, types in _TYPES.items():
         if k not in meta:
@@ -186,8 +184,10 @@ def _check_rows(path, header, lines, iteration, step):
                           f"from a backup, or start over with purepg train --force")
 
 
-def check_progress(run_dir, iteration, step, header_ck):
+def check_progress(run_dir, iteration, step, header_ck, algo):
     """Validate progress.csv against a checkpoint at ``iteration`` / ``step``; keep the rows it covers.
+
+    The columns of older run formats are renamed (:func:`purepg.run.formats.upgrade_columns` of ``algo``).
 
     Returns ``(header, note)``: the header to continue with (None if no row was written yet) and a line
     saying what was repaired or dropped (or None). Raises :class:`RunDirError` if rows cannot be trusted.
@@ -195,13 +195,14 @@ def check_progress(run_dir, iteration, step, header_ck):
     path = os.path.join(run_dir, "progress.csv")
     lines = read_lines(path)
     if iteration == 0:                            # stopped before the first iteration: keep no row
+        header = formats.upgrade_columns(algo, next(csv.reader(lines[:1]))) if lines else None
         if lines:
-            checkpoint.atomic_write_bytes(path, lines[0].encode())
-        return (next(csv.reader(lines[:1])) if lines else None), None
+            checkpoint.atomic_write_bytes(path, _line(header))
+        return header, None
     if not lines:
         raise RunDirError(f"{path}: missing or empty but the checkpoint is at iteration {iteration}. Fix: restore "
                           f"progress.csv from a backup, or start over with purepg train --force")
-    header, note = next(csv.reader(lines[:1]), []), None
+    header, note = formats.upgrade_columns(algo, next(csv.reader(lines[:1]), [])), None
     if header_ck is not None and header != list(header_ck):
         header, note = list(header_ck), f"purepg: note: {path}: the header was damaged; repaired from the checkpoint"
     elif "iteration" not in header or "step" not in header:

@@ -42,7 +42,7 @@ from gymnasium import spaces
 from purepg import __version__
 
 from purepg.env import envs, rollout
-from purepg.run import checkpoint, lock, rundir
+from purepg.run import checkpoint, formats, lock, rundir
 from purepg.run.progress import ProgressLine
 from purepg.run.rundir import RUN_FORMAT, read_config  # noqa: F401  (part of this module's interface)
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
@@ -96,7 +96,7 @@ def config_from_dict(Config, d: dict, *, algo: str):
     names = [f.name for f in dataclasses.fields(Config)]
     for k in d:
         if k not in names:
-            close = difflib.get_close_matches(k, names, n=3)
+            close = [formats.new_name(algo, k)] if formats.new_name(algo, k) else difflib.get_close_matches(k, names, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"unknown config field {k!r} for algorithm {algo}.{hint} "
                              f"Valid fields: {', '.join(names)}")
@@ -223,16 +223,15 @@ def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
     n_iters = _check_total_steps(total, config)
     done = int(tree["rollout"]["step_count"])
     _check_not_done(run_dir, meta, total_steps, n_iters, int(loop["iteration"]), done)
-    header, note = rundir.check_progress(run_dir, int(loop["iteration"]), done, ck.get("progress_header"))
+    header, note = rundir.check_progress(run_dir, int(loop["iteration"]), done, ck.get("progress_header"), meta["algo"])
     if note:
         print(note, file=sys.stderr)
     run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total, meta["env_module"])
-    state = tree["algo"]
+    state = formats.upgrade_state(meta["algo"], tree["algo"])
     ro = _restore_env(run, tree, ck, run_dir)
     rng = np.random.default_rng()
     rng.bit_generator.state = json.loads(ck["rng_state"])
-    if total != meta["total_steps"]:
-        rundir.write_config(run_dir, dict(meta, total_steps=total))
+    rundir.write_config(run_dir, dict(meta, total_steps=total))     # in the current run_format
     return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=header)
 
 
