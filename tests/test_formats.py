@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from purepg.algos import ppo, ppo_kl, trpo_lagrangian
-from purepg.run import checkpoint, formats, runner
+from purepg.run import checkpoint, formats, rundir, runner
 
 OLD = "purepg-run-1"
 
@@ -81,5 +81,6 @@ def test_an_old_run_resumes_exactly_and_is_rewritten_in_the_new_format(tmp_path,
     np.testing.assert_array_equal(a["theta"], b["theta"])
     meta = json.loads((part / "config.json").read_text())
     assert meta["run_format"] == formats.RUN_FORMAT and meta["config"] == runner.config_to_dict(cfg)
-    runner.resume(str(part), total_steps=384, verbose=False)                    # now a current-format run
+    with pytest.raises(rundir.RunDirError, match="the run is finished"):   # read as a current-format run
+        runner.resume(str(part), total_steps=384, verbose=False)
     assert "renamed" not in capsys.readouterr().err

@@ -238,7 +238,7 @@ def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
 def _check_not_done(run_dir, meta, total_steps, n_iters, it, done):
     if n_iters > it:
         return
-    if total_steps is None:
+    if total_steps is None or total_steps == meta["total_steps"]:
         raise rundir.RunDirError(
             f"run directory {run_dir}: the run is finished ({done} steps, its total_steps {meta['total_steps']}); "
             f"nothing to resume. Fix: pass --steps N with N > {done} to train it longer, or evaluate it with "
