@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cli_process
-from finite_diff import directional, gradient
+from helpers import cli_process
+from helpers.finite_diff import directional, gradient
 from purepg.verify import golden
 
 POLICIES = ("cat", "gauss")
 EXACT = dict(rtol=1e-12, atol=1e-12)   # same quantity by another float64 route: differences ~1e-15
-FD = dict(rtol=1e-6, atol=1e-6)        # central differences, h = 1e-6: see tests/finite_diff.py
+FD = dict(rtol=1e-6, atol=1e-6)        # central differences, h = 1e-6: see tests/helpers/finite_diff.py
 
 
 @pytest.fixture(scope="module")

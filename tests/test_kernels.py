@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numba.core.registry import CPUDispatcher
 
-import strategies as S
+from helpers import strategies as S
 from purepg import kernels
 
 

@@ -17,8 +17,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import purepg
-import strategies as S
-from finite_diff import assert_fd_close, directional, gradient, hessian
+from helpers import strategies as S
+from helpers.finite_diff import assert_fd_close, directional, gradient, hessian
 
 
 def smooth_states(pol, theta, obs, margin=1e-3):

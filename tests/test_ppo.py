@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from finite_diff import gradient
+from helpers.finite_diff import gradient
 from purepg.env import envs, rollout
 from purepg.run import runner
 from purepg.algos import ppo, ppo_kl
@@ -62,7 +62,7 @@ def _far_from_kinks(pol, vf, theta, theta_v, mb, eps, eps_v, gap=1e-4):
 def test_minibatch_gradients_match_finite_differences(case):
     """Both gradients of L = -objective - c_2 S + c_1 mean (V - R)^2 against central differences.
 
-    Tolerance 1e-6 relative + 1e-7 absolute: tests/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
+    Tolerance 1e-6 relative + 1e-7 absolute: tests/helpers/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
     third derivatives of order <= 1e2 on these small nets), far below an O(1) wrong term. Points within
     1e-4 of a kink of the clipped terms are skipped (a difference quotient across a kink is not a
     derivative), so the test exercises the clipped and unclipped pieces on both sides.

@@ -13,7 +13,7 @@ import purepg
 from purepg.env import normalize as nz
 from purepg.env import rollout as ro
 from purepg.env.envs import get_env_state, make_vec_env, set_env_state
-from toy_envs import CountingEnv, EchoEnv, NonFiniteEnv, SpaceEnv, counting, noisy
+from helpers.toy_envs import CountingEnv, EchoEnv, NonFiniteEnv, SpaceEnv, counting, noisy
 
 MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
 FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "next_obs_last", "logp_old",

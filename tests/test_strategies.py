@@ -4,7 +4,7 @@ from hypothesis import find, given
 from hypothesis import strategies as st
 
 import purepg
-import strategies as S
+from helpers import strategies as S
 
 
 @given(S.layer_sizes())

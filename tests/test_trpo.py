@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_npg import SMALL, NotPD, make_ctx, train_small
 
 from purepg.run import checkpoint, runner
 from purepg.algos import critic, get_algo, trpo, trpo_lagrangian
 from purepg.algos.trust_region import surrogate_value
+
+from helpers.algo_runs import SMALL, NotPD, make_ctx, train_small
 
 
 # ----------------------------------------------------------------------------- config

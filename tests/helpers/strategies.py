@@ -1,7 +1,7 @@
 """Shared Hypothesis strategies for the purepg suite, with the bounds they guarantee.
 
 Every strategy here draws float64 arrays, and each bound is stated next to it with the reason for it.
-The bounds keep finite-difference tests meaningful (see ``tests/finite_diff.py``): with weights in
+The bounds keep finite-difference tests meaningful (see ``tests/helpers/finite_diff.py``): with weights in
 ``[-THETA_BOUND, THETA_BOUND]`` and observations in ``[-OBS_BOUND, OBS_BOUND]`` on networks at most
 ``MAX_WIDTH`` wide, every pre-activation of a tanh network is at most
 ``MAX_WIDTH * THETA_BOUND * max(OBS_BOUND, 1) + THETA_BOUND = 38`` in size, and the third derivatives that
