@@ -176,11 +176,18 @@ def check_cg_and_natural_step(G, p):
     A, g, S = G[f"{p}/adv"], G[f"{p}/pg"], G[f"{p}/score"]
     np.testing.assert_allclose(g, S.T @ A / A.size, **EXACT)   # the surrogate gradient at r = 1
     Fc = G[f"{p}/fisher"] + float(G["damping"]) * np.eye(g.size)
-    # CG in floating point drifts from the exact Krylov iterate as its directions lose orthogonality
-    # (Greenbaum 1997, ch. 4): measured up to ~3e-9 relative over seeds with cond(F + cI) ~ 200, so 1e-7.
-    # One CG step more or less moves x by the remaining error, >= 1e-4 relative here: still caught.
-    x_K = _krylov_solution(Fc, g, int(G["cg_iters"]))
-    assert np.linalg.norm(G[f"{p}/cg_x"] - x_K) <= 1e-7 * np.linalg.norm(x_K)
+    # CG in float64 drifts from the exact-arithmetic iterate once its directions lose orthogonality, which
+    # happens as soon as a Ritz value converges to a well-separated eigenvalue (Greenbaum 1997, ch. 4).
+    # The drift is set by rounding (the BLAS kernel's summation order) and is not a fixed multiple of the
+    # unit roundoff: over 400 seeds x 2 policies it reached 1.7e-4 relative (cond(F + cI) ~ 850; the
+    # Krylov projection below agreed with a 60-digit CG to 1e-14, so the drift is CG's own). What the
+    # entry must show is that it is the k-th iterate, not the (k - 1)-th or (k + 1)-th: the drift was at
+    # most 2.4e-3 of the distance to the nearest neighbouring iterate, so a tenth of that distance leaves a
+    # 40x margin, while a step more or less (ratio ~1) or a wrong update (ratio >> 1) still fails.
+    k = int(G["cg_iters"])
+    x_prev, x_K, x_next = (_krylov_solution(Fc, g, j) for j in (k - 1, k, k + 1))
+    gap = min(np.linalg.norm(x_K - x_prev), np.linalg.norm(x_next - x_K))
+    assert np.linalg.norm(G[f"{p}/cg_x"] - x_K) <= 0.1 * gap
     s, x = G[f"{p}/natural_step"], G[f"{p}/cg_x"]
     assert 0.5 * s @ Fc @ s == pytest.approx(float(G["natural_eps"]), rel=1e-12)
     np.testing.assert_allclose(s, (s @ x) / (x @ x) * x, **EXACT)
