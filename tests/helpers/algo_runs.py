@@ -1,6 +1,7 @@
-"""Small algorithm runs shared by the algorithm tests: a tiny CartPole configuration (``SMALL``), an
-algorithm's state with one batch (``make_ctx``), a policy whose Fisher is not positive definite
-(``NotPD``) and a short training run read back from progress.csv (``train_small``)."""
+"""Small algorithm runs shared by the algorithm tests: tiny CartPole configurations (``SMALL`` for the
+algorithms with a fitted critic, ``PPO_FAST`` for PPO), an algorithm's state with one batch
+(``make_ctx``), a policy whose Fisher is not positive definite (``NotPD``) and a short training run
+read back from progress.csv (``train_small``)."""
 import csv
 
 import numpy as np
@@ -10,6 +11,7 @@ from purepg.env import envs, rollout
 from purepg.model.value import ValueFunction
 from purepg.run import runner
 
+PPO_FAST = dict(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,), epochs=4, minibatch_size=16)
 SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
 
 
