@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from helpers import cli_process
 from helpers.finite_diff import directional, gradient
+from helpers.gae_loop import plain_gae
 from purepg.verify import golden
 
 POLICIES = ("cat", "gauss")
@@ -101,17 +102,6 @@ def _mlp_numpy(theta, sizes, x):
         h = h @ W.T + b                                                   # (N, d_out)
         h = np.tanh(h) if l < len(sizes) - 2 else h
     return h, theta[i:]
-
-
-def _plain_gae(rew, v, v_next, term, trunc, gamma, lam):
-    adv = np.zeros_like(rew)
-    for e in range(rew.shape[1]):
-        a = 0.0
-        for t in reversed(range(rew.shape[0])):
-            delta = rew[t, e] + (0.0 if term[t, e] else gamma * v_next[t, e]) - v[t, e]
-            a = delta + (0.0 if term[t, e] or trunc[t, e] else gamma * lam * a)
-            adv[t, e] = a
-    return adv
 
 
 def check_log_probs_and_entropy(G, p):
@@ -213,7 +203,7 @@ def check_ppo(G, p):
 
 
 def check_all(G):
-    np.testing.assert_allclose(G["gae/adv"], _plain_gae(*(G[f"batch/{k}"] for k in (
+    np.testing.assert_allclose(G["gae/adv"], plain_gae(*(G[f"batch/{k}"] for k in (
         "rew", "v", "v_next", "terminated", "truncated", "gamma", "lam"))), **EXACT)
     np.testing.assert_allclose(G["gae/ret"], G["gae/adv"] + G["batch/v"], **EXACT)
     for p in POLICIES:
