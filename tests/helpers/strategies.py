@@ -41,7 +41,7 @@ MAX_WIDTH = 6          # hidden widths in [1, 6]
 MAX_HIDDEN_LAYERS = 2  # 0, 1 or 2 hidden layers: covers the linear map, one and two compositions
 MAX_N = 6              # batch sizes in [1, 6]: enough to tell per-sample from batch quantities
 LOGIT_EXTREME = 1e4    # logits up to +-1e4: exp would overflow without the max-shift
-LOGIT_MODERATE = 30.0  # moderate logits: every probability above exp(-60) ~ 1e-26
+LOGIT_MODERATE = 30.0  # moderate logits: every probability above exp(-60) / MAX_DIM ~ 2e-27
 LOG_STD_MIN = -1.5     # sigma >= 0.22, so 1/sigma^2 <= e^3 ~ 20 keeps Gaussian scores O(10)
 LOG_STD_MAX = 1.0      # sigma <= 2.7
 
