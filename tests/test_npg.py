@@ -161,7 +161,7 @@ def test_cg_solver_agrees_with_cholesky():
 
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_fisher_not_positive_definite_skips_the_update(solver):
-    """Issue 5, bad input: a Fisher that is not PD even with damping -> a reported, logged skipped update,
+    """Bad input: a Fisher that is not PD even with damping -> a reported, logged skipped update,
     theta kept, nothing NaN; the critic is still fitted."""
     ctx, state, batch, rng = make_ctx(npg, npg.Config(solver=solver, **SMALL))
     ctx = ctx._replace(pol=NotPD(ctx.pol))
@@ -198,7 +198,7 @@ def test_update_logs_and_state():
 
 
 def test_npg_improves_cartpole(tmp_path):
-    """Issue 5: a short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
+    """A short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
     cfg = npg.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
                      epsilon=0.02)
     rows = train_small(tmp_path, "npg", cfg, 40960)

@@ -507,7 +507,7 @@ def test_natural_step_bad_input(args, kwargs, match):
     lambda: purepg.GaussianPolicy(3, 2, hidden=(4,)),
 ])
 def test_natural_step_on_a_policy(make):
-    # Issue 5: on a real policy, the true mean KL of the step over its quadratic model 1/2 d^T F d tends
+    # On a real policy, the true mean KL of the step over its quadratic model 1/2 d^T F d tends
     # to 1 as epsilon -> 0 (the gap is the cubic Taylor term, O(|d|) = O(sqrt(epsilon)) relative), and
     # the explicit-Fisher (Cholesky) and matrix-free (CG on pol.fvp) steps agree.
     pol, rng = make(), np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Issue 5 proofs of the natural step and the line search on real policies (tests/test_optim.py covers
+"""Proofs of the natural step and the line search on real policies (tests/test_optim.py covers
 CG, damping and the dense-matrix properties): the step solves the trust-region problem exactly, its
 true KL over epsilon tends to 1, and the line search never accepts a KL-violating or non-improving step."""
 import numpy as np
@@ -70,7 +70,7 @@ def _kl_gaps(kind, seed, epsilons, hidden):
 
 @given(kind=st_kind, seed=st_seed)
 def test_true_kl_of_natural_step_over_epsilon_tends_to_one(kind, seed):
-    """Issue 5: mean KL(pi_theta || pi_theta+d) / epsilon -> 1 as epsilon -> 0 (damping 0), linear policies.
+    """Mean KL(pi_theta || pi_theta+d) / epsilon -> 1 as epsilon -> 0 (damping 0), linear policies.
 
     KL(theta + d) = 1/2 d^T F d + O(|d|^3) and |d| = O(sqrt(epsilon)), so |KL / epsilon - 1| = O(sqrt(epsilon)):
     from epsilon = 1e-4 to 1e-8 the gap should shrink about 100x; we require 10x, unless the gap at 1e-4

@@ -175,7 +175,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, name):
 
 
 def test_trpo_improves_cartpole(tmp_path):
-    """Issue 5: a short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
+    """A short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
     cfg = trpo.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
                       delta=0.02)
     rows = train_small(tmp_path, "trpo", cfg, 40960)
