@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import io
+import os
 import re
 import subprocess
 import sys
@@ -139,7 +140,8 @@ def site(tmp_path_factory):
     pytest.importorskip("mkdocstrings_handlers.python")
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+                          cwd=ROOT, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})   # no end-of-life banner
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

@@ -4,8 +4,8 @@ A page asks for them with a marker line:
 
 ``<!-- purepg:config NAME -->``
     The hyperparameter table of algorithm ``NAME`` (its command-line name), one row per field of its
-    ``Config`` dataclass: the field's ``metadata`` (symbol, meaning, range, source) where the field
-    carries it, else the name and default alone.
+    ``Config`` dataclass: the field's ``metadata`` (symbol, meaning, range, source) where the fields
+    carry it, else the name, the meaning ``purepg algos`` prints and the default.
 ``<!-- purepg:cli -->``
     The help of the ``purepg`` command and of each subcommand, as argparse prints it
     (:func:`purepg.cli.commands.build_parser`), ``train`` and ``seeds`` with PPO's config options.
@@ -46,16 +46,28 @@ def _cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _cli_meanings(Config):
+    """``{field: meaning}`` as ``purepg algos`` prints it, or ``{}`` if the CLI offers no such list."""
+    try:
+        from purepg.cli.commands import config_options
+        return {row[0]: str(row[-1]) for row in config_options(Config)}
+    except (ImportError, AttributeError, TypeError, IndexError):
+        return {}
+
+
 def config_table(name):
     """Markdown table of the Config fields of algorithm ``name`` (see the module docstring)."""
     from purepg.algos import get_algo
 
-    fields = dataclasses.fields(get_algo(name).Config)
+    Config = get_algo(name).Config
+    fields = dataclasses.fields(Config)
     present = [c for c in COLUMNS if any(c in f.metadata for f in fields)]
-    head = ["field", *present, "default"]
+    meanings = {} if "meaning" in present else _cli_meanings(Config)
+    head = ["field", *present, *(["meaning"] if meanings else []), "default"]
     rows = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"]
     for f in fields:
-        cells = [f"`{f.name}`", *(_cell(f.metadata.get(c, "")) for c in present), f"`{_default(f)}`"]
+        extra = [_cell(meanings.get(f.name, ""))] if meanings else []
+        cells = [f"`{f.name}`", *(_cell(f.metadata.get(c, "")) for c in present), *extra, f"`{_default(f)}`"]
         rows.append(f"| {' | '.join(cells)} |")
     return "\n".join(rows)
 
