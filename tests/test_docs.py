@@ -97,6 +97,15 @@ def test_equations_cited_by_the_code_exist():
     assert found > 0
 
 
+def test_every_function_a_page_links_exists():
+    """``[text][purepg.…]`` links (resolved by mkdocstrings at build time) name real objects, MkDocs or not."""
+    import purepg
+
+    for page in PAGES:
+        for target in re.findall(r"\]\[(purepg\.[\w.]+)\]", page.read_text()):
+            _resolve(target, purepg)
+
+
 def test_every_equation_number_is_used_once():
     for page in (DOCS / "math").glob("*.md"):
         tags = re.findall(r"\\tag\{([\d.]+)\}", page.read_text())
