@@ -46,7 +46,7 @@ def _purepg():
         cg=lambda matvec, b, iters: conjugate_gradient(matvec, b, iters=iters, tol=0.0).x,
         natural_step=lambda g, F, delta: natural_step(g, F, delta).step,
         line_search=lambda f, kl, theta, step, delta, ratio, max_steps: backtracking_line_search(
-            f, theta, step, constraint=kl, max_kl=delta, ratio=ratio, max_steps=max_steps).theta)
+            f, theta, step, constraint=kl, delta=delta, ratio=ratio, max_steps=max_steps).theta)
 
 
 TestPurepgAgainstItself = T.suite(max_examples=N_EX, **_purepg())

@@ -61,6 +61,6 @@ def check_line_search(fn, *, max_examples=100):
 
     def expected(c):
         a = args(c)
-        return backtracking_line_search(a["f"], a["theta"], a["step"], constraint=a["kl"], max_kl=a["delta"],
+        return backtracking_line_search(a["f"], a["theta"], a["step"], constraint=a["kl"], delta=a["delta"],
                                         ratio=a["ratio"], max_steps=a["max_steps"]).theta
     _run("line_search", lambda A, b, **kw: fn(**kw), _systems(with_ratio=True), max_examples, args, expected)
