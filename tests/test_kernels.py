@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numba.core.registry import CPUDispatcher
 
-import strategies as S
+from helpers import strategies as S
 from purepg import kernels
 from purepg.kernels import adam, distributions, nn, returns, rollout, sampling, surrogates
 
