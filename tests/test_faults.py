@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-import cli_process
+from helpers import cli_process
 from purepg.cli import commands as cli
 from purepg.run import checkpoint, rundir, runner
 
