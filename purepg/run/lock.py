@@ -8,7 +8,7 @@ the owning process ends in any way, SIGKILL included, so a killed run never leav
 While the lock is held the file holds the owner's PID; it is emptied on release. Hence
 
 * a PID found in the file by the next owner names a process that ended without releasing (it was
-  killed): the lock is taken over and that is reported (:attr:`RunLock.stale_pid`);
+  killed): the lock is taken over and that is reported (``RunLock.stale_pid``);
 * a lock that is held while the PID in the file is no longer running means that a process started by
   the dead owner (which inherited the open file) still holds it: refused, naming that situation and
   how to find the process.
