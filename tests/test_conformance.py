@@ -35,6 +35,16 @@ def test_sb3_contrib_trpo_update_is_reproduced(i):
     _assert_rows(conformance_trpo.CASES[i]())
 
 
+def test_tianshou_ppo_update_is_reproduced():
+    pytest.importorskip("torch")
+    pytest.importorskip("tianshou")
+    from purepg.verify import conformance_tianshou
+
+    rows = conformance_tianshou.CASES[0]()
+    _assert_rows(rows)
+    assert all(r.tol == conformance.TOL for r in rows if "float64 ratio" in r.case)
+
+
 def test_rel_is_relative_to_the_library_value():
     assert conformance.rel([1.0, 2.0 + 2e-9], [1.0, 2.0]) == pytest.approx(1e-9)
     assert conformance.rel([1e-20], [0.0]) == 1e-20
@@ -47,7 +57,7 @@ def test_a_missing_library_is_skipped_with_its_install_command(monkeypatch, caps
     real = importlib.import_module
 
     def fake(name, *a):
-        if name in ("stable_baselines3", "sb3_contrib"):
+        if name in ("stable_baselines3", "sb3_contrib", "tianshou"):
             raise ImportError(name)
         return real(name, *a)
     monkeypatch.setattr(importlib, "import_module", fake)

@@ -193,7 +193,7 @@ def test_configure_explicit_wins_and_is_recorded():
     assert cfg.grad_clip_offset == 0.0 and cfg.advantage_norm == "sample_eps" and cfg.num_envs == 16
     assert record["overridden"] == {"grad_clip_offset": {"profile": 1e-6, "explicit": 0.0}}
     assert conventions.configure(ppo.Config)[0] == ppo.Config()
-    with pytest.raises(ValueError, match="unknown profile 'sb4'; valid profiles: purepg, sb3, cleanrl"):
+    with pytest.raises(ValueError, match="unknown profile 'sb4'; valid profiles: purepg, sb3, cleanrl, tianshou"):
         conventions.configure(ppo.Config, "sb4")
     with pytest.raises(ValueError, match="cg_stop: expected one of 'relative', 'absolute', got 'never'"):
         trpo.Config(cg_stop="never")
@@ -204,7 +204,7 @@ def test_cli_profiles_errors_and_config_json(tmp_path, capsys):
     assert "kl_stop_at" in capsys.readouterr().out
     assert cli.main(["algos", "--conventions", "nope"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "valid profiles: purepg, sb3, cleanrl" in err
+    assert len(err.splitlines()) == 1 and "valid profiles: purepg, sb3, cleanrl, tianshou" in err
     assert cli.main(["train", "--conventions", "sb3", "--value_clip", "wide", "--quiet"]) == 2
     assert "value_clip: expected one of 'max', 'prediction'" in capsys.readouterr().err
     out = tmp_path / "run"

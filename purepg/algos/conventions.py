@@ -9,14 +9,16 @@ profile does not name keeps purepg's value. :func:`configure` builds a Config fr
 explicit fields (the explicit ones win) and returns the record ``config.json`` keeps of both.
 
 Sources are paths inside each library's source tree (Stable-Baselines3 2.9.2, sb3-contrib 2.9.2,
-CleanRL's single-file ``ppo.py`` / ``ppo_continuous_action.py``, Tianshou 2.0.1, PyTorch 2.13.0).
+CleanRL's single-file ``ppo.py`` / ``ppo_continuous_action.py``, Tianshou 2.0.1, PyTorch 2.13.0). A
+library absent from an option's ``used_by`` has no such feature (CleanRL has no TRPO; Tianshou's PPO
+no KL early stop; its learning-rate schedules, torch schedulers, are not compared).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import NamedTuple
 
-LIBRARIES = ("purepg", "sb3", "cleanrl")
+LIBRARIES = ("purepg", "sb3", "cleanrl", "tianshou")
 
 
 class Convention(NamedTuple):
@@ -37,23 +39,26 @@ _SB3_PPO = "stable_baselines3/ppo/ppo.py (PPO.train)"
 _SB3_TRPO = "sb3_contrib/trpo/trpo.py (TRPO.train)"
 _SB3_CG = "sb3_contrib/common/utils.py (conjugate_gradient_solver)"
 _CLEANRL = "cleanrl/ppo.py, ppo_continuous_action.py"
-_TORCH_CLIP = "torch/nn/utils/clip_grad.py (clip_grad_norm_, via SB3/CleanRL)"
+_TORCH_CLIP = "torch/nn/utils/clip_grad.py (clip_grad_norm_, via SB3/CleanRL/Tianshou)"
+_TS_PPO = "tianshou/algorithm/modelfree/ppo.py (PPO._update_with_batch)"
 
 CONVENTIONS = {c.name: c for c in (
     _c("advantage_norm", "advantage standardisation: population std (ddof 0, no offset) or sample std "
        "(ddof 1) + 1e-8 (a minibatch of one left unchanged)", ("population", "sample_eps"), "population",
        purepg=("population", "purepg/algos/common.py (normalize_adv)"), sb3=("sample_eps", _SB3_PPO + "; " + _SB3_TRPO),
-       cleanrl=("sample_eps", _CLEANRL)),
+       cleanrl=("sample_eps", _CLEANRL), tianshou=("sample_eps", _TS_PPO + " (std + _eps, _eps = 1e-8)")),
     _c("grad_clip_offset", "global-norm clipping g * c / (||g|| + offset)", (0.0, 1e-6), 0.0,
-       purepg=(0.0, "purepg/optim/adam.py (clip_grad_norm)"), sb3=(1e-6, _TORCH_CLIP), cleanrl=(1e-6, _TORCH_CLIP)),
+       purepg=(0.0, "purepg/optim/adam.py (clip_grad_norm)"), sb3=(1e-6, _TORCH_CLIP), cleanrl=(1e-6, _TORCH_CLIP),
+       tianshou=(1e-6, "tianshou/algorithm/algorithm_base.py (Algorithm.Optimizer.step)")),
     _c("value_clip", "with clip_vf: max of unclipped and clipped squared errors, or the clipped prediction "
        "regressed alone", ("max", "prediction"), "max",
        purepg=("max", "PPO paper code; purepg/model/value.py eq. 2"), sb3=("prediction", _SB3_PPO + " clip_range_vf"),
-       cleanrl=("max", _CLEANRL + " clip_vloss")),
+       cleanrl=("max", _CLEANRL + " clip_vloss"), tianshou=("max", _TS_PPO + " value_clip (clip range = eps_clip)")),
     _c("vf_loss", "the value regression: mse = mean (V - R)^2, half_mse = 1/2 mean (V - R)^2 (weighted by vf_coef "
        "in PPO; the critic fit's loss in TRPO)", ("mse", "half_mse"), None,
        purepg=("ppo: mse; trpo: half_mse", "purepg/algos/ppo.py; purepg/model/value.py eq. 1"),
-       sb3=("mse", _SB3_PPO + "; " + _SB3_TRPO + " (F.mse_loss)"), cleanrl=("half_mse", _CLEANRL + " v_loss")),
+       sb3=("mse", _SB3_PPO + "; " + _SB3_TRPO + " (F.mse_loss)"), cleanrl=("half_mse", _CLEANRL + " v_loss"),
+       tianshou=("mse", _TS_PPO + " vf_loss")),
     _c("schedule_at", "progress at which lr and clip schedules are evaluated: start of the iteration, or "
        "after the batch is collected", ("start", "after_collection"), "start",
        purepg=("start", "purepg/algos/ppo.py"), sb3=("after_collection", "stable_baselines3/common/on_policy_algorithm.py "
@@ -77,13 +82,12 @@ CONVENTIONS = {c.name: c for c in (
        purepg=(1e-8, "PyTorch Adam default; purepg/model/value.py"),
        sb3=(1e-5, "stable_baselines3/common/policies.py (ActorCriticPolicy: Adam eps 1e-5)")),
     _c("adam_eps", "Adam's epsilon (PPO)", (1e-5, 1e-8), 1e-5, purepg=(1e-5, "purepg/algos/ppo.py"),
-       sb3=(1e-5, "stable_baselines3/common/policies.py (ActorCriticPolicy)"), cleanrl=(1e-5, _CLEANRL + " optim.Adam(eps=1e-5)")),
+       sb3=(1e-5, "stable_baselines3/common/policies.py (ActorCriticPolicy)"), cleanrl=(1e-5, _CLEANRL + " optim.Adam(eps=1e-5)"),
+       tianshou=(1e-8, "tianshou/algorithm/optim.py (AdamOptimizerFactory default; set explicitly)")),
 )}
 
-# The profiles, per algorithm family: {profile: {field: value}}; fields not named keep purepg's default.
-_PPO = ("advantage_norm", "grad_clip_offset", "value_clip", "vf_loss", "schedule_at", "kl_stop_at",
-        "kl_stop_factor", "kl_stop_estimator", "adam_eps")
-_TRPO = ("advantage_norm", "line_search_kl", "cg_x0", "cg_stop", "vf_loss", "vf_adam_eps")
+# The profiles: {profile: {field: value}}; fields not named keep purepg's default. adam_eps is an ordinary
+# field (any positive number): the table records each library's value, the profiles leave it to the user.
 PROFILES = {
     "purepg": {},
     "sb3": {"advantage_norm": "sample_eps", "grad_clip_offset": 1e-6, "value_clip": "prediction", "vf_loss": "mse",
@@ -91,6 +95,7 @@ PROFILES = {
             "cg_x0": "randn", "cg_stop": "absolute", "vf_adam_eps": 1e-5},
     "cleanrl": {"advantage_norm": "sample_eps", "grad_clip_offset": 1e-6, "vf_loss": "half_mse",
                 "kl_stop_at": "epoch", "kl_stop_factor": 1.0, "kl_stop_estimator": "k3"},
+    "tianshou": {"advantage_norm": "sample_eps", "grad_clip_offset": 1e-6, "vf_loss": "mse"},
 }
 
 

@@ -1,6 +1,6 @@
 """Conformance: purepg's update against other libraries' own update code, from one state and one rollout.
 
-Each case (``purepg.verify.conformance_ppo``, ``conformance_trpo``) builds a float64 copy of purepg's
+Each case (``purepg.verify.conformance_ppo``, ``conformance_trpo``, ``conformance_tianshou``) builds a float64 copy of purepg's
 initial parameters inside the library's policy, lets the library collect one real rollout and run its
 own ``train()`` (the minibatch rows, gradients, Adam moments and parameters recorded around it), then
 runs purepg's update from the same state and rollout with the matching convention profile and the
@@ -26,9 +26,11 @@ import numpy as np
 
 TOL = 1e-9
 INSTALL = {"sb3": "pip install torch==2.13.0 stable-baselines3==2.9.2",
-           "sb3-contrib": "pip install torch==2.13.0 stable-baselines3==2.9.2 sb3-contrib==2.9.2"}
-TESTED = {"stable_baselines3": "2.9.2", "sb3_contrib": "2.9.2", "torch": "2.13.0"}
-LIBRARIES = {"sb3": ("stable_baselines3",), "sb3-contrib": ("stable_baselines3", "sb3_contrib")}
+           "sb3-contrib": "pip install torch==2.13.0 stable-baselines3==2.9.2 sb3-contrib==2.9.2",
+           "tianshou": "pip install torch==2.13.0 tianshou==2.0.1"}
+TESTED = {"stable_baselines3": "2.9.2", "sb3_contrib": "2.9.2", "tianshou": "2.0.1", "torch": "2.13.0"}
+LIBRARIES = {"sb3": ("stable_baselines3",), "sb3-contrib": ("stable_baselines3", "sb3_contrib"),
+             "tianshou": ("tianshou",)}
 
 
 class Row(NamedTuple):
@@ -87,9 +89,9 @@ def version_notes() -> str:
 
 def run(libraries=None) -> tuple[list[Row], dict]:
     """Run the cases of ``libraries`` (default all); returns ``(rows, skipped {library: install command})``."""
-    from purepg.verify import conformance_ppo, conformance_trpo
+    from purepg.verify import conformance_ppo, conformance_tianshou, conformance_trpo
 
-    cases = {"sb3": conformance_ppo.CASES, "sb3-contrib": conformance_trpo.CASES}
+    cases = {"sb3": conformance_ppo.CASES, "sb3-contrib": conformance_trpo.CASES, "tianshou": conformance_tianshou.CASES}
     rows, skipped = [], {}
     for lib in libraries or list(cases):
         if lib not in cases:

@@ -60,7 +60,7 @@ def library_update(env_id, seed, theta, theta_v, discrete, target_kl=TARGET_KL):
         out["batch"] = sb.batch_from_buffer(m.rollout_buffer, m._last_obs, m._last_episode_starts, discrete)
         out["adv"], out["ret"] = m.rollout_buffer.advantages.reshape(-1), m.rollout_buffer.returns.reshape(-1)
         out["rows"] = sb.record_rows(m.rollout_buffer, T, E)
-        out["rec"] = sb.StepRecorder(m.policy, pi + vf)
+        out["rec"] = sb.StepRecorder.of_policy(m.policy, pi + vf)
     sb.first_update(model, 2 * T * E, before_train)
     out["logs"] = dict(model.logger.name_to_value)
     out["spaces"] = (model.observation_space, model.action_space)

@@ -73,27 +73,30 @@ def flat(tensors):
 
 
 class StepRecorder:
-    """Wraps ``optimizer.step``: before it the gradients, after it the parameters and Adam moments,
-    each as a vector over ``names`` (purepg's order; a parameter without a gradient gives zeros)."""
+    """Wraps ``optimizer.step``: before it the gradients, after it the parameters and Adam moments, each
+    as one vector over ``params`` (a list in purepg's order; a parameter without a gradient gives zeros)."""
 
-    def __init__(self, policy, names):
+    def __init__(self, params, optimizer):
         import torch
 
-        self.params = dict(policy.named_parameters())
-        self.names, self.steps, self.opt = names, [], policy.optimizer
-        zeros = lambda n: torch.zeros_like(self.params[n])  # noqa: E731
-        self._vec = lambda get: flat([get(n) if get(n) is not None else zeros(n) for n in names])  # noqa: E731
+        self.steps, self.opt = [], optimizer
+        vec = lambda get: flat([get(p) if get(p) is not None else torch.zeros_like(p) for p in params])  # noqa: E731
         inner = self.opt.step
 
         def step(*a, **k):
-            g = self._vec(lambda n: self.params[n].grad)
+            g = vec(lambda p: p.grad)
             out = inner(*a, **k)
-            st = lambda n, key: self.opt.state.get(self.params[n], {}).get(key)  # noqa: E731
-            self.steps.append({"g": g, "x": self._vec(lambda n: self.params[n]),
-                               "m": self._vec(lambda n: st(n, "exp_avg")),
-                               "v": self._vec(lambda n: st(n, "exp_avg_sq"))})
+            st = lambda p, key: self.opt.state.get(p, {}).get(key)  # noqa: E731
+            self.steps.append({"g": g, "x": vec(lambda p: p), "m": vec(lambda p: st(p, "exp_avg")),
+                               "v": vec(lambda p: st(p, "exp_avg_sq"))})
             return out
         self.opt.step = step
+
+    @classmethod
+    def of_policy(cls, policy, names):
+        """The recorder of an SB3 policy's optimiser over its parameters ``names``."""
+        params = dict(policy.named_parameters())
+        return cls([params[n] for n in names], policy.optimizer)
 
 
 def record_rows(buffer, T, E):

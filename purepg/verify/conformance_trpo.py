@@ -96,7 +96,7 @@ def library_update(env_id, seed, theta, theta_v, discrete, delta, damping, pertu
         if perturb:
             buf.advantages = np.nextafter(buf.advantages, np.inf)
         out["rows"] = sb.record_rows(buf, T, E)
-        out["rec"] = sb.StepRecorder(m.policy, vf)
+        out["rec"] = sb.StepRecorder.of_policy(m.policy, vf)
         _count_calls(m.policy, "get_distribution", out)
         torch.manual_seed(SEED_CG)
     undo = _record_cg(out)
