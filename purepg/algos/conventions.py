@@ -16,6 +16,7 @@ no KL early stop; its learning-rate schedules, torch schedulers, are not compare
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import NamedTuple
 
 LIBRARIES = ("purepg", "sb3", "cleanrl", "tianshou")
@@ -99,17 +100,29 @@ PROFILES = {
 }
 
 
-def option(name, default, symbol="--"):
-    """A Config field for convention ``name`` with purepg's ``default`` and the convention as metadata."""
+# Numeric options accept any value of their range (the libraries' values are the documented points).
+RANGES = {"grad_clip_offset": "[0, inf)", "kl_stop_factor": "(0, inf)", "vf_adam_eps": "(0, inf)",
+          "adam_eps": "(0, inf)"}
+
+
+def range_of(name) -> str:
+    """The range of option ``name`` in the grammar of :func:`purepg._check.field`."""
+    return RANGES[name] if name in RANGES else " | ".join(CONVENTIONS[name].values)
+
+
+def option(name, default, symbol=""):
+    """A Config field for convention ``name`` with purepg's ``default``; its metadata are the four keys of
+    :mod:`purepg.algos.fields` (so the field is documented and checked like every other). The source lists
+    each library's value; ``purepg algos --conventions NAME`` gives where in the library."""
     c = CONVENTIONS[name]
-    return dataclasses.field(default=default, metadata={
-        "symbol": symbol, "meaning": c.meaning, "range": " | ".join(map(repr, c.values)),
-        "source": "; ".join(f"{lib}: {v!r} ({src})" for lib, (v, src) in c.used_by.items()), "convention": name})
+    source = "; ".join(f"{lib} {v}" for lib, (v, _) in c.used_by.items())
+    return dataclasses.field(default=default, metadata=types.MappingProxyType(
+        {"symbol": symbol, "meaning": c.meaning, "range": range_of(name), "source": source}))
 
 
 def options_of(Config) -> tuple:
-    """The convention fields of ``Config``, in field order."""
-    return tuple(f.name for f in dataclasses.fields(Config) if "convention" in f.metadata)
+    """The convention fields of ``Config`` (those named in :data:`CONVENTIONS`), in field order."""
+    return tuple(f.name for f in dataclasses.fields(Config) if f.name in CONVENTIONS)
 
 
 def check_profile(name) -> str:
@@ -119,11 +132,10 @@ def check_profile(name) -> str:
 
 
 def check_value(name, value):
-    """One line naming the option and its valid values if ``value`` is not one of them."""
-    valid = CONVENTIONS[name].values
-    if value not in valid or isinstance(value, bool):
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, valid))}, got {value!r}. "
-                         f"Fix: pick one (purepg algos --conventions NAME lists each library's)")
+    """One line naming the option and its valid values if ``value`` is outside its range."""
+    from purepg import _check
+
+    _check.field(value, name, range_of(name), CONVENTIONS[name].default)
 
 
 def profile_values(Config, profile) -> dict:

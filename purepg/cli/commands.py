@@ -40,6 +40,7 @@ import sys
 
 import numpy as np
 
+from purepg.algos.fields import show
 from purepg.cli import verify_commands
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -60,29 +61,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------ config fields ----
-# Meaning of the fields every Config has (purepg.run.runner), for Configs whose docstring omits them.
-_COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps per copy per iteration",
-           "hidden": "policy hidden layer widths", "activation": "hidden activation, tanh or relu",
-           "normalize_obs": "running mean/std observation normalisation",
-           "normalize_reward": "scale rewards by the running std of the discounted return",
-           "log_std_init": "initial log std of a Gaussian policy", "vf_hidden": "value network hidden layer widths",
-           "gamma": "gamma  discount factor",
-           "init": "orthogonal (gains) or torch (nn.Linear's default) initialisation", "vf_lr": "value-function Adam step size",
-           "vf_epochs": "passes of the value fit per iteration", "vf_minibatch_size": "samples per value-fit step"}
-
-
-def _meaning(Config, name):
-    """The field's ``meaning`` metadata, else its row in the field table of the Config's docstring (or of
-    its bases')."""
-    meta = {f.name: f.metadata for f in dataclasses.fields(Config)}.get(name, {})
-    if "meaning" in meta:
-        return meta["meaning"] + (f" ({meta['range']})" if "range" in meta else "")
-    for cls in Config.__mro__:
-        for line in (cls.__doc__ or "").splitlines():
-            words = line.strip().strip("|").split()
-            if words and words[0].strip("`") == name and len(words) > 1:
-                return re.sub(r"\s{2,}", "  ", line.strip().strip("|")[len(words[0]):].strip(" |"))
-    return _COMMON.get(name, "")
+def _meaning(field):
+    """A field's documentation (:mod:`purepg.algos.fields`) on one line: symbol, meaning, range, source."""
+    d = field.metadata
+    if "range" not in d:
+        return ""
+    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; in {d['range']} ({d['source']})"
 
 
 def _kind(field):
@@ -126,7 +110,7 @@ def _integer(s):
 
 def config_options(Config):
     """``[(name, default, kind, optional, meaning)]`` for every field of an algorithm's Config."""
-    return [(f.name, f.default, *_kind(f), _meaning(Config, f.name)) for f in dataclasses.fields(Config)]
+    return [(f.name, f.default, *_kind(f), _meaning(f)) for f in dataclasses.fields(Config)]
 
 
 def _add_config_options(parser, algo):
@@ -136,11 +120,7 @@ def _add_config_options(parser, algo):
         flags = [f if f.lstrip("-") not in _FIXED else f"--config-{f.lstrip('-')}" for f in flags]
         group.add_argument(*flags, dest=f"cfg:{name}", default=argparse.SUPPRESS, metavar=kind.upper(),
                            type=lambda s, k=kind, o=optional: _parse(k, o, s),
-                           help=f"{meaning} [default: {_show(default)}]")
-
-
-def _show(v):
-    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+                           help=f"{meaning} [default: {show(default)}]")
 
 
 def _unknown_option(extra, algo, command="train"):
@@ -170,8 +150,8 @@ def _train_parser(sub, algo):
                               "none for an optional field.", allow_abbrev=False)
     p.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="random seed [default: 0]")
     p.add_argument("--conventions", default=None, metavar="PROFILE",
-                   help="convention profile: purepg, sb3 or cleanrl (purepg algos --conventions NAME); explicit "
-                        "options win and config.json records both [default: purepg]")
+                   help="convention profile: purepg, sb3, cleanrl or tianshou (purepg algos --conventions NAME); "
+                        "explicit options win and config.json records both [default: purepg]")
     _run_options(p, algo, out_help="run directory [default: runs/ALGO-ENV-sSEED]", quiet_help="no progress line")
     return p
 
@@ -352,7 +332,7 @@ def cmd_algos(args):
         doc = (algo.__doc__ or "").strip().splitlines()
         print(f"{name}: {doc[0] if doc else ''}")
         for fname, default, kind, optional, meaning in config_options(algo.Config):
-            print(f"  --{fname:<20} {_show(default):<12} {meaning}")
+            print(f"  --{fname:<20} {show(default):<12} {meaning}")
         print()
     return 0
 
@@ -466,7 +446,7 @@ def build_parser(algo=None):
     a = sub.add_parser("algos", help="list the algorithms with their fields, defaults and meaning")
     a.add_argument("name", nargs="?")
     a.add_argument("--conventions", default=None, metavar="PROFILE",
-                   help="print the convention profile PROFILE (purepg, sb3, cleanrl) with each option's source")
+                   help="print the convention profile PROFILE (purepg, sb3, cleanrl, tianshou) with each option's source")
     verify_commands.add_conformance_parser(sub)
     _product_parsers(sub, algo)
     return p

@@ -70,9 +70,9 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None, clip_style="max"):
     """Eq. (1), or the clipped eq. (2) when ``v_old`` and ``clip_eps`` are given.
 
     ``clip_style`` says what is clipped: ``"max"`` is eq. (2), the larger of the unclipped and clipped
-    squared errors (PPO paper's code, CleanRL ``ppo.py`` ``clip_vloss``); ``"prediction"`` regresses the
-    clipped prediction alone, ``1/2 mean (v_c - R)^2`` with ``v_c = v_old + clip(v - v_old, +-eps_v)``
-    (eq. 2', Stable-Baselines3 ``ppo/ppo.py`` ``clip_range_vf``).
+    squared errors (PPO paper's code, CleanRL ``ppo.py`` ``clip_vloss``, Tianshou ``ppo.py``);
+    ``"prediction"`` regresses the clipped prediction alone, ``1/2 mean (v_c - R)^2`` with
+    ``v_c = v_old + clip(v - v_old, +-eps_v)`` (eq. 2', Stable-Baselines3 ``ppo/ppo.py`` ``clip_range_vf``).
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ def _value_loss_terms(v, R, v_old=None, eps_v=None, clip_style="max"):
     return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
 
 
-def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True, ws=None):
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True):
     """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
 
     Parameters
@@ -142,8 +142,6 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
     check : bool
         ``False`` skips the validation of the arguments (for a training loop that validated its batch
         once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
-    ws : purepg.model.nn.Workspace, optional
-        ``net.workspace(N)``: the passes write into its arrays (a loop over equal-sized minibatches).
 
     Returns
     -------
@@ -151,15 +149,23 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
         ``value`` = the loss (minimised), ``grad`` (P_v,) its gradient w.r.t. ``theta_v``.
     """
     if not check:
-        out, cache = net.forward(theta_v, obs, check=False, ws=ws)          # (N, 1)
+        out, cache = net.forward(theta_v, obs, check=False)     # (N, 1)
         loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps, clip_style)
-        return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False, ws=ws))
+        return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
-    out, cache = net.forward(theta_v, obs, ws=ws)                # (N, 1)
+    out, cache = net.forward(theta_v, obs)                       # (N, 1)
     loss, dv = value_loss_terms(out[:, 0], target, v_old=v_old, clip_eps=clip_eps, clip_style=clip_style)
-    return Objective(loss, net.backward(theta_v, dv[:, None], cache, ws=ws))
+    return Objective(loss, net.backward(theta_v, dv[:, None], cache))
+
+
+def _value_loss_into(ws, net, theta_v, obs, target, v_old, eps_v):
+    """:func:`value_loss` of validated arrays, the network's passes written into ``ws = net.workspace(N)``
+    (a loop over equal-sized minibatches reuses the same arrays, :mod:`purepg.model.nn`, "Reused buffers")."""
+    out, cache = net.forward_into(ws, theta_v, obs)              # (N, 1)
+    loss, dv = _value_loss_terms(out[:, 0], target, v_old, eps_v)
+    return Objective(loss, net.backward_into(ws, theta_v, dv[:, None], cache))
 
 
 def explained_variance(pred, target):
@@ -237,11 +243,10 @@ class ValueFunction:
         out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
         return out[:, 0]
 
-    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True,
-             ws=None) -> Objective:
-        """Eq. (1), (2) or (2') and its gradient (P_v,); see :func:`value_loss` (also for ``check`` and ``ws``)."""
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True) -> Objective:
+        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check``)."""
         return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, clip_style=clip_style,
-                          check=check, ws=ws)
+                          check=check)
 
     def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
             v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8, scale=1.0,
@@ -301,8 +306,7 @@ class ValueFunction:
             M = idx.shape[0]
             if M not in workspaces:
                 workspaces[M] = self.net.workspace(M)
-            out = self.loss(th, obs[idx], targets[idx], v_old=sub_old, clip_eps=clip_eps, check=False,
-                            ws=workspaces[M])
+            out = _value_loss_into(workspaces[M], self.net, th, obs[idx], targets[idx], sub_old, clip_eps)
             return out if scale == 1.0 else Objective(scale * out.value, scale * out.grad)
 
         theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],

@@ -18,6 +18,11 @@ T, E, EPOCHS, M, LR, CLIP, CLIP_VF, ENT, VF, MAX_NORM, TARGET_KL, GAMMA, LAM = (
     64, 2, 4, 32, 3e-3, 0.2, 0.2, 0.01, 0.5, 0.5, 0.01, 0.99, 0.95)
 
 
+def _name(names, new, old):
+    """The field's name in this purepg's vocabulary (``new``, or ``old`` before the renaming)."""
+    return new if new in names else old
+
+
 def purepg_config(target_kl=TARGET_KL, profile="sb3", **explicit):
     """purepg's PPO Config for the setting above, ``profile`` (field names of either vocabulary)."""
     from purepg.algos import conventions, ppo
@@ -26,8 +31,9 @@ def purepg_config(target_kl=TARGET_KL, profile="sb3", **explicit):
     lam = "gae_lambda" if "gae_lambda" in names else "lam"
     cfg, _ = conventions.configure(
         ppo.Config, profile, num_envs=E, num_steps=T, epochs=EPOCHS, minibatch_size=M, lr=LR, lr_final=0.0,
-        clip=CLIP, clip_final=0.0, clip_vf=CLIP_VF, ent_coef=ENT, vf_coef=VF, max_grad_norm=MAX_NORM,
-        target_kl=target_kl, gamma=GAMMA, **{lam: LAM}, init="torch", **explicit)
+        clip=CLIP, clip_final=0.0, ent_coef=ENT, vf_coef=VF, max_grad_norm=MAX_NORM, gamma=GAMMA,
+        **{lam: LAM, _name(names, "vf_clip", "clip_vf"): CLIP_VF, _name(names, "kl_stop", "target_kl"): target_kl},
+        init="torch", **explicit)
     return cfg, getattr(cfg, lam)
 
 

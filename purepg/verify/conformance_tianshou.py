@@ -33,7 +33,7 @@ def purepg_config():
     lam = "gae_lambda" if "gae_lambda" in names else "lam"
     cfg, _ = conventions.configure(
         ppo.Config, "tianshou", num_envs=1, num_steps=T, epochs=EPOCHS, minibatch_size=M, lr=LR, lr_final=LR,
-        clip=CLIP, clip_final=CLIP, clip_vf=CLIP, ent_coef=ENT, vf_coef=VF, max_grad_norm=MAX_NORM, gamma=GAMMA,
+        clip=CLIP, clip_final=CLIP, vf_clip=CLIP, ent_coef=ENT, vf_coef=VF, max_grad_norm=MAX_NORM, gamma=GAMMA,
         adam_eps=ADAM_EPS, init="torch", **{lam: LAM})
     return cfg, getattr(cfg, lam)
 

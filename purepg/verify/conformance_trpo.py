@@ -32,7 +32,8 @@ def purepg_config(delta, damping, profile="sb3", **explicit):
     names = {f.name for f in dataclasses.fields(trpo.Config)}
     radius = "delta" if "delta" in names else "target_kl"
     cfg, _ = conventions.configure(
-        trpo.Config, profile, num_envs=E, num_steps=T, gamma=GAMMA, gae_lambda=LAM, cg_damping=damping,
+        trpo.Config, profile, num_envs=E, num_steps=T, gamma=GAMMA, gae_lambda=LAM,
+        **{"damping" if "damping" in names else "cg_damping": damping},
         cg_iters=CG_ITERS, ls_ratio=LS_RATIO, ls_max_steps=LS_STEPS, vf_lr=VF_LR, vf_epochs=VF_EPOCHS,
         vf_minibatch_size=VF_MB, init="torch", **{radius: delta}, **explicit)
     return cfg
@@ -139,7 +140,7 @@ def purepg_update(lib, theta, theta_v, cfg):
     flat, adv = critic.advantages(ctx, state, lib["batch"])
     L0 = surrogate(pol, theta, flat.obs, flat.act, flat.logp_old, adv)                     # L(theta), g (P,)
     g = L0.grad
-    ns = natural_step(g, trpo.fisher_operator(ctx, theta, flat.obs), cfg.delta, damping=cfg.cg_damping,
+    ns = natural_step(g, trpo.fisher_operator(ctx, theta, flat.obs), cfg.delta, damping=cfg.damping,
                       solver="cg", cg_iters=cfg.cg_iters, cg_tol=cfg.cg_tol, cg_x0=lib["x0"], cg_stop=cfg.cg_stop)
     return flat, g, ns.x, new, {**logs, "surrogate": L0.value + logs["surrogate_gain"]}
 
