@@ -58,7 +58,7 @@ def main():
     perm = rng.permutation(N)
 
     def step():
-        mb = ppo.minibatch(data, perm, cfg.normalize_adv)
+        mb = ppo.minibatch(data, perm, cfg.normalize_advantage)
         s = ppo.loss_and_grad(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
         return ppo.clip_and_step(joint, s, 1e-4, cfg)
 

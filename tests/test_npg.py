@@ -64,7 +64,7 @@ def train_small(tmp_path, name, config, total_steps, seed=0):
 # ----------------------------------------------------------------------------- config
 def test_registered_and_config_roundtrip():
     assert get_algo("npg") is npg and npg.NAME == "npg"
-    c = npg.Config(epsilon=0.02, hidden=(16,))
+    c = npg.Config(delta=0.02, hidden=(16,))
     assert runner.config_from_dict(npg.Config, runner.config_to_dict(c), algo="npg") == c
     # The defaults shared with TRPO are rl-zoo's CartPole-v1 TRPO values; 32-32 keeps F at 13 MB; the
     # exact solve takes sb3-contrib's default damping 0.1.
@@ -74,21 +74,21 @@ def test_registered_and_config_roundtrip():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(epsilon=0.0), r"epsilon: expected a finite value > 0, got 0\.0\. Fix: pass a positive number"),
-    (dict(epsilon=-0.01), r"epsilon: expected a finite value > 0, got -0\.01"),
-    (dict(epsilon=float("nan")), r"epsilon: expected a finite value > 0, got nan"),
-    (dict(damping=-1e-3), r"damping: expected a finite value >= 0, got -0\.001\. Fix: pass zero or a positive"),
+    (dict(delta=0.0), r"delta: expected a finite number > 0, got 0\.0\. Fix: pass a number > 0"),
+    (dict(delta=-0.01), r"delta: expected a finite number > 0, got -0\.01"),
+    (dict(delta=float("nan")), r"delta: expected a finite number > 0, got nan"),
+    (dict(damping=-1e-3), r"damping: expected a finite number >= 0, got -0\.001\. Fix: pass a number >= 0"),
     (dict(cg_iters=0), r"cg_iters: expected an integer >= 1, got 0\. Fix: pass a whole number"),
     (dict(cg_iters=2.5), r"cg_iters: expected an integer >= 1, got 2\.5"),
     (dict(solver="lu"), r"solver: expected one of 'cholesky', 'cg', got 'lu'\. Fix: pick one of those"),
-    (dict(gamma=1.5), r"gamma: expected a value in \[0, 1\], got 1\.5\. Fix"),
-    (dict(gae_lambda=-0.1), r"gae_lambda: expected a value in \[0, 1\], got -0\.1"),
-    (dict(ls_ratio=1.0), r"ls_ratio: expected a value in \(0, 1\), got 1\.0\. Fix"),
+    (dict(gamma=1.5), r"gamma: expected a finite number in \[0, 1\], got 1\.5\. Fix"),
+    (dict(gae_lambda=-0.1), r"gae_lambda: expected a finite number in \[0, 1\], got -0\.1"),
+    (dict(ls_ratio=1.0), r"ls_ratio: expected a finite number in \(0, 1\), got 1\.0\. Fix"),
     (dict(ls_max_steps=0), r"ls_max_steps: expected an integer >= 1, got 0"),
-    (dict(cg_tol=-1.0), r"cg_tol: expected a finite value >= 0, got -1\.0"),
+    (dict(cg_tol=-1.0), r"cg_tol: expected a finite number >= 0, got -1\.0"),
     (dict(vf_minibatch_size=300), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 1024, "
                                   r"got 300\. Fix: pass a divisor of 1024"),
-    (dict(vf_lr=0.0), r"vf_lr: expected a finite value > 0, got 0\.0"),
+    (dict(vf_lr=0.0), r"vf_lr: expected a finite number > 0, got 0\.0"),
     (dict(hidden=(0,)), r"hidden: expected a tuple of layer widths >= 1, got \(0,\)\. Fix: e\.g\. \(64, 64\)"),
     (dict(vf_hidden=[8]), r"vf_hidden: expected a tuple of layer widths >= 1, got \[8\]"),
     (dict(activation="sigmoid"), r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
@@ -105,9 +105,9 @@ def test_config_errors(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(epsilon="0.01"), r"epsilon: expected a real number, got str '0\.01'\. Fix: pass a number"),
-    (dict(gamma=None), r"gamma: expected a real number, got NoneType None"),
-    (dict(vf_lr=True), r"vf_lr: expected a real number, got bool True"),
+    (dict(delta="0.01"), r"delta: expected a finite number > 0, got str '0\.01'\. Fix: pass a number > 0"),
+    (dict(gamma=None), r"gamma: expected a finite number in \[0, 1\], got NoneType None"),
+    (dict(vf_lr=True), r"vf_lr: expected a finite number > 0, got bool True"),
 ])
 def test_config_type_errors(kwargs, match):
     with pytest.raises(TypeError, match=match):
@@ -116,8 +116,8 @@ def test_config_type_errors(kwargs, match):
 
 # ----------------------------------------------------------------------------- the step
 @settings(max_examples=8)
-@given(seed=st.integers(0, 2**31 - 1), epsilon=st.floats(1e-4, 0.05), damping=st.floats(0.0, 0.1))
-def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
+@given(seed=st.integers(0, 2**31 - 1), delta=st.floats(1e-4, 0.05), damping=st.floats(0.0, 0.1))
+def test_natural_policy_step_equals_hand_solution(seed, delta, damping):
     """On a real CartPole batch: g = S^T A / N from the score matrix, d from np.linalg.solve, and the
     accepted parameters satisfy the KL bound and raise the surrogate."""
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL), seed=seed % 1000)
@@ -127,19 +127,19 @@ def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
     damping = max(damping, 1e-6)   # the categorical F is singular (softmax shift): Cholesky needs c > 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                           # no skipped step here
-        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, epsilon=epsilon,
+        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, delta=delta,
                                      damping=damping, solver="cholesky", cg_iters=1, cg_tol=0.0, ls_ratio=0.5,
                                      ls_max_steps=15)
     g = pol.score(theta, flat.obs, flat.act).T @ adv / adv.size                  # (P,)
     A = F + damping * np.eye(g.size)
     x = np.linalg.solve(A, g)
-    d = np.sqrt(2 * epsilon / (x @ A @ x)) * x
+    d = np.sqrt(2 * delta / (x @ A @ x)) * x
     # 1e-8 relative: LAPACK's LU against purepg's Cholesky on F + cI with condition up to ~1e8 (c >= 1e-6).
     np.testing.assert_allclose(ps.step, d, atol=1e-8 * np.linalg.norm(d))
     assert not ps.skipped and ps.cg_iterations == 0
     if ps.accepted:
         np.testing.assert_array_equal(ps.theta, theta + ps.step_fraction * ps.step)
-        assert 0 < ps.kl <= epsilon and ps.surrogate_gain > 0
+        assert 0 < ps.kl <= delta and ps.surrogate_gain > 0
         assert ps.kl == pol.kl(theta, ps.theta, flat.obs)
     else:
         np.testing.assert_array_equal(ps.theta, theta)
@@ -150,7 +150,7 @@ def test_cg_solver_agrees_with_cholesky():
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
     flat, adv = critic.advantages(ctx, state, batch)
     F = ctx.pol.fisher(state["theta"], flat.obs)
-    kw = dict(epsilon=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
+    kw = dict(delta=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
     args = (ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old, adv, F)
     chol = trust_region.natural_policy_step(*args, solver="cholesky", cg_iters=1, **kw)
     cg = trust_region.natural_policy_step(*args, solver="cg", cg_iters=10 * F.shape[0], **kw)
@@ -180,7 +180,7 @@ def test_zero_gradient_skips_the_update():
     F = ctx.pol.fisher(state["theta"], flat.obs)
     with pytest.warns(RuntimeWarning, match=r"g is zero: there is no ascent direction"):
         ps = trust_region.natural_policy_step(ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old,
-                                     np.zeros(flat.adv.size), F, epsilon=0.01, damping=1e-3, solver="cholesky",
+                                     np.zeros(flat.adv.size), F, delta=0.01, damping=1e-3, solver="cholesky",
                                      cg_iters=10, cg_tol=0.0, ls_ratio=0.8, ls_max_steps=10)
     assert ps.skipped and not ps.accepted and np.array_equal(ps.theta, state["theta"])
 
@@ -191,7 +191,7 @@ def test_update_logs_and_state():
     want = {"surrogate_gain", "kl", "accepted", "skipped", "step_fraction", "ls_steps", "expected_improve",
             "cg_iterations", "cg_residual", "value_loss", "explained_variance", "entropy"}
     assert set(logs) == want and all(np.isfinite(v) for v in logs.values())
-    assert logs["accepted"] == 1.0 and logs["kl"] <= ctx.config.epsilon and logs["surrogate_gain"] > 0
+    assert logs["accepted"] == 1.0 and logs["kl"] <= ctx.config.delta and logs["surrogate_gain"] > 0
     assert logs["kl"] == pytest.approx(ctx.pol.kl(state["theta"], new["theta"], batch.obs.reshape(-1, 4)), rel=1e-12)
     c = ctx.config     # one Adam step per critic minibatch: epochs * N / minibatch
     assert set(new) == {"theta", "theta_v", "opt_v"} and new["opt_v"].t == c.vf_epochs * 128 // c.vf_minibatch_size
@@ -200,7 +200,7 @@ def test_update_logs_and_state():
 def test_npg_improves_cartpole(tmp_path):
     """Issue 5: a short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
     cfg = npg.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
-                     epsilon=0.02)
+                     delta=0.02)
     rows = train_small(tmp_path, "npg", cfg, 40960)
     first, last = rows[0]["ep_return_mean"], rows[-1]["ep_return_mean"]  # mean of the last 100 episodes
     assert first < 30 and last > 80 and last > 3 * first

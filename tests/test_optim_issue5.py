@@ -118,7 +118,7 @@ def test_line_search_on_a_policy_never_accepts_a_bad_step(seed, scale, natural, 
     else:         # any direction, ascent or not
         step = rng.standard_normal(g.size) * scale / np.sqrt(g.size)
     f = lambda th: surrogate_value(pol, th, obs, act, logp_old, adv)             # noqa: E731
-    res = backtracking_line_search(f, theta, step, constraint=lambda th: pol.kl(theta, th, obs), max_kl=delta,
+    res = backtracking_line_search(f, theta, step, constraint=lambda th: pol.kl(theta, th, obs), delta=delta,
                                    ratio=ratio, max_steps=max_steps)
     f0, _ = _by_hand(pol, theta, theta, obs, act, logp_old, adv)
     for j, (a, fv, kv) in enumerate(res.trace):
@@ -140,5 +140,5 @@ def test_line_search_on_a_policy_accepts_a_short_natural_step():
     logp_old = pol.log_prob(theta, obs, act)
     ns = natural_step(g, F, 0.01, damping=1e-3)
     res = backtracking_line_search(lambda th: surrogate_value(pol, th, obs, act, logp_old, adv), theta, ns.step,
-                                   constraint=lambda th: pol.kl(theta, th, obs), max_kl=0.01, ratio=0.8)
+                                   constraint=lambda th: pol.kl(theta, th, obs), delta=0.01, ratio=0.8)
     assert res.accepted and res.step_fraction > 0.1

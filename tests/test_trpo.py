@@ -17,7 +17,7 @@ from purepg.algos.trust_region import surrogate_value
 def test_defaults_are_rl_zoo_cartpole():
     """rl-zoo hyperparams/trpo.yml CartPole-v1, and sb3-contrib TRPO.__init__ defaults where it is silent."""
     c = trpo.Config()
-    assert (c.num_envs, c.num_steps, c.vf_minibatch_size, c.cg_damping, c.gae_lambda, c.gamma, c.vf_lr,
+    assert (c.num_envs, c.num_steps, c.vf_minibatch_size, c.damping, c.gae_lambda, c.gamma, c.vf_lr,
             c.vf_epochs) == (2, 512, 512, 1e-3, 0.98, 0.99, 1e-3, 20)
     assert (c.delta, c.cg_iters, c.ls_ratio, c.ls_max_steps, c.normalize_advantage, c.fisher) == \
         (0.01, 15, 0.8, 10, True, "fvp")
@@ -29,12 +29,12 @@ def test_defaults_are_rl_zoo_cartpole():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(delta=0.0), r"delta: expected a finite value > 0, got 0\.0\. Fix: pass a positive number"),
-    (dict(delta=-1.0), r"delta: expected a finite value > 0, got -1\.0"),
-    (dict(cg_damping=-1e-3), r"cg_damping: expected a finite value >= 0, got -0\.001\. Fix"),
+    (dict(delta=0.0), r"delta: expected a finite number > 0, got 0\.0\. Fix: pass a number > 0"),
+    (dict(delta=-1.0), r"delta: expected a finite number > 0, got -1\.0"),
+    (dict(damping=-1e-3), r"damping: expected a finite number >= 0, got -0\.001\. Fix"),
     (dict(cg_iters=0), r"cg_iters: expected an integer >= 1, got 0\. Fix"),
     (dict(fisher="hessian"), r"fisher: expected one of 'fvp', 'explicit', got 'hessian'\. Fix: pick one"),
-    (dict(ls_ratio=0.0), r"ls_ratio: expected a value in \(0, 1\), got 0\.0"),
+    (dict(ls_ratio=0.0), r"ls_ratio: expected a finite number in \(0, 1\), got 0\.0"),
     (dict(vf_epochs=0), r"vf_epochs: expected an integer >= 1, got 0"),
     (dict(num_steps=100), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 200, got 512"),
 ])
@@ -44,12 +44,12 @@ def test_trpo_config_errors(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(delta=0.0), r"delta: expected a finite value > 0, got 0\.0"),
-    (dict(lam_init=-1.0), r"lam_init: expected a finite value >= 0, got -1\.0"),
-    (dict(lam_lr=0.0), r"lam_lr: expected a finite value > 0, got 0\.0"),
-    (dict(pi_lr=-1e-3), r"pi_lr: expected a finite value > 0, got -0\.001"),
-    (dict(pi_steps=0), r"pi_steps: expected an integer >= 1, got 0"),
-    (dict(gamma=2.0), r"gamma: expected a value in \[0, 1\], got 2\.0"),
+    (dict(delta=0.0), r"delta: expected a finite number > 0, got 0\.0"),
+    (dict(nu_init=-1.0), r"nu_init: expected a finite number >= 0, got -1\.0"),
+    (dict(nu_lr=0.0), r"nu_lr: expected a finite number > 0, got 0\.0"),
+    (dict(lr=-1e-3), r"lr: expected a finite number > 0, got -0\.001"),
+    (dict(epochs=0), r"epochs: expected an integer >= 1, got 0"),
+    (dict(gamma=2.0), r"gamma: expected a finite number in \[0, 1\], got 2\.0"),
 ])
 def test_lagrangian_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -132,34 +132,34 @@ def _lagrangian_update(**kw):
 
 
 def test_lambda_rises_when_kl_exceeds_delta():
-    ctx, state, new, logs = _lagrangian_update(delta=1e-8, lam_init=0.5, lam_lr=10.0)
-    assert logs["kl"] > 1e-8 and logs["lam"] == 0.5
-    assert new["lam"] == 0.5 + 10.0 * (logs["kl"] - 1e-8) > 0.5
+    ctx, state, new, logs = _lagrangian_update(delta=1e-8, nu_init=0.5, nu_lr=10.0)
+    assert logs["kl"] > 1e-8 and logs["nu"] == 0.5
+    assert new["nu"] == 0.5 + 10.0 * (logs["kl"] - 1e-8) > 0.5
 
 
-@pytest.mark.parametrize("lam_lr", [0.5, 50.0])
-def test_lambda_falls_when_kl_is_below_delta_and_stays_non_negative(lam_lr):
-    ctx, state, new, logs = _lagrangian_update(delta=1.0, lam_init=1.0, lam_lr=lam_lr)
+@pytest.mark.parametrize("nu_lr", [0.5, 50.0])
+def test_lambda_falls_when_kl_is_below_delta_and_stays_non_negative(nu_lr):
+    ctx, state, new, logs = _lagrangian_update(delta=1.0, nu_init=1.0, nu_lr=nu_lr)
     assert logs["kl"] < 1.0
-    assert new["lam"] == max(0.0, 1.0 + lam_lr * (logs["kl"] - 1.0)) < 1.0
-    assert (new["lam"] == 0.0) == (lam_lr == 50.0)      # 1 + 50 (kl - 1) < 0: projected to 0
+    assert new["nu"] == max(0.0, 1.0 + nu_lr * (logs["kl"] - 1.0)) < 1.0
+    assert (new["nu"] == 0.0) == (nu_lr == 50.0)      # 1 + 50 (kl - 1) < 0: projected to 0
 
 
 def test_lagrangian_primal_ascends_and_penalises_kl():
-    """The Adam steps raise L(theta', lam) above its value at theta, lam delta (there r = 1 and the
-    standardised A have mean 0, up to 1e-16, and D = 0); a larger lam gives a smaller KL on the same batch."""
+    """The Adam steps raise L(theta', nu) above its value at theta, nu delta (there r = 1 and the
+    standardised A have mean 0, up to 1e-16, and D = 0); a larger nu gives a smaller KL on the same batch."""
     kls = []
-    for lam in (0.0, 10.0):     # (with lam = 100 Adam's fixed step overshoots the stiff penalty: no ascent)
-        ctx, state, new, logs = _lagrangian_update(lam_init=lam)
+    for nu in (0.0, 10.0):     # (with nu = 100 Adam's fixed step overshoots the stiff penalty: no ascent)
+        ctx, state, new, logs = _lagrangian_update(nu_init=nu)
         kls.append(logs["kl"])
-        assert logs["lagrangian"] > lam * 0.01 + 1e-12 and np.all(np.isfinite(new["theta"]))
+        assert logs["lagrangian"] > nu * 0.01 + 1e-12 and np.all(np.isfinite(new["theta"]))
     assert kls[1] < kls[0]
 
 
 # ----------------------------------------------------------------------------- runs
 @pytest.mark.parametrize("name", ["npg", "trpo", "trpo-lagrangian"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, name):
-    """The algorithm state (AdamStates, lam) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
+    """The algorithm state (AdamStates, nu) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
     algo = get_algo(name)
     cfg = algo.Config(num_steps=32, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=32)
     full, part = tmp_path / "full", tmp_path / "part"

@@ -62,9 +62,9 @@ the small functions ``*_terms`` below, testable without a policy.
 
 5. Lagrangian of the notes' constrained TRPO problem ``max (2) s.t. D <= delta``::
 
-       L(theta', lam) = (2) - lam (D(theta') - delta),   grad = grad (2) - lam grad D,         (7)
+       L(theta', nu) = (2) - nu (D(theta') - delta),   grad = grad (2) - nu grad D,            (7)
 
-   maximised in ``theta'``; then dual ascent ``lam <- max(0, lam + alpha (D - delta))``: ``lam`` rises
+   maximised in ``theta'``; then dual ascent ``nu <- max(0, nu + alpha (D - delta))``: ``nu`` rises
    while the constraint is violated and decays towards (never below) 0 while it holds.        (8)
 
 The value-function loss (PPO, eq. 9) and its gradient live with the value function in
@@ -282,16 +282,16 @@ def ppo_kl_penalty(pol, theta, obs, act, logp_old, adv, *, theta_old, beta):
     return PenaltyObjective(*_penalised(pol, theta, obs, act, logp_old, adv, theta_old, beta))
 
 
-def lagrangian(pol, theta, obs, act, logp_old, adv, *, theta_old, lam, delta):
-    """Eq. (7): ``L(theta', lam) = mean(r A) - lam (D(theta') - delta)`` and its gradient in theta'.
+def lagrangian(pol, theta, obs, act, logp_old, adv, *, theta_old, nu, delta):
+    """Eq. (7): ``L(theta', nu) = mean(r A) - nu (D(theta') - delta)`` and its gradient in theta'.
 
-    ``lam >= 0`` is the multiplier of the constraint ``D <= delta`` (``delta > 0``). Other arguments
+    ``nu >= 0`` is the multiplier of the constraint ``D <= delta`` (``delta > 0``). Other arguments
     as :func:`ppo_kl_penalty`. Returns a :class:`PenaltyObjective` (``kl`` = ``D``).
     """
-    lam = _scalar(lam, "lam", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
+    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
     delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
-    value, g, D = _penalised(pol, theta, obs, act, logp_old, adv, theta_old, lam)
-    return PenaltyObjective(value + lam * delta, g, D)
+    value, g, D = _penalised(pol, theta, obs, act, logp_old, adv, theta_old, nu)
+    return PenaltyObjective(value + nu * delta, g, D)
 
 
 def entropy_bonus(pol, theta, obs):
@@ -328,13 +328,13 @@ def update_beta(beta, kl, d_targ):
     return beta
 
 
-def update_lambda(lam, kl, delta, alpha):
-    """Eq. (8): dual ascent ``max(0, lam + alpha (kl - delta))`` on the constraint ``kl <= delta``.
+def update_nu(nu, kl, delta, alpha):
+    """Eq. (8): dual ascent ``max(0, nu + alpha (kl - delta))`` on the constraint ``kl <= delta``.
 
-    ``lam >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new lambda (float).
+    ``nu >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new multiplier (float).
     """
-    lam = _scalar(lam, "lam", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
+    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
     kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
     delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
     alpha = _scalar(alpha, "alpha", low=0.0, strict=True, hint="use a multiplier step size such as 1.0")
-    return max(0.0, lam + alpha * (kl - delta))
+    return max(0.0, nu + alpha * (kl - delta))
