@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from finite_diff import gradient
+from helpers.finite_diff import gradient
 from purepg import cli
 from purepg.algos import conventions, ppo, trpo
 from purepg.algos.common import normalize_advantage

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies as S
-from finite_diff import assert_fd_close, gradient
+from helpers import strategies as S
+from helpers.finite_diff import assert_fd_close, gradient
 from purepg.model import distributions as D
 
 

@@ -1,6 +1,6 @@
 """purepg.model.nn: the MLP's forward pass, hand-derived VJP and JVP, per-sample gradients, init, bad input.
 
-Finite-difference tolerances (h = 1e-6, central differences, see tests/finite_diff.py)
+Finite-difference tolerances (h = 1e-6, central differences, see tests/helpers/finite_diff.py)
 -------------------------------------------------------------------------------------
 Truncation is h^2/6 |f'''| ~ 2e-13 |f'''| and rounding eps |f| / h ~ 2.2e-10 |f|. With the strategy bounds
 (|theta| <= 2, |x| <= 3, widths <= 6, two hidden layers) a relu network's output is at most ~4e3 and
@@ -16,8 +16,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import purepg
-import strategies as S
-from finite_diff import assert_fd_close, directional, gradient
+from helpers import strategies as S
+from helpers.finite_diff import assert_fd_close, directional, gradient
 from purepg.model.nn import MLP, orthogonal
 from purepg.model.value import ValueFunction
 

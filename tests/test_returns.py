@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 
 from purepg.pg import returns as rt
-from tests import finite_diff as fd
+from helpers import finite_diff as fd
 
 TOL = 1e-10  # independent-formula comparisons, see the module docstring
 

@@ -1,6 +1,6 @@
 """Tests of purepg.pg.surrogates: per-sample terms, objectives through real policies, multiplier rules.
 
-Finite-difference tolerance (see tests/finite_diff.py): with h = 1e-6 the central difference of a
+Finite-difference tolerance (see tests/helpers/finite_diff.py): with h = 1e-6 the central difference of a
 function of size |f| has rounding error ~ 2.2e-16 |f| / h ~ 2e-10 |f| and truncation error
 h^2 |f'''| / 6 ~ 2e-13 |f'''|. Every function here is a mean of terms r A (with |log r| <= 3, |A| <= 10,
 so |f|, |f'''| <= ~200 before the 1/N) or a KL/entropy of the same scale, so ``atol = 1e-6 * scale``
@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 import purepg
 from purepg.pg import surrogates as S
-from tests import finite_diff as fd
+from helpers import finite_diff as fd
 
 KINK_GAP = 1e-4      # no log-ratio closer than this to log(1 +- eps) in FD tests
 
