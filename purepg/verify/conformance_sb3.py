@@ -127,7 +127,8 @@ def epochs_order(rows, N):
 
 
 def batch_from_buffer(buf, last_obs, last_episode_starts, discrete):
-    """purepg's :class:`Batch` from an SB3 rollout buffer (arrays (T, E, ...) before ``get``).
+    """purepg's :class:`purepg.env.rollout.Batch` from an SB3 rollout buffer (arrays (T, E, ...) before
+    ``get``).
 
     Episode ends: ``terminated[t] = episode_starts[t + 1]`` (and SB3's last episode starts for the final
     step); no truncation occurs in the short rollouts used (SB3 folds a truncation into the reward).

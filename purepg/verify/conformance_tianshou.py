@@ -133,7 +133,8 @@ def library_update(theta, theta_v, seed, neutralise_float32=False):
 
 
 def purepg_batch(b):
-    """purepg's :class:`Batch` (T, E = 1) from Tianshou's preprocessed batch (time order, one env)."""
+    """purepg's :class:`purepg.env.rollout.Batch` (T, E = 1) from Tianshou's preprocessed batch (time
+    order, one env)."""
     from purepg.env.rollout import Batch
 
     col = lambda key, dtype: b[key].astype(dtype)[:, None]  # noqa: E731
