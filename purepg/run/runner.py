@@ -150,7 +150,7 @@ def _locked(run_dir):
 
 
 def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_every=10, force=False,
-          verbose=True, env_module=None):
+          verbose=True, env_module=None, conventions=None):
     """Train ``algo`` on ``env_id`` and write the run directory ``out_dir``; return the summary dict.
 
     Refuses an existing non-empty ``out_dir`` unless ``force``, and a directory another process is
@@ -158,6 +158,9 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     or SIGTERM) the checkpoint is replaced atomically. ``env_module`` is imported first (it registers
     ``env_id``) and recorded in ``config.json``. A run that fails before its first checkpoint removes
     what it wrote, so the same command can be run again.
+
+    ``conventions`` is the record of :func:`purepg.algos.conventions.configure` (the profile, its values
+    and the explicit fields that overrode it), kept in ``config.json`` beside the config it produced.
     """
     n_iters = _check_total_steps(total_steps, config)
     _check_run_args(seed, checkpoint_every)
@@ -174,15 +177,22 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
             state = algo.init(run.ctx, rng)
             ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
                                normalize_reward=config.normalize_reward, gamma=config.gamma)
-            rundir.write_config(out_dir, {
-                "run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "env_module": env_module,
-                "seed": int(seed), "total_steps": int(total_steps), "purepg_version": __version__,
-                "config": config_to_dict(config)})
+            rundir.write_config(out_dir, _run_meta(algo, env_id, env_module, seed, total_steps, config, conventions))
             loop = {"iteration": 0, "recent_returns": np.zeros(0), "episodes": 0, "time_s": 0.0}
             return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=None)
         except BaseException:
             rundir.undo_new_dir(out_dir, created)
             raise
+
+
+def _run_meta(algo, env_id, env_module, seed, total_steps, config, conventions):
+    """The ``config.json`` of a new run."""
+    meta = {"run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "env_module": env_module,
+            "seed": int(seed), "total_steps": int(total_steps), "purepg_version": __version__,
+            "config": config_to_dict(config)}
+    if conventions is not None:
+        meta["conventions"] = conventions
+    return meta
 
 
 def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
