@@ -58,6 +58,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from purepg.kernels import elementwise  # noqa: F401  (vectorised tanh; purepg.kernels.elementwise)
+
 # Outputs at least this large are written with non-temporal (streaming) stores: they exceed the caches,
 # so a normal store would first read every line it overwrites (about 2x the memory traffic). Smaller
 # outputs stay in cache for the caller.
