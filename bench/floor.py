@@ -34,6 +34,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from collections import Counter  # noqa: E402
 import time  # noqa: E402
 
 import gymnasium  # noqa: E402
@@ -80,14 +81,17 @@ def pass_products(N, dL, backward=True, jvp=False):
 
 
 def products_seconds(prods, repeats, rng):
-    """Sum over ``prods`` of the time of each product alone (``np.matmul(..., out=)``), seconds."""
+    """Sum over ``prods`` of the time of each product alone (``np.matmul(..., out=)``), seconds.
+
+    Each distinct product (shapes and layout) is timed once and counted as often as it occurs.
+    """
     total = 0.0
-    for a_shape, b_shape, trans in prods:
+    for (a_shape, b_shape, trans), count in Counter(prods).items():
         a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
         a = a.T if trans else a
         out = np.empty((a.shape[0], b.shape[1]))
         inner = max(20, int(2e4 // (a.shape[0] * a.shape[1] * b.shape[1] / 1e3 + 1)))
-        total += best_of(lambda: np.matmul(a, b, out=out), repeats, inner)
+        total += count * best_of(lambda: np.matmul(a, b, out=out), repeats, inner)
     return total
 
 
