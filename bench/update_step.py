@@ -7,8 +7,8 @@ Run from the repository root (one thread)::
 The step is rl-zoo's CartPole-v1 PPO (``ppo.Config()``): N = 256 samples, the 4-64-64-2 policy and
 4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad`` + ``ppo.clip_and_step`` as
 ``ppo.run`` calls them (validated once, then ``check=False``). The parts: one network's forward and
-backward pass, the categorical log-prob and gradient, the clip terms (Numba kernel and NumPy
-reference). The TRPO update is ``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch,
+backward pass, the categorical log-prob and gradient, the clip terms, and ``tanh`` on one
+256 x 64 layer (NumPy's and, where the checkout has it, purepg's vectorised kernel). The TRPO update is ``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch,
 next to one forward pass of the policy network on its 1024 states. Each figure is the median of repeated blocks of calls, in microseconds. It runs against
 any checkout with these functions, so a figure before and after a change comes from the same script.
 """
@@ -66,6 +66,13 @@ def main():
             ("policy network backward", lambda: pol.net.backward(th, dout, cache, check=False)),
             ("categorical log-prob and gradient", lambda: pol.dist.log_prob_and_grad(out, th[:0], act)),
             ("clip terms", lambda: surrogates._clip_terms(r, A, 0.2))]
+    z, zo = rng.standard_normal((N, 64)), np.empty((N, 64))
+    rows.append(("np.tanh, 256 x 64", lambda: np.tanh(z, out=zo)))
+    try:
+        from purepg.kernels import elementwise
+        rows.append(("kernels.elementwise.tanh, 256 x 64", lambda: elementwise.tanh(z, out=zo)))
+    except ImportError:                                          # a checkout before the kernel
+        pass
     for name, fn in rows:
         print(f"{name:55s} {median_us(fn):8.1f} us")
     tcfg = trpo.Config()
