@@ -2,10 +2,11 @@ r"""Elementwise transcendental functions in float64 that the compiler vectorises
 
 NumPy's ``tanh`` has a SIMD implementation only where AVX-512 is available; elsewhere each element is
 one call to the C library (~35 ns). A loop that calls a library function cannot be vectorised, so the
-kernels here use only additions, multiplications, one division, comparisons that become selects, and
-integer operations on the bits of a float: LLVM turns the loop into SIMD code for whatever the CPU has
-(4 float64 lanes with AVX2; LLVM keeps 256-bit vectors on most AVX-512 CPUs too). Each kernel has its NumPy reference beside it (``np.tanh``).
-Compiled with ``cache=True`` and without fastmath: the operations are IEEE's, in the written order.
+kernels here use only additions, multiplications, fused multiply-adds, one division, comparisons that
+become selects, and integer operations on the bits of a float: LLVM turns the loop into SIMD code for
+whatever the CPU has (4 float64 lanes with AVX2; LLVM keeps 256-bit vectors on most AVX-512 CPUs too).
+Each kernel has its NumPy reference beside it (``np.tanh``, ``np.expm1``). Compiled with ``cache=True``
+and without fastmath: the operations are IEEE's, in the written order.
 
 expm1 on [0, 40]
 ----------------
