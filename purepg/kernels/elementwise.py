@@ -124,32 +124,37 @@ def _tanh_scalar(x):
 
 
 @njit(cache=True, error_model="numpy")
-def _tanh_numba(x, out):
-    for i in range(x.shape[0]):
-        out[i] = _tanh_scalar(x[i])
-    return out
+def _tanh_numba(a):
+    for i in range(a.shape[0]):
+        a[i] = _tanh_scalar(a[i])                  # in place: one array, so no aliasing test blocks SIMD
+    return a
 
 
 @njit(cache=True, error_model="numpy")
-def _expm1_numba(y, out):
-    for i in range(y.shape[0]):
-        out[i] = _expm1_nonneg(y[i])
-    return out
+def _expm1_numba(a):
+    for i in range(a.shape[0]):
+        a[i] = _expm1_nonneg(a[i])
+    return a
 
 
-def _flat_apply(kernel, x, out):
-    """Run a 1-D ``kernel(x, out)`` over float64 arrays of any shape, on flat views where both are C-contiguous."""
-    if type(x) is not np.ndarray or x.dtype != np.float64:
-        x = np.asarray(x, dtype=np.float64)
+def _apply_in_place(kernel, x, out):
+    """``out = f(x)`` for float64 arrays of any shape with a 1-D in-place ``kernel``.
+
+    The kernels work on one array: a loop that reads ``x`` and writes ``out`` would vectorise only
+    after a run-time test that the two do not overlap, and would run scalar when they are the same
+    array (``tanh(z, out=z)``, the MLP's case). So ``x`` is first copied into ``out`` unless it is ``out``.
+    """
     if out is None:
-        out = np.empty(x.shape)
-    elif out.shape != x.shape or out.dtype != np.float64:
-        raise ValueError(f"out: expected a float64 array of shape {x.shape}, got {out.dtype} {out.shape}. "
+        out = np.array(x, dtype=np.float64, order="C")
+    elif out.shape != np.shape(x) or out.dtype != np.float64:
+        raise ValueError(f"out: expected a float64 array of shape {np.shape(x)}, got {out.dtype} {out.shape}. "
                          f"Fix: pass an array like the input, or out=None")
-    if x.flags.c_contiguous and out.flags.c_contiguous:
-        kernel(x.reshape(-1), out.reshape(-1))
+    elif out is not x:
+        out[...] = x
+    if out.flags.c_contiguous:
+        kernel(out.reshape(-1))
     else:
-        out[...] = kernel(np.ascontiguousarray(x).reshape(-1), np.empty(x.size)).reshape(x.shape)
+        out[...] = kernel(np.ravel(out)).reshape(out.shape)   # ravel copies a strided array
     return out
 
 
@@ -160,7 +165,7 @@ def tanh(x, out=None, backend="numba"):
     reference, ``np.tanh``. Returns ``out``.
     """
     if backend == "numba":
-        return _flat_apply(_tanh_numba, x, out)
+        return _apply_in_place(_tanh_numba, x, out)
     if backend == "numpy":
         return np.tanh(x, out=out)
     raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
@@ -172,7 +177,7 @@ def expm1_nonneg(y, backend="numba"):
     Outside that range the kernel's result is undefined; ``backend="numpy"`` is ``np.expm1``.
     """
     if backend == "numba":
-        return _flat_apply(_expm1_numba, y, None)
+        return _apply_in_place(_expm1_numba, y, None)
     if backend == "numpy":
         return np.expm1(y)
     raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
