@@ -50,6 +50,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from purepg.kernels._backend import unknown_backend
+
 LN2_HI = float.fromhex("0x1.62e42fee00000p-1")     # ln 2 to 32 significant bits (21 trailing zero bits)
 LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")    # ln 2 - LN2_HI, to float64
 INV_LN2 = float.fromhex("0x1.71547652b82fep0")     # 1 / ln 2
@@ -158,6 +160,14 @@ def _apply_in_place(kernel, x, out):
     return out
 
 
+def _tanh_numpy(x, out):
+    return np.tanh(x, out=out)
+
+
+def _expm1_numpy(y, out):
+    return np.expm1(y, out=out)
+
+
 def tanh(x, out=None, backend="numba"):
     """``tanh(x)`` elementwise, float64 of any shape (module docstring: (T1), at most 4 ulp).
 
@@ -167,8 +177,8 @@ def tanh(x, out=None, backend="numba"):
     if backend == "numba":
         return _apply_in_place(_tanh_numba, x, out)
     if backend == "numpy":
-        return np.tanh(x, out=out)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+        return _tanh_numpy(x, out)
+    raise unknown_backend(backend)
 
 
 def expm1_nonneg(y, backend="numba"):
@@ -179,5 +189,5 @@ def expm1_nonneg(y, backend="numba"):
     if backend == "numba":
         return _apply_in_place(_expm1_numba, y, None)
     if backend == "numpy":
-        return np.expm1(y)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+        return _expm1_numpy(y, None)
+    raise unknown_backend(backend)
