@@ -15,7 +15,7 @@ nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer produc
 nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
-elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp of the exact value (mpmath)
+elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp (mpmath)
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
 distributions: ``categorical_log_prob_and_grad``  log-softmax, ``e_a - p``                ``8 eps (1 + |value|)``
 returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps (M |x|)_t``
