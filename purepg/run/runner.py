@@ -42,6 +42,7 @@ from gymnasium import spaces
 from purepg import __version__
 
 from purepg.env import envs, rollout
+from purepg.kernels import compiling
 from purepg.run import checkpoint, formats, lock, rundir
 from purepg.run.progress import ProgressLine
 from purepg.run.rundir import RUN_FORMAT, read_config  # noqa: F401  (part of this module's interface)
@@ -287,6 +288,8 @@ def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header)
     The signal handlers stay installed until the last checkpoint is on disk, so a second signal
     during that save is recorded, never lets it be cut short.
     """
+    if verbose:
+        compiling.announce()              # one line on stderr if this run compiles kernels (no Numba cache)
     caught = []
     old = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in SIGNALS}
     t_start = time.perf_counter() - float(loop["time_s"])
