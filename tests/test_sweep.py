@@ -257,3 +257,13 @@ def test_ray_sweep_equals_the_local_one(tmp_path):
     for r in specs.plan(spec):
         assert rows(tmp_path / "ray" / r.run_dir / "progress.csv") == rows(tmp_path / "local" / r.run_dir / "progress.csv")
         assert sweep.run_state(str(tmp_path / "ray"), r) == "done"
+
+
+def test_the_readme_spec_plans():
+    import pathlib
+    import tomllib
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    runs = specs.plan(tomllib.loads(block), "README.md")
+    assert len(runs) == 2 * 2 * 2 * 10 and {r.config.get("cg_iters") for r in runs if r.algo == "trpo"} == {15}

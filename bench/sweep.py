@@ -1,0 +1,92 @@
+"""Wall time of a sweep against its runs trained one after another, and the sweep's own overhead per run.
+
+Run from the repository root::
+
+    python bench/sweep.py                          # 10 CartPole-v1 PPO seeds, 2e4 steps each
+    python bench/sweep.py --seeds 0-9 --steps 20000 --ray
+
+Four timings of the same runs (PPO with its defaults on CartPole-v1, one per seed):
+
+1. *sequential*: :func:`purepg.run.runner.train` for each seed in this process, one after another
+   (what a user does without a sweep).
+2. *sweep, 1 job*: ``run_sweep(..., jobs=1)``, the same runs in this process through the sweep.
+   ``(2 - 1) / N`` is the sweep's own cost per run: planning, checks, files, summary, plot.
+3. *sweep, 2 jobs*: ``--jobs 2``, two spawned worker processes.
+4. *Ray* (``--ray``): a local Ray instance with 2 CPUs, start-up included.
+
+Every sweep writes into a fresh temporary directory. One thread everywhere.
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"   # before numpy / numba are imported
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine as machine_info  # noqa: E402  (bench/machine.py)
+
+from purepg.algos import get_algo  # noqa: E402
+from purepg.run import runner, sweep  # noqa: E402
+from purepg.run.spec import parse_seeds  # noqa: E402
+
+
+def simd_level() -> str:
+    """The widest SIMD extension NumPy found on this CPU."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as f
+    except ImportError:
+        from numpy.core._multiarray_umath import __cpu_features__ as f
+    return next((k for k in ("AVX512F", "AVX2", "AVX", "SSE42", "ASIMD") if f.get(k)), "baseline")
+
+
+def sequential(seeds, steps, root):
+    ppo = get_algo("ppo")
+    t0 = time.perf_counter()
+    for s in seeds:
+        runner.train(ppo, "CartPole-v1", ppo.Config(), seed=s, out_dir=os.path.join(root, f"seq-{s}"),
+                     total_steps=steps, force=True, verbose=False)
+    return time.perf_counter() - t0
+
+
+def timed_sweep(spec, root, name, **kw):
+    t0 = time.perf_counter()
+    summary = sweep.run_sweep(spec, out=os.path.join(root, name), verbose=False, **kw)
+    assert summary["failed"] == [], summary["failed"]
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0-9")
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--ray", action="store_true", help="also time a local Ray instance with 2 CPUs")
+    args = ap.parse_args()
+    seeds = parse_seeds(args.seeds)
+    spec = {"algo": "ppo", "env": "CartPole-v1", "seeds": args.seeds, "steps": args.steps}
+    print(f"machine: {machine_info.summary()}, SIMD {simd_level()}")
+    print(f"command: {machine_info.command()}")
+    with tempfile.TemporaryDirectory() as root:
+        sequential(seeds[:1], 2048, root)                                  # JIT caches loaded, as in a session
+        t_seq = sequential(seeds, args.steps, root)
+        t_one = timed_sweep(spec, root, "one", jobs=1)
+        t_two = timed_sweep(spec, root, "two", jobs=2)
+        t_ray = timed_sweep(spec, root, "ray", jobs=2, backend="ray") if args.ray else None
+    n = len(seeds)
+    print(f"{n} runs of PPO on CartPole-v1, {args.steps} steps each")
+    print(f"sequential (runner.train one after another): {t_seq:7.1f} s")
+    print(f"sweep, 1 job (in process):                   {t_one:7.1f} s   own overhead "
+          f"{(t_one - t_seq) / n:+.2f} s per run")
+    print(f"sweep, --jobs 2:                             {t_two:7.1f} s   {t_two / t_seq:.2f}x sequential, "
+          f"{n / t_two * 60:.1f} runs/min")
+    if t_ray is not None:
+        print(f"sweep, --backend ray (local, 2 CPUs):        {t_ray:7.1f} s   {t_ray / t_seq:.2f}x sequential, "
+              f"{n / t_ray * 60:.1f} runs/min, {t_ray / t_two:.2f}x --jobs 2")
+
+
+if __name__ == "__main__":
+    main()
