@@ -9,8 +9,10 @@ Four timings of the same runs (PPO with its defaults on CartPole-v1, one per see
 
 1. *sequential*: :func:`purepg.run.runner.train` for each seed in this process, one after another
    (what a user does without a sweep).
-2. *sweep, 1 job*: ``run_sweep(..., jobs=1)``, the same runs in this process through the sweep.
-   ``(2 - 1) / N`` is the sweep's own cost per run: planning, checks, files, summary, plot.
+2. *sweep, 1 job*: ``run_sweep(..., jobs=1)``, the same runs in this process through the sweep. Its
+   own cost per run is its wall time less the time spent inside the runs (``run_task``, timed in the
+   same call, so other load on the machine affects both alike), divided by N: planning, checks,
+   files, summary, learning-curve plot.
 3. *sweep, 2 jobs*: ``--jobs 2``, two spawned worker processes.
 4. *Ray* (``--ray``): a local Ray instance with 2 CPUs, start-up included.
 
@@ -53,6 +55,20 @@ def sequential(seeds, steps, root):
     return time.perf_counter() - t0
 
 
+class TimedRuns:
+    """``sweep.run_task``, adding the seconds spent in it to ``self.seconds`` (in-process sweeps)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, task):
+        t = time.perf_counter()
+        try:
+            return sweep.run_task(task)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
 def timed_sweep(spec, root, name, **kw):
     t0 = time.perf_counter()
     summary = sweep.run_sweep(spec, out=os.path.join(root, name), verbose=False, **kw)
@@ -70,17 +86,20 @@ def main():
     spec = {"algo": "ppo", "env": "CartPole-v1", "seeds": args.seeds, "steps": args.steps}
     print(f"machine: {machine_info.summary()}, SIMD {simd_level()}")
     print(f"command: {machine_info.command()}")
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as root:
         sequential(seeds[:1], 2048, root)                                  # JIT caches loaded, as in a session
         t_seq = sequential(seeds, args.steps, root)
-        t_one = timed_sweep(spec, root, "one", jobs=1)
+        inside = TimedRuns()
+        t_one = timed_sweep(spec, root, "one", jobs=1, fn=inside)
         t_two = timed_sweep(spec, root, "two", jobs=2)
         t_ray = timed_sweep(spec, root, "ray", jobs=2, backend="ray") if args.ray else None
     n = len(seeds)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work on the machine)")
     print(f"{n} runs of PPO on CartPole-v1, {args.steps} steps each")
     print(f"sequential (runner.train one after another): {t_seq:7.1f} s")
     print(f"sweep, 1 job (in process):                   {t_one:7.1f} s   own overhead "
-          f"{(t_one - t_seq) / n:+.2f} s per run")
+          f"{(t_one - inside.seconds) / n:.3f} s per run")
     print(f"sweep, --jobs 2:                             {t_two:7.1f} s   {t_two / t_seq:.2f}x sequential, "
           f"{n / t_two * 60:.1f} runs/min")
     if t_ray is not None:

@@ -267,3 +267,17 @@ def test_the_readme_spec_plans():
     (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
     runs = specs.plan(tomllib.loads(block), "README.md")
     assert len(runs) == 2 * 2 * 2 * 10 and {r.config.get("cg_iters") for r in runs if r.algo == "trpo"} == {15}
+
+
+def test_parity_decision_rule():
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "bench"))
+    import parity
+
+    rng = np.random.default_rng(4)
+    A = rng.normal(480.0, 5.0, 10)
+    cases = [(A + 2.0, "equivalent"), (A + 100.0, "better"), (A - 100.0, "worse"),
+             (rng.normal(480.0, 200.0, 10), "inconclusive")]
+    for C, want in cases:
+        delta, (lo, hi), v = parity.verdict(C, A, 25.0, np.random.default_rng(0))
+        assert v == want and lo < delta < hi and delta == pytest.approx(C.mean() - A.mean())
