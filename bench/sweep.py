@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python bench/sweep.py                          # 10 CartPole-v1 PPO seeds, 2e4 steps each
-    python bench/sweep.py --seeds 0-9 --steps 20000 --ray
+    python bench/sweep.py                          # 10 CartPole-v1 PPO seeds, 1e5 steps each (rl-zoo budget)
+    python bench/sweep.py --seeds 0-9 --steps 100000 --ray
 
 Four timings of the same runs (PPO with its defaults on CartPole-v1, one per seed):
 
@@ -16,6 +16,10 @@ Four timings of the same runs (PPO with its defaults on CartPole-v1, one per see
 3. *sweep, 2 jobs*: ``--jobs 2``, two spawned worker processes.
 4. *Ray* (``--ray``): a local Ray instance with 2 CPUs, start-up included.
 
+Wall times depend on what else runs on the machine (the load average is printed); the CPU seconds
+of the sequential runs and of the 2-job sweep (parent and worker processes) do not, and half the
+latter is what the 2-job sweep would take on two idle cores.
+
 Every sweep writes into a fresh temporary directory. One thread everywhere.
 """
 import os
@@ -24,6 +28,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ[_var] = "1"   # before numpy / numba are imported
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -44,6 +49,12 @@ def simd_level() -> str:
     except ImportError:
         from numpy.core._multiarray_umath import __cpu_features__ as f
     return next((k for k in ("AVX512F", "AVX2", "AVX", "SSE42", "ASIMD") if f.get(k)), "baseline")
+
+
+def cpu_seconds():
+    """User + system CPU time of this process and of its finished children (the worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def sequential(seeds, steps, root):
@@ -79,7 +90,7 @@ def timed_sweep(spec, root, name, **kw):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-9")
-    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--ray", action="store_true", help="also time a local Ray instance with 2 CPUs")
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
@@ -89,10 +100,14 @@ def main():
     print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as root:
         sequential(seeds[:1], 2048, root)                                  # JIT caches loaded, as in a session
+        c0 = cpu_seconds()
         t_seq = sequential(seeds, args.steps, root)
+        c_seq = cpu_seconds() - c0
         inside = TimedRuns()
         t_one = timed_sweep(spec, root, "one", jobs=1, fn=inside)
+        c0 = cpu_seconds()
         t_two = timed_sweep(spec, root, "two", jobs=2)
+        c_two = cpu_seconds() - c0
         t_ray = timed_sweep(spec, root, "ray", jobs=2, backend="ray") if args.ray else None
     n = len(seeds)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work on the machine)")
@@ -102,6 +117,8 @@ def main():
           f"{(t_one - inside.seconds) / n:.3f} s per run")
     print(f"sweep, --jobs 2:                             {t_two:7.1f} s   {t_two / t_seq:.2f}x sequential, "
           f"{n / t_two * 60:.1f} runs/min")
+    print(f"CPU seconds: sequential {c_seq:.1f}, --jobs 2 {c_two:.1f} (parent and workers; with two idle cores "
+          f"the 2-job wall time would be about {c_two / 2:.1f} s = {c_two / 2 / c_seq:.2f}x)")
     if t_ray is not None:
         print(f"sweep, --backend ray (local, 2 CPUs):        {t_ray:7.1f} s   {t_ray / t_seq:.2f}x sequential, "
               f"{n / t_ray * 60:.1f} runs/min, {t_ray / t_two:.2f}x --jobs 2")
