@@ -23,7 +23,7 @@ def add_parser(sub, parse_int):
     p = sub.add_parser("sweep", help="train a grid of algorithms x environments x config fields x seeds",
                        description="Train every run of a sweep (a TOML spec and/or the options below) into one "
                                    "directory of run directories, resuming what is there; write results.csv, "
-                                   "summary.csv/.md/.json (mean, std, 95%% bootstrap CI per cell) and curves.png.",
+                                   "summary.csv/.md/.json (mean, std, 95% bootstrap CI per cell) and curves.png.",
                        allow_abbrev=False)
     p.add_argument("spec", nargs="?", metavar="SPEC", help="TOML spec file, or a sweep directory to resume")
     p.add_argument("--algo", help="algorithms, comma-separated (replaces the spec's)")
