@@ -43,7 +43,7 @@ from purepg.run import runner
 from purepg.algos import get_algo  # noqa: E402
 from purepg.run.seeds import parse_seeds  # noqa: E402
 
-PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, lam=0.95, epochs=10, minibatch_size=64,
+PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, gae_lambda=0.95, epochs=10, minibatch_size=64,
                 lr=1e-3, lr_final=1e-3, clip=0.2, clip_final=0.2, ent_coef=0.0)
 RUNS = {  # name: (algo, env id, config overrides, steps)
     "ppo-cartpole": ("ppo", "CartPole-v1", {}, 100_000),
@@ -51,7 +51,7 @@ RUNS = {  # name: (algo, env id, config overrides, steps)
     "vpg-cartpole": ("reinforce", "CartPole-v1", {}, 100_000),
     "ppo-pendulum": ("ppo", "Pendulum-v1", PENDULUM, 100_000),
 }
-SOLVED = {"CartPole-v1": 475.0}   # issue 4's target: evaluation >= 475 on at least 4 of 5 seeds
+SOLVED = {"CartPole-v1": 475.0}   # the target: evaluation >= 475 on at least 4 of 5 seeds
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 

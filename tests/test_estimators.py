@@ -20,7 +20,7 @@ import purepg
 from purepg.pg import estimators as es
 from purepg.verify import tabular as tb
 from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
-from tests.test_tabular import st_case, st_mdp, st_theta
+from helpers.tabular import st_case, st_theta
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 ON_POLICY = (es.reinforce, es.reinforce_rtg)
@@ -134,7 +134,7 @@ def test_first_order_and_notes_literal_are_biased_off_policy():
 
 
 def _per_decision_reference(pol, theta_p, obs, act, rew, logp, gamma, reward_slip, double_ratio):
-    """The per-decision sum written as loops, with the notes' two slips switchable (0-based t).
+    """The per-decision sum written as loops, with the two slips of docs/math/offpolicy.md, eq. (4.4), switchable (0-based t).
 
     e = sum_t g'_t sum_{t'>=t} gamma^t' r_x * ratio, with r_x = r_t (slip) or r_t', and ratio =
     prod_{t''<=t} rho * prod_{t''=t}^{t'} rho (slip: rho_t twice) or prod_{t''<=t'} rho.

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_npg import make_ctx
 
 from purepg.run import checkpoint, runner
 
@@ -17,7 +16,7 @@ from purepg.optim import adam_init, adam_step
 from purepg.pg.returns import discounted_returns
 from purepg.model.value import ValueFunction
 
-SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
+from helpers.algo_runs import SMALL, make_ctx
 
 
 def _as_dict(batch):
@@ -86,10 +85,10 @@ def test_normalised_ess(w, scale):
 @pytest.mark.parametrize("weights", ["first_order", "per_decision"])
 @pytest.mark.parametrize("baseline", ["none", "value"])
 def test_k1_without_reuse_is_the_on_policy_reward_to_go_gradient(weights, baseline):
-    """Issue 5: with K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
+    """With K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
     reward-to-go estimate (1/n_runs) sum_runs sum_t gamma^t grad log pi(a_t|s_t) (Q_t - b_t), computed
     here from the score matrix; and it equals purepg.pg.estimators.reinforce_rtg on the same runs."""
-    cfg = offpolicy.Config(buffer_batches=1, updates_per_batch=1, weights=weights, baseline=baseline, **SMALL)
+    cfg = offpolicy.Config(buffer_batches=1, epochs=1, weights=weights, baseline=baseline, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=2)
     pol, theta, gamma = ctx.pol, state["theta"], cfg.gamma
     g, ess, cut = offpolicy.batch_gradient(ctx, theta, state["theta_v"], _as_dict(batch))
@@ -223,7 +222,7 @@ def test_buffer_keeps_the_last_k_batches_and_state_is_not_mutated():
 
 
 def test_several_updates_per_batch_use_every_stored_batch():
-    cfg = offpolicy.Config(buffer_batches=1, updates_per_batch=3, **SMALL)
+    cfg = offpolicy.Config(buffer_batches=1, epochs=3, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=7)
     new, logs = offpolicy.update(ctx, state, batch, rng, 0.0)
     theta, opt = state["theta"], state["opt"]
@@ -237,13 +236,13 @@ def test_several_updates_per_batch_use_every_stored_batch():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(buffer_batches=0), r"buffer_batches: expected an integer >= 1, got 0\. Fix"),
-    (dict(updates_per_batch=0), r"updates_per_batch: expected an integer >= 1, got 0"),
+    (dict(epochs=0), r"epochs: expected an integer >= 1, got 0"),
     (dict(weights="whole"), r"weights: expected one of 'per_decision', 'first_order', got 'whole'\. Fix"),
-    (dict(truncation=0.0), r"truncation: expected a finite value > 0, got 0\.0"),
-    (dict(truncation=-1.0), r"truncation: expected a finite value > 0, got -1\.0"),
+    (dict(truncation=0.0), r"truncation: expected None \(off\) or a finite number > 0, got 0\.0"),
+    (dict(truncation=-1.0), r"truncation: expected None \(off\) or a finite number > 0, got -1\.0"),
     (dict(baseline="mean"), r"baseline: expected one of 'value', 'none', got 'mean'"),
-    (dict(lr=0.0), r"lr: expected a finite value > 0, got 0\.0"),
-    (dict(gamma=-0.5), r"gamma: expected a value in \[0, 1\], got -0\.5"),
+    (dict(lr=0.0), r"lr: expected a finite number > 0, got 0\.0"),
+    (dict(gamma=-0.5), r"gamma: expected a finite number in \[0, 1\], got -0\.5"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

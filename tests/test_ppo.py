@@ -1,21 +1,19 @@
-"""PPO-clip and PPO adaptive-KL: exact minibatch gradients, the shared loop's rules, learning, determinism."""
-import csv
+"""purepg.algos.ppo: exact minibatch gradients (clip and KL-penalty objectives), the shared loop's rules,
+the configs of both variants, learning."""
 import dataclasses
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from finite_diff import gradient
-from purepg.env import envs, rollout
+from helpers.algo_runs import PPO_FAST as FAST, make_ctx
+from helpers.finite_diff import gradient
 from purepg.run import runner
 from purepg.algos import ppo, ppo_kl
 from purepg.optim import adam_init, adam_step
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
-from purepg.pg.surrogates import update_beta
 from purepg.model.value import ValueFunction
 
-FAST = dict(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,), epochs=4, minibatch_size=16)
 
 
 # ----------------------------------------------------------------------------- strategies ---
@@ -62,14 +60,14 @@ def _far_from_kinks(pol, vf, theta, theta_v, mb, eps, eps_v, gap=1e-4):
 def test_minibatch_gradients_match_finite_differences(case):
     """Both gradients of L = -objective - c_2 S + c_1 mean (V - R)^2 against central differences.
 
-    Tolerance 1e-6 relative + 1e-7 absolute: tests/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
+    Tolerance 1e-6 relative + 1e-7 absolute: tests/helpers/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
     third derivatives of order <= 1e2 on these small nets), far below an O(1) wrong term. Points within
     1e-4 of a kink of the clipped terms are skipped (a difference quotient across a kink is not a
     derivative), so the test exercises the clipped and unclipped pieces on both sides.
     """
     seed, discrete, variant, c2, eps_v = case
     pol, vf, theta_old, theta, theta_v, mb = _minibatch_case(seed, discrete)
-    ctx = _ctx(pol, vf, ent_coef=c2, clip_vf=eps_v, vf_coef=0.7)
+    ctx = _ctx(pol, vf, ent_coef=c2, vf_clip=eps_v, vf_coef=0.7)
     v, coefs = (ppo.CLIP, {"clip_range": 0.2}) if variant == "clip" else (ppo_kl.KL_PENALTY, {"beta": 3.0})
     assume(_far_from_kinks(pol, vf, theta, theta_v, mb, 0.2 if variant == "clip" else 10.0, eps_v))
     step = ppo.loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, v)
@@ -127,40 +125,12 @@ def test_join_refuses_adam_states_at_different_steps():
 
 # ----------------------------------------------------------------------------- the loop -----
 def _batch(config, seed=0, env_id="CartPole-v1"):
-    vec = envs.make_vec_env(env_id, config.num_envs, seed=seed)
-    pol = runner.make_policy(vec.single_observation_space, vec.single_action_space, config)
-    ctx = runner.Context(pol, ValueFunction(pol.obs_dim, config.vf_hidden), config, 100_000)
-    rng = np.random.default_rng(seed)
-    state = (ppo_kl if isinstance(config, ppo_kl.Config) else ppo).init(ctx, rng)
-    batch, _ = rollout.collect(vec, pol, state["theta"], config.num_steps, rng, rollout.start(vec))
-    vec.close()
-    return ctx, state, batch, rng
-
-
-@pytest.mark.parametrize("d_targ, factor", [(1e3, 0.5), (1e-12, 2.0)])
-def test_beta_rule_in_the_loop(d_targ, factor):
-    """After the epochs beta is halved (KL << d_targ) or doubled (KL >> d_targ), from the exact mean KL."""
-    cfg = ppo_kl.Config(**FAST, beta_init=0.7, d_targ=d_targ)
-    ctx, state, batch, rng = _batch(cfg)
-    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
-    T, E, d = batch.obs.shape
-    kl = ctx.pol.kl(state["theta"], new["theta"], batch.obs.reshape(T * E, d))
-    assert logs["kl"] == kl > 0
-    assert new["beta"] == logs["beta"] == update_beta(0.7, kl, d_targ) == 0.7 * factor
-
-
-def test_beta_weighs_the_kl_penalty():
-    """The loop uses the state's beta: a huge beta keeps the policy much closer to pi_old."""
-    kls = []
-    for beta in (1e-3, 1e3):
-        ctx, state, batch, rng = _batch(ppo_kl.Config(**FAST))
-        kls.append(ppo_kl.update(ctx, {**state, "beta": beta}, batch, rng, 0.0)[1]["kl"])
-    assert kls[1] < 0.05 * kls[0]
+    return make_ctx(ppo_kl if isinstance(config, ppo_kl.Config) else ppo, config, env=env_id, seed=seed)
 
 
 def test_target_kl_stops_after_the_first_step():
     """KL is 0 before the first minibatch step and > 1.5 * 1e-12 before the second: one step, one epoch."""
-    ctx, state, batch, rng = _batch(ppo.Config(**FAST, target_kl=1e-12))
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST, kl_stop=1e-12))
     _, logs = ppo.update(ctx, state, batch, rng, 0.0)
     assert logs["updates"] == 1 and logs["epochs"] == 1
     ctx, state, batch, rng = _batch(ppo.Config(**FAST))
@@ -196,7 +166,7 @@ def test_linear_schedules_and_logs():
 def test_gaussian_policy_iteration_runs():
     """One PPO-clip and one PPO-KL iteration on Pendulum (Box actions): finite logs, theta moves."""
     for Cfg in (ppo.Config, ppo_kl.Config):
-        ctx, state, batch, rng = _batch(Cfg(**FAST, ent_coef=0.01, clip_vf=0.2), env_id="Pendulum-v1")
+        ctx, state, batch, rng = _batch(Cfg(**FAST, ent_coef=0.01, vf_clip=0.2), env_id="Pendulum-v1")
         new, logs = (ppo if Cfg is ppo.Config else ppo_kl).update(ctx, state, batch, rng, 0.0)
         assert all(np.isfinite(v) for v in logs.values()) and not np.array_equal(new["theta"], state["theta"])
 
@@ -204,18 +174,18 @@ def test_gaussian_policy_iteration_runs():
 # ----------------------------------------------------------------------------- configs ------
 @pytest.mark.parametrize("Cfg", [ppo.Config, ppo_kl.Config])
 @pytest.mark.parametrize("field, value, match", [
-    ("lr", 0.0, r"lr: expected a finite value > 0, got 0\.0"),
-    ("lr_final", -1e-3, r"lr_final: expected a finite value >= 0"),
-    ("gamma", 1.5, r"gamma: expected a value in \[0, 1\], got 1\.5"),
-    ("lam", -0.1, r"lam: expected a value in \[0, 1\]"),
+    ("lr", 0.0, r"lr: expected a finite number > 0, got 0\.0"),
+    ("lr_final", -1e-3, r"lr_final: expected a finite number >= 0"),
+    ("gamma", 1.5, r"gamma: expected a finite number in \[0, 1\], got 1\.5"),
+    ("gae_lambda", -0.1, r"gae_lambda: expected a finite number in \[0, 1\]"),
     ("epochs", 0, r"epochs: expected an integer >= 1, got 0"),
     ("minibatch_size", 100, r"minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 256, got 100\. Fix: pass a divisor of 256"),
-    ("vf_coef", -1.0, r"vf_coef: expected a finite value >= 0"),
-    ("clip_vf", 0.0, r"clip_vf: expected None \(off\) or a finite value > 0, got 0\.0"),
-    ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite value > 0"),
-    ("target_kl", float("nan"), r"target_kl: expected None \(off\) or a finite value > 0"),
-    ("adam_eps", 0, r"adam_eps: expected a finite value > 0"),
-    ("normalize_adv", "yes", r"normalize_adv: expected True or False, got 'yes'"),
+    ("vf_coef", -1.0, r"vf_coef: expected a finite number >= 0"),
+    ("vf_clip", 0.0, r"vf_clip: expected None \(off\) or a finite number > 0, got 0\.0"),
+    ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite number > 0"),
+    ("kl_stop", float("nan"), r"kl_stop: expected None \(off\) or a finite number > 0"),
+    ("adam_eps", 0, r"adam_eps: expected a finite number > 0"),
+    ("normalize_advantage", "yes", r"normalize_advantage: expected True or False, got 'yes'"),
     ("activation", "sigmoid", r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
     ("num_envs", 0, r"num_envs: expected an integer >= 1, got 0"),
 ])
@@ -225,10 +195,10 @@ def test_invalid_shared_fields(Cfg, field, value, match):
 
 
 @pytest.mark.parametrize("Cfg, field, value, match", [
-    (ppo.Config, "clip", 0.0, r"clip: expected a finite value > 0, got 0\.0"),
-    (ppo.Config, "clip_final", -0.1, r"clip_final: expected a finite value >= 0"),
-    (ppo_kl.Config, "beta_init", 0.0, r"beta_init: expected a finite value > 0, got 0\.0"),
-    (ppo_kl.Config, "d_targ", -0.01, r"d_targ: expected a finite value > 0"),
+    (ppo.Config, "clip", 0.0, r"clip: expected a finite number > 0, got 0\.0"),
+    (ppo.Config, "clip_final", -0.1, r"clip_final: expected a finite number >= 0"),
+    (ppo_kl.Config, "beta_init", 0.0, r"beta_init: expected a finite number > 0, got 0\.0"),
+    (ppo_kl.Config, "target_kl", -0.01, r"target_kl: expected a finite number > 0"),
 ])
 def test_invalid_variant_fields(Cfg, field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -236,56 +206,24 @@ def test_invalid_variant_fields(Cfg, field, value, match):
 
 
 def test_lr_of_wrong_type_is_a_type_error():
-    with pytest.raises(TypeError, match=r"lr: expected a real number, got str '1e-3'"):
+    with pytest.raises(TypeError, match=r"lr: expected a finite number > 0, got str '1e-3'"):
         ppo.Config(lr="1e-3")
 
 
 def test_defaults_are_rl_zoo_cartpole():
     """rl-zoo hyperparams/ppo.yml, CartPole-v1 (and SB3 defaults for what it leaves unset)."""
     c = ppo.Config()
-    assert (c.num_envs, c.num_steps, c.minibatch_size, c.epochs, c.gamma, c.lam) == (8, 32, 256, 20, 0.98, 0.8)
+    assert (c.num_envs, c.num_steps, c.minibatch_size, c.epochs, c.gamma, c.gae_lambda) == (8, 32, 256, 20, 0.98, 0.8)
     assert (c.lr, c.lr_final, c.clip, c.clip_final, c.ent_coef) == (1e-3, 0.0, 0.2, 0.0, 0.0)
     assert (c.vf_coef, c.max_grad_norm, c.adam_eps, c.hidden, c.vf_hidden) == (0.5, 0.5, 1e-5, (64, 64), (64, 64))
     assert {f.name for f in dataclasses.fields(ppo_kl.Config)} - {f.name for f in dataclasses.fields(ppo.Config)} \
-        == {"beta_init", "d_targ", "beta_min", "beta_max"}
+        == {"beta_init", "target_kl", "beta_min", "beta_max"}
 
 
 # ----------------------------------------------------------------------------- training -----
-def _rows(path):
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    keep = [i for i, h in enumerate(rows[0]) if h not in runner.WALL_COLUMNS]
-    return [[r[i] for i in keep] for r in rows]
-
-
-def test_same_seed_same_progress(tmp_path):
-    cfg = ppo_kl.Config(**FAST)
-    for name in ("a", "b"):
-        runner.train(ppo_kl, "CartPole-v1", cfg, seed=4, out_dir=str(tmp_path / name), total_steps=320, verbose=False)
-    a, b = _rows(tmp_path / "a" / "progress.csv"), _rows(tmp_path / "b" / "progress.csv")
-    assert a == b and len(a) == 6 and "beta" in a[0]
-
-
 def test_ppo_learns_cartpole(tmp_path):
     """rl-zoo defaults, 20480 steps (~3 s): the mean return of the last 100 episodes is far above a
     uniformly random policy's (about 22 on CartPole-v1)."""
     s = runner.train(ppo, "CartPole-v1", ppo.Config(), seed=0, out_dir=str(tmp_path / "r"), total_steps=20480,
                      verbose=False)
     assert s["last_row"]["ep_return_mean"] > 100
-
-
-@pytest.mark.parametrize("d_targ, bound", [(1e3, "beta_min"), (1e-12, "beta_max")])
-def test_beta_stays_within_its_bounds(d_targ, bound):
-    """A beta at its bound stays there however often the rule would halve or double it (no underflow to 0)."""
-    cfg = ppo_kl.Config(**FAST, beta_init=1.0, d_targ=d_targ, beta_min=1.0 if bound == "beta_min" else 1e-8,
-                        beta_max=1.0 if bound == "beta_max" else 1e8)
-    ctx, state, batch, rng = _batch(cfg)
-    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
-    assert new["beta"] == logs["beta"] == 1.0
-
-
-def test_beta_bounds_are_checked():
-    with pytest.raises(ValueError, match=r"beta_init: expected a value in \[beta_min, beta_max\] = \[2\.0, 100000000\.0\], got 1\.0"):
-        ppo_kl.Config(beta_min=2.0)
-    with pytest.raises(ValueError, match=r"beta_min"):
-        ppo_kl.Config(beta_min=0.0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from finite_diff import directional, gradient
+from helpers.finite_diff import directional, gradient
 from purepg.pg import estimators
 from purepg.run import runner
 from purepg.algos import reinforce
@@ -114,7 +114,7 @@ def test_gradient_matches_finite_differences(seed, discrete, returns, baseline):
     """Eq. (1) is the gradient of the surrogate (1/M) sum_t log pi(a_t|s_t) (psi_t - b_t) with the
     weights held fixed; for the optimal baseline the b term is b * grad h, h = (1/M) sum_t log pi,
     checked as the derivative of h along b * u. Random flags: truncations, terminations, cut segments.
-    Tolerance 1e-6 relative + 1e-8 absolute: see tests/finite_diff.py (smooth log-probs, h = 1e-6)."""
+    Tolerance 1e-6 relative + 1e-8 absolute: see tests/helpers/finite_diff.py (smooth log-probs, h = 1e-6)."""
     rng = np.random.default_rng(seed)
     pol = CategoricalPolicy(2, 2, (3,)) if discrete else GaussianPolicy(2, 1, (3,), log_std_init=-0.2)
     T, E = 6, 2
@@ -163,14 +163,14 @@ def test_optimal_baseline_lowers_the_variance():
 
 # ----------------------------------------------------------------------------- configs ------
 @pytest.mark.parametrize("field, value, match", [
-    ("lr", -1.0, r"lr: expected a finite value > 0, got -1\.0"),
-    ("gamma", 1.01, r"gamma: expected a value in \[0, 1\], got 1\.01"),
+    ("lr", -1.0, r"lr: expected a finite number > 0, got -1\.0"),
+    ("gamma", 1.01, r"gamma: expected a finite number in \[0, 1\], got 1\.01"),
     ("returns", "rtg", r"returns: expected one of 'reward_to_go', 'total', got 'rtg'"),
     ("baseline", "learned", r"baseline: expected one of 'value', 'mean', 'none', 'optimal', got 'learned'"),
-    ("vf_lr", 0.0, r"vf_lr: expected a finite value > 0, got 0\.0"),
+    ("vf_lr", 0.0, r"vf_lr: expected a finite number > 0, got 0\.0"),
     ("vf_epochs", 0, r"vf_epochs: expected an integer >= 1, got 0"),
     ("vf_minibatch_size", 2.5, r"vf_minibatch_size: expected an integer >= 1, got 2\.5"),
-    ("max_grad_norm", 0.0, r"max_grad_norm: expected None \(off\) or a finite value > 0, got 0\.0"),
+    ("max_grad_norm", 0.0, r"max_grad_norm: expected None \(off\) or a finite number > 0, got 0\.0"),
     ("hidden", [64], r"hidden: expected a tuple of layer widths >= 1, got \[64\]"),
 ])
 def test_invalid_config(field, value, match):

@@ -1,4 +1,4 @@
-r"""REINFORCE / vanilla policy gradient (Williams 1992; the notes' "Policy gradient" section).
+r"""REINFORCE / vanilla policy gradient (Williams 1992; docs/math/reinforce.md).
 
 One iteration on a batch of ``E`` envs times ``T`` steps (``M = E T`` samples)::
 
@@ -17,9 +17,9 @@ or the batch ended) is continued by its value, exactly as in eq. (4) of :mod:`pu
     G_t = r_t + gamma (1 - terminated_t) (V(s'_t) if t ends its segment else G_{t+1})      (2)
 
 (:func:`purepg.pg.returns.discounted_returns`, ``V`` before this iteration's fit, ``s'_t =
-final_obs``). ``G_t`` is the discounted reward-to-go (the notes' "causality" form), and the
+final_obs``). ``G_t`` is the discounted reward-to-go (docs/math/causality.md, eq. (2.2)), and the
 total-return weight of a step is ``G`` at the first step of its segment: the return from the
-segment start, the notes' ``sum_t r_t``. A segment that began in an earlier batch lacks its earlier
+segment start, the ``sum_t r_t`` of docs/math/reinforce.md, eq. (1.3). A segment that began in an earlier batch lacks its earlier
 rewards; they multiply later scores with zero mean (the causality argument of
 :mod:`purepg.pg.returns`, sec. 2), so dropping them keeps the expectation.
 Like most practical code we drop the ``gamma^t`` factor that makes reward-to-go exactly unbiased
@@ -39,18 +39,16 @@ Baselines (each keeps (1) unbiased because ``E_a[grad log pi(a|s)] = grad sum_a 
   ``sum_i E[(U_ik - b_k S_ik)^2] - const``, minimised by the pooled ratio
   ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.pg.returns.optimal_baseline_rtg` over the
   segments. For ``total``, ``psi`` is constant on a segment, ``U_i = R_i S_i``, and the ratio is
-  the notes' ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate
+  ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate (docs/math/baselines.md, eq. (3.2))
   (:func:`purepg.pg.returns.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
   other baselines need one VJP.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from purepg import _check
 from purepg.algos.common import BaseConfig, values
+from purepg.algos.fields import configclass, like, param
 from purepg.optim import adam_init, adam_step, clip_grad_norm
 from purepg.pg.returns import discounted_returns, optimal_baseline_rtg
 from purepg.model.value import explained_variance
@@ -60,53 +58,22 @@ RETURNS = ("reward_to_go", "total")
 BASELINES = ("value", "mean", "none", "optimal")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class Config(BaseConfig):
-    """VPG hyperparameters (defaults tuned on CartPole-v1; anchors: Spinning Up VPG, purepg bench).
+    """VPG hyperparameters (defaults tuned on CartPole-v1; anchors: Spinning Up VPG, purepg bench)."""
 
-    ==================  ========  =====================================================  ===========================
-    field               symbol    meaning                                                source (value)
-    ==================  ========  =====================================================  ===========================
-    num_envs            E         parallel environment copies                            purepg (8)
-    num_steps           T         steps per copy per iteration (batch M = E T)           purepg (128)
-    hidden                        policy hidden layer widths                             Spinning Up (64, 64)
-    activation                    hidden activation, tanh or relu                        Spinning Up (tanh)
-    normalize_obs                 running mean/std observation normalisation             off
-    normalize_reward              rewards / running std of the discounted return         off
-    log_std_init        log sigma initial log std of a Gaussian policy                   Spinning Up (-0.5)
-    vf_hidden                     value network hidden layer widths                      Spinning Up (64, 64)
-    gamma               gamma     discount factor                                        Spinning Up (0.99)
-    init                          orthogonal (gains) or torch (nn.Linear default)        purepg (orthogonal)
-    returns             psi       reward_to_go (G_t) or total (segment return)           notes; Williams 1992
-    baseline            b         value, mean, none or optimal (per parameter)           notes; Greensmith 2004
-    lr                  alpha     policy Adam step size                                  purepg (3e-3)
-    max_grad_norm                 global-norm clipping of g (None: off)                  off
-    vf_lr                         value-function Adam step size                          Spinning Up (1e-3)
-    vf_epochs                     passes of the value fit per iteration                  purepg (10)
-    vf_minibatch_size             samples per value-fit step                             purepg (64)
-    ==================  ========  =====================================================  ===========================
-    """
-
-    num_envs: int = 8                  # BaseConfig's fields with VPG's defaults
-    num_steps: int = 128
-    log_std_init: float = -0.5
-    returns: str = "reward_to_go"
-    baseline: str = "value"
-    lr: float = 3e-3
-    max_grad_norm: float | None = None
-    vf_lr: float = 1e-3
-    vf_epochs: int = 10
-    vf_minibatch_size: int = 64
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check.one_of(self.returns, "returns", RETURNS)
-        _check.one_of(self.baseline, "baseline", BASELINES)
-        _check.positive(_check.number(self.lr, "lr"), "lr")
-        _check.positive_or_none(self.max_grad_norm, "max_grad_norm")
-        _check.positive(_check.number(self.vf_lr, "vf_lr"), "vf_lr")
-        _check.positive_int(self.vf_epochs, "vf_epochs")
-        _check.positive_int(self.vf_minibatch_size, "vf_minibatch_size")
+    num_envs: int = like(BaseConfig, "num_envs", 8, "purepg")
+    num_steps: int = like(BaseConfig, "num_steps", 128, "purepg")
+    log_std_init: float = like(BaseConfig, "log_std_init", -0.5, "Spinning Up")
+    returns: str = param("reward_to_go", "psi", "reward_to_go (G_t) or total (segment return)",
+                         " | ".join(RETURNS), "docs/math/causality.md; Williams 1992")
+    baseline: str = param("value", "b", "value, mean, none or optimal (per parameter)", " | ".join(BASELINES),
+                          "docs/math/baselines.md; Greensmith 2004")
+    lr: float = param(3e-3, "alpha", "policy Adam step size", "(0, inf)", "purepg")
+    max_grad_norm: float | None = param(None, "", "global-norm clipping of g", "None or (0, inf)", "purepg")
+    vf_lr: float = param(1e-3, "", "value-function Adam step size", "(0, inf)", "Spinning Up")
+    vf_epochs: int = param(10, "", "passes of the value fit per iteration", "integer >= 1", "purepg")
+    vf_minibatch_size: int = param(64, "", "samples per value-fit step", "integer >= 1", "purepg")
 
 
 def init(ctx, rng):
