@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import cli_process
+from helpers import cli_process
 from purepg.algos import get_algo
 from purepg.cli.sweep import toml_values
 from purepg.run import runner, spec as specs, stats, sweep, sweep_report
@@ -97,7 +97,7 @@ def test_plan_crosses_algorithms_environments_grid_cells_and_seeds():
     ({"grid": {"lrr": [0.1]}}, r"unknown config field 'lrr' for algorithm reinforce\. Did you mean lr\?"),
     ({"algo": ["reinforce", "ppp"]}, r"field 'algo': unknown algorithm 'ppp'\. Did you mean ppo"),
     ({"env": "CartPol-v1"}, r"field 'env': 'CartPol-v1' cannot be built .*did you mean 'CartPole-v1'"),
-    ({"grid": {"lr": [0.1, -1.0]}}, r"invalid configuration for reinforce \(.*lr=-1\): lr: expected a finite value > 0"),
+    ({"grid": {"lr": [0.1, -1.0]}}, r"invalid configuration for reinforce \(.*lr=-1\): lr: expected a finite (value|number) > 0"),
     ({"grid": {"gamma": []}}, r"grid field 'gamma': expected a non-empty list of values, got \[\]"),
     ({"grid": {"gamma": 0.9}}, r"grid field 'gamma': expected a non-empty list"),
     ({"seeds": []}, r"field seeds: expected at least one seed"),
