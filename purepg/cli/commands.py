@@ -9,6 +9,8 @@
     purepg algos [NAME]
     purepg seeds [--algo NAME] [--env ID] [--seeds 0-4] [--jobs J] [--steps N] [--out ROOT] [--force]
                  [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
+    purepg sweep [SPEC] [--algo A,B] [--env ID,ID] [--seeds 0-9] [--grid FIELD=V1,V2] [--jobs J]
+                 [--backend local|ray] [--address HOST:PORT] ...     (see purepg.cli.sweep)
     purepg plot RUN_DIR... [--out curves.png] [--x step] [--y ep_return_mean]
     purepg golden [--out golden.npz] [--seed S]
 
@@ -304,7 +306,10 @@ def cmd_golden(args):
 
 
 def _product_parsers(sub, algo):
+    from purepg.cli import sweep
+
     _seeds_parser(sub, algo)
+    sweep.add_parser(sub, lambda s: _parse("int", False, s))
     pl = sub.add_parser("plot", help="learning curves of run directories (mean and min-max over seeds): png, pdf or svg",
                         description="Draw learning curves: runs that differ only in their seed are one curve (mean "
                                     "and min-max band), other configurations separate curves, each environment a "
@@ -355,8 +360,15 @@ def build_parser(algo=None):
     return p
 
 
+def cmd_sweep(args):
+    from purepg.cli import sweep
+
+    return sweep.cmd_sweep(args, UsageError)
+
+
 _COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "algos": cmd_algos, "seeds": cmd_seeds,
-             "plot": cmd_plot, "golden": cmd_golden, "conformance": verify_commands.cmd_conformance}
+             "plot": cmd_plot, "golden": cmd_golden, "conformance": verify_commands.cmd_conformance,
+             "sweep": cmd_sweep}
 
 
 def _dispatch(argv):
@@ -368,8 +380,8 @@ def _dispatch(argv):
     algo = get_algo(_algo_from_argv(argv)) if argv[0] in ("train", "seeds") else None
     args, extra = build_parser(algo).parse_known_args(argv)
     if args.command is None:                                     # purepg -h handled by argparse
-        raise UsageError("purepg: error: expected a command: train, resume, eval, algos, seeds, plot, golden or "
-                         "conformance")
+        raise UsageError("purepg: error: expected a command: train, resume, eval, algos, seeds, sweep, plot, golden "
+                         "or conformance")
     if extra:
         if args.command not in ("train", "seeds"):
             raise UsageError(f"purepg {args.command}: error: unrecognized arguments: {' '.join(extra)}")

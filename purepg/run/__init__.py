@@ -7,6 +7,9 @@
 - :mod:`purepg.run.progress`: the progress line on stderr.
 - :mod:`purepg.run.seeds`: several seeds of one configuration, in parallel processes.
 - :mod:`purepg.run.plot`: learning curves of run directories (matplotlib, optional).
+- :mod:`purepg.run.sweep`: a grid of runs from a spec (:mod:`purepg.run.spec`), on local processes or Ray
+  (:mod:`purepg.run.backends`), summarised with bootstrap intervals (:mod:`purepg.run.stats`,
+  :mod:`purepg.run.sweep_report`).
 """
 from purepg.run.runner import resume, train
 

@@ -1,5 +1,9 @@
 r"""Several seeds of one configuration, trained in parallel processes and summarised.
 
+The single-cell case of a sweep (:mod:`purepg.run.sweep`): the seeds text of its spec
+(:func:`purepg.run.spec.parse_seeds`) and its local backend (:func:`purepg.run.backends.run_local`),
+with the run directories directly under ``out_root`` and the summary below.
+
 Why parallel runs equal sequential ones
 ---------------------------------------
 A run of :func:`purepg.run.runner.train` is a pure function of ``(algo, env_id, config, seed,
@@ -22,14 +26,10 @@ call; it is printed and written to ``out_root/summary.json``.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
 import importlib
 import json
 import math
-import multiprocessing
 import os
-import re
 import sys
 import time
 
@@ -37,10 +37,10 @@ import numpy as np
 
 from purepg import __version__
 
-from purepg.run import checkpoint
+from purepg.run import backends, checkpoint
+from purepg.run.backends import THREAD_VARS, single_threaded_children as _single_threaded_children  # noqa: F401
 from purepg.run.runner import Interrupted, config_to_dict, train
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+from purepg.run.spec import check_seeds, parse_seeds  # noqa: F401  (the seeds text is a sweep's)
 
 
 class SeedRunError(RuntimeError):
@@ -48,35 +48,6 @@ class SeedRunError(RuntimeError):
 
 
 # ----- input -----------------------------------------------------------------------------------------
-def parse_seeds(text) -> list:
-    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5]; items may mix (``"0-2,7"``)."""
-    if not isinstance(text, str):
-        raise TypeError(f"seeds: expected a string such as '0-4' or '0,2,5', got {type(text).__name__} {text!r}. "
-                        f"Fix: pass a string, or a list of integers to run_seeds")
-    out = []
-    for item in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", item)
-        if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f"seeds: expected integers >= 0 and ranges A-B with A <= B, separated by commas "
-                             f"(e.g. '0-4' or '0,2,5'), got {text!r} (item {item.strip()!r}). Fix: write it so")
-        lo = int(m.group(1))
-        out.extend(range(lo, int(m.group(2) or lo) + 1))
-    return _check_seeds(out, text)
-
-
-def _check_seeds(seeds, shown):
-    if len(seeds) == 0:
-        raise ValueError(f"seeds: expected at least one seed, got {shown!r}. Fix: pass e.g. '0-4'")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"seeds: expected integers >= 0, got {s!r} in {shown!r}. Fix: use seeds 0, 1, 2, ...")
-    dup = sorted({s for s in seeds if list(seeds).count(s) > 1})
-    if dup:
-        raise ValueError(f"seeds: expected each seed once, got {dup[0]} more than once in {shown!r}. Fix: drop the "
-                         f"repeat (a seed's run is deterministic, a repeat adds nothing)")
-    return [int(s) for s in seeds]
-
-
 def _check_args(algo, config, seeds, out_root, total_steps, jobs, force):
     """Everything that can be checked before a process starts; returns (algo module, seeds, out dirs)."""
     from purepg.algos import get_algo
@@ -85,7 +56,7 @@ def _check_args(algo, config, seeds, out_root, total_steps, jobs, force):
     if not isinstance(config, algo.Config):
         raise TypeError(f"config: expected a {algo.__name__}.Config, got {type(config).__name__}. "
                         f"Fix: build it with {algo.__name__}.Config(...)")
-    seeds = parse_seeds(seeds) if isinstance(seeds, str) else _check_seeds(list(seeds), seeds)
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else check_seeds(list(seeds), seeds)
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}. Fix: pass the number of processes, e.g. 2")
     per_iter = config.num_envs * config.num_steps
@@ -111,61 +82,34 @@ def _train_one(module, env_id, config, seed, out_dir, total_steps, checkpoint_ev
             "steps": s["steps"], "episodes": s["episodes"], "time_s": float(row.get("time_s", math.nan))}
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """``*_NUM_THREADS=1`` in the environment the workers inherit; the parent's values restored after."""
-    old = {k: os.environ.get(k) for k in THREAD_VARS}
-    os.environ.update({k: "1" for k in THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _train_task(task):
+    """:func:`_train_one` of an argument tuple (the function the backend calls)."""
+    return _train_one(*task)
 
 
 def _run_all(tasks, jobs, verbose):
     """``{seed: result or exception}``, running ``tasks`` (argument tuples of _train_one) on ``jobs`` processes.
 
-    Ctrl-C reaches every worker (one process group): each running seed saves its checkpoint and
-    stops (:class:`purepg.run.runner.Interrupted`), seeds not yet started are cancelled, and
-    ``Interrupted`` is raised here with how to resume.
+    :func:`purepg.run.backends.run_local`, as for a sweep: Ctrl-C reaches every worker, each running
+    seed saves its checkpoint and stops, seeds not yet started are cancelled, and ``Interrupted`` is
+    raised here with how to resume.
     """
     results = {}
-    if jobs == 1:
-        for t in tasks:
-            results[t[3]] = r = _call(t)
-            _announce(r, t[3], verbose)
-            if isinstance(r, Interrupted):
-                raise _interrupted(t[4])
-        return results
-    ctx = multiprocessing.get_context("spawn")
-    with _single_threaded_children(), cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(_train_one, *t): t for t in tasks}
-        try:
-            for f in cf.as_completed(futures):
-                s = futures[f][3]
-                results[s] = f.exception() or f.result()
-                _announce(results[s], s, verbose)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)
-            started = [t[4] for f, t in futures.items() if not f.cancelled()]
-            raise _interrupted(*started) from None
+
+    def on_result(t, r):
+        results[t[3]] = r
+        _announce(r, t[3], verbose)
+
+    try:
+        backends.run_local(_train_task, tasks, jobs, on_result)
+    except backends.Stopped as e:
+        raise _interrupted(*(t[4] for t in e.started)) from None
     return results
 
 
 def _interrupted(*dirs):
     return Interrupted(f"interrupted; the started seeds saved their checkpoints. Resume each with: "
                        f"{'; '.join(f'purepg resume {d}' for d in dirs)}")
-
-
-def _call(task):
-    try:
-        return _train_one(*task)
-    except Exception as e:          # reported with the seed by run_seeds, as a worker's would be
-        return e
 
 
 def _announce(result, seed, verbose):
