@@ -57,6 +57,8 @@ from __future__ import annotations
 import difflib
 import importlib
 
+from purepg import _check
+
 # command-line name -> module
 ALGOS = {
     "reinforce": "purepg.algos.reinforce",
@@ -88,6 +90,6 @@ def get_algo(name):
     mod = _load(name) if name in ALGOS else None
     if mod is None:
         close = difflib.get_close_matches(str(name), available(), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(available())}")
+        _check.fail("algo", f"one of {', '.join(available())}", repr(name),
+                    f"did you mean {', '.join(close)}?" if close else "pick one of those")
     return mod

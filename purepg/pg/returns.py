@@ -88,11 +88,12 @@ Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE, ba
 Greensmith, Bartlett & Baxter 2004, "Variance reduction techniques for gradient estimates in RL".
 Schulman, Moritz, Levine, Jordan & Abbeel 2016, "High-dimensional continuous control using GAE".
 """
-from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+from purepg import _check
 
 _BACKENDS = ("numba", "numpy")
 
@@ -105,17 +106,6 @@ class GAEResult(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _unit_interval(name, value):
-    """Return ``value`` as a float after checking it is a real number in [0, 1]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name}: expected a real number in [0, 1], got {value!r} "
-                        f"({type(value).__name__}). Fix: pass a float such as 0.99.")
-    if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name}: expected a value in [0, 1], got {value!r}. "
-                         "Fix: pass a value between 0 and 1, such as 0.99.")
-    return float(value)
 
 
 def _backend(backend):
@@ -216,7 +206,7 @@ def discount_cumsum(x, gamma, *, backend="numba"):
     y : ndarray, shape (T,), float64
     """
     x = _real_array("x", x, (1,))
-    gamma = _unit_interval("gamma", gamma)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
     if _backend(backend) == "numba":
         return _discount_cumsum_numba(x, gamma)
     return _discount_cumsum_numpy(x, gamma)
@@ -297,7 +287,7 @@ def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="nu
     G : ndarray, same shape as ``rew``
     """
     shape, (rew, term, done, v_next) = _batch(rew, terminated, truncated, v_next=v_next)
-    gamma = _unit_interval("gamma", gamma)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
     kernel = _returns_numba if _backend(backend) == "numba" else _returns_numpy
     return kernel(rew, v_next, term, done, gamma).reshape(shape)
 
@@ -350,8 +340,8 @@ def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
         ``adv`` and ``ret = adv + v``, each the shape of ``rew``.
     """
     shape, (rew, term, done, v, v_next) = _batch(rew, terminated, truncated, v=v, v_next=v_next)
-    gamma = _unit_interval("gamma", gamma)
-    lam = _unit_interval("lam", lam)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
+    lam = _check.in_unit_interval(lam, "lam", "pass a float such as 0.95")
     kernel = _gae_numba if _backend(backend) == "numba" else _gae_numpy
     adv = kernel(rew, v, v_next, term, done, gamma, lam)  # (T, E)
     return GAEResult(adv.reshape(shape), (adv + v).reshape(shape))

@@ -35,9 +35,9 @@ import time
 
 import numpy as np
 
-from purepg import __version__
+from purepg import __version__, _check
 
-from purepg.run import checkpoint
+from purepg.run import checkpoint, runner
 from purepg.run.runner import Interrupted, config_to_dict, train
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -68,8 +68,7 @@ def _check_seeds(seeds, shown):
     if len(seeds) == 0:
         raise ValueError(f"seeds: expected at least one seed, got {shown!r}. Fix: pass e.g. '0-4'")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"seeds: expected integers >= 0, got {s!r} in {shown!r}. Fix: use seeds 0, 1, 2, ...")
+        _check.integer(s, "seeds", 0, f"use seeds 0, 1, 2, ... in {shown!r}")
     dup = sorted({s for s in seeds if list(seeds).count(s) > 1})
     if dup:
         raise ValueError(f"seeds: expected each seed once, got {dup[0]} more than once in {shown!r}. Fix: drop the "
@@ -86,12 +85,8 @@ def _check_args(algo, config, seeds, out_root, total_steps, jobs, force):
         raise TypeError(f"config: expected a {algo.__name__}.Config, got {type(config).__name__}. "
                         f"Fix: build it with {algo.__name__}.Config(...)")
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else _check_seeds(list(seeds), seeds)
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}. Fix: pass the number of processes, e.g. 2")
-    per_iter = config.num_envs * config.num_steps
-    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < per_iter:
-        raise ValueError(f"total_steps: expected an integer >= num_envs * num_steps = {per_iter} (one iteration), "
-                         f"got {total_steps!r}. Fix: raise total_steps")
+    _check.positive_int(jobs, "jobs", "pass the number of processes, e.g. 2")
+    runner.check_total_steps(total_steps, config)
     dirs = [os.path.join(os.fspath(out_root), f"seed-{s}") for s in seeds]
     taken = [d for d in dirs if os.path.exists(d) and (not os.path.isdir(d) or os.listdir(d))]
     if taken and not force:
