@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import cli_process
+from helpers import cli_process
 from purepg.cli import commands as cli
 from purepg.run import runner
 from purepg.algos import ALGOS, get_algo, ppo

@@ -20,7 +20,7 @@ import purepg
 from purepg.pg import estimators as es
 from purepg.verify import tabular as tb
 from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
-from tests.test_tabular import st_case, st_mdp, st_theta
+from helpers.tabular import st_case, st_theta
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 ON_POLICY = (es.reinforce, es.reinforce_rtg)

@@ -13,13 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cli_process
-from finite_diff import directional, gradient
+from helpers import cli_process
+from helpers.finite_diff import directional, gradient
+from helpers.gae_loop import plain_gae
 from purepg.verify import golden
 
 POLICIES = ("cat", "gauss")
 EXACT = dict(rtol=1e-12, atol=1e-12)   # same quantity by another float64 route: differences ~1e-15
-FD = dict(rtol=1e-6, atol=1e-6)        # central differences, h = 1e-6: see tests/finite_diff.py
+FD = dict(rtol=1e-6, atol=1e-6)        # central differences, h = 1e-6: see tests/helpers/finite_diff.py
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +104,6 @@ def _mlp_numpy(theta, sizes, x):
     return h, theta[i:]
 
 
-def _plain_gae(rew, v, v_next, term, trunc, gamma, lam):
-    adv = np.zeros_like(rew)
-    for e in range(rew.shape[1]):
-        a = 0.0
-        for t in reversed(range(rew.shape[0])):
-            delta = rew[t, e] + (0.0 if term[t, e] else gamma * v_next[t, e]) - v[t, e]
-            a = delta + (0.0 if term[t, e] or trunc[t, e] else gamma * lam * a)
-            adv[t, e] = a
-    return adv
-
-
 def check_log_probs_and_entropy(G, p):
     """Log-probs and entropies from an independent NumPy forward pass in the documented layout."""
     out, log_std = _mlp_numpy(G[f"{p}/theta"], tuple(G[f"{p}/sizes"]), G[f"{p}/obs"])
@@ -176,11 +166,18 @@ def check_cg_and_natural_step(G, p):
     A, g, S = G[f"{p}/adv"], G[f"{p}/pg"], G[f"{p}/score"]
     np.testing.assert_allclose(g, S.T @ A / A.size, **EXACT)   # the surrogate gradient at r = 1
     Fc = G[f"{p}/fisher"] + float(G["damping"]) * np.eye(g.size)
-    # CG in floating point drifts from the exact Krylov iterate as its directions lose orthogonality
-    # (Greenbaum 1997, ch. 4): measured up to ~3e-9 relative over seeds with cond(F + cI) ~ 200, so 1e-7.
-    # One CG step more or less moves x by the remaining error, >= 1e-4 relative here: still caught.
-    x_K = _krylov_solution(Fc, g, int(G["cg_iters"]))
-    assert np.linalg.norm(G[f"{p}/cg_x"] - x_K) <= 1e-7 * np.linalg.norm(x_K)
+    # CG in float64 drifts from the exact-arithmetic iterate once its directions lose orthogonality, which
+    # happens as soon as a Ritz value converges to a well-separated eigenvalue (Greenbaum 1997, ch. 4).
+    # The drift is set by rounding (the BLAS kernel's summation order) and is not a fixed multiple of the
+    # unit roundoff: over 400 seeds x 2 policies it reached 1.7e-4 relative (cond(F + cI) ~ 850; the
+    # Krylov projection below agreed with a 60-digit CG to 1e-14, so the drift is CG's own). What the
+    # entry must show is that it is the k-th iterate, not the (k - 1)-th or (k + 1)-th: the drift was at
+    # most 2.4e-3 of the distance to the nearest neighbouring iterate, so a tenth of that distance leaves a
+    # 40x margin, while a step more or less (ratio ~1) or a wrong update (ratio >> 1) still fails.
+    k = int(G["cg_iters"])
+    x_prev, x_K, x_next = (_krylov_solution(Fc, g, j) for j in (k - 1, k, k + 1))
+    gap = min(np.linalg.norm(x_K - x_prev), np.linalg.norm(x_next - x_K))
+    assert np.linalg.norm(G[f"{p}/cg_x"] - x_K) <= 0.1 * gap
     s, x = G[f"{p}/natural_step"], G[f"{p}/cg_x"]
     assert 0.5 * s @ Fc @ s == pytest.approx(float(G["natural_eps"]), rel=1e-12)
     np.testing.assert_allclose(s, (s @ x) / (x @ x) * x, **EXACT)
@@ -206,7 +203,7 @@ def check_ppo(G, p):
 
 
 def check_all(G):
-    np.testing.assert_allclose(G["gae/adv"], _plain_gae(*(G[f"batch/{k}"] for k in (
+    np.testing.assert_allclose(G["gae/adv"], plain_gae(*(G[f"batch/{k}"] for k in (
         "rew", "v", "v_next", "terminated", "truncated", "gamma", "lam"))), **EXACT)
     np.testing.assert_allclose(G["gae/ret"], G["gae/adv"] + G["batch/v"], **EXACT)
     for p in POLICIES:

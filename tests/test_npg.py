@@ -1,64 +1,12 @@
-"""purepg.algos.npg: the natural step against a hand solve, the line search's guarantees on real batches,
-skipped updates on a Fisher that is not positive definite, config errors, and learning on CartPole.
-
-Helpers here (``make_ctx``, ``NotPD``, ``train_small``) are also used by tests/test_trpo.py and
-tests/test_offpolicy.py."""
-import csv
-import warnings
-
+"""purepg.algos.npg: config errors, skipped updates on a Fisher that is not positive definite, the logs
+and state of an update, and learning on CartPole."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from purepg.env import envs, rollout
 
 from purepg.run import runner
-from purepg.algos import critic, get_algo, npg, trust_region
-from purepg.model.value import ValueFunction
+from purepg.algos import get_algo, npg
 
-SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
-
-
-def make_ctx(algo, config, env="CartPole-v1", seed=0):
-    """``(ctx, state, batch, rng)``: an algorithm's state and one batch collected by its initial policy."""
-    vec = envs.make_vec_env(env, config.num_envs, seed=seed)
-    pol = runner.make_policy(vec.single_observation_space, vec.single_action_space, config)
-    ctx = runner.Context(pol, ValueFunction(pol.obs_dim, config.vf_hidden, config.activation), config, 10**5)
-    rng = np.random.default_rng(seed)
-    state = algo.init(ctx, rng)
-    batch, _ = rollout.collect(vec, pol, state["theta"], config.num_steps, rng, rollout.start(vec))
-    vec.close()
-    return ctx, state, batch, rng
-
-
-class NotPD:
-    """A policy whose Fisher (matrix and products) is negated: negative semi-definite, never PD."""
-
-    def __init__(self, pol):
-        self._pol = pol
-
-    def __getattr__(self, name):
-        return getattr(self._pol, name)
-
-    def fisher(self, theta, obs):
-        return -self._pol.fisher(theta, obs)
-
-    def fvp(self, theta, obs, v):
-        return -self._pol.fvp(theta, obs, v)
-
-    def fisher_operator(self, theta, obs):
-        F_op = self._pol.fisher_operator(theta, obs)
-        return lambda v: -F_op(v)
-
-
-def train_small(tmp_path, name, config, total_steps, seed=0):
-    """Train in ``tmp_path`` and return the rows of progress.csv (dicts of floats)."""
-    algo = get_algo(name)
-    runner.train(algo, "CartPole-v1", config, seed=seed, out_dir=str(tmp_path / name), total_steps=total_steps,
-                 verbose=False)
-    with open(tmp_path / name / "progress.csv", newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+from helpers.algo_runs import SMALL, NotPD, make_ctx, train_small
 
 
 # ----------------------------------------------------------------------------- config
@@ -114,54 +62,10 @@ def test_config_type_errors(kwargs, match):
         npg.Config(**kwargs)
 
 
-# ----------------------------------------------------------------------------- the step
-@settings(max_examples=8)
-@given(seed=st.integers(0, 2**31 - 1), delta=st.floats(1e-4, 0.05), damping=st.floats(0.0, 0.1))
-def test_natural_policy_step_equals_hand_solution(seed, delta, damping):
-    """On a real CartPole batch: g = S^T A / N from the score matrix, d from np.linalg.solve, and the
-    accepted parameters satisfy the KL bound and raise the surrogate."""
-    ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL), seed=seed % 1000)
-    flat, adv = critic.advantages(ctx, state, batch)
-    pol, theta = ctx.pol, state["theta"]
-    F = pol.fisher(theta, flat.obs)                                              # (P, P)
-    damping = max(damping, 1e-6)   # the categorical F is singular (softmax shift): Cholesky needs c > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")                                           # no skipped step here
-        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, delta=delta,
-                                     damping=damping, solver="cholesky", cg_iters=1, cg_tol=0.0, ls_ratio=0.5,
-                                     ls_max_steps=15)
-    g = pol.score(theta, flat.obs, flat.act).T @ adv / adv.size                  # (P,)
-    A = F + damping * np.eye(g.size)
-    x = np.linalg.solve(A, g)
-    d = np.sqrt(2 * delta / (x @ A @ x)) * x
-    # 1e-8 relative: LAPACK's LU against purepg's Cholesky on F + cI with condition up to ~1e8 (c >= 1e-6).
-    np.testing.assert_allclose(ps.step, d, atol=1e-8 * np.linalg.norm(d))
-    assert not ps.skipped and ps.cg_iterations == 0
-    if ps.accepted:
-        np.testing.assert_array_equal(ps.theta, theta + ps.step_fraction * ps.step)
-        assert 0 < ps.kl <= delta and ps.surrogate_gain > 0
-        assert ps.kl == pol.kl(theta, ps.theta, flat.obs)
-    else:
-        np.testing.assert_array_equal(ps.theta, theta)
-        assert ps.kl == 0.0 and ps.surrogate_gain == 0.0 and ps.ls_steps == 15
-
-
-def test_cg_solver_agrees_with_cholesky():
-    ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
-    flat, adv = critic.advantages(ctx, state, batch)
-    F = ctx.pol.fisher(state["theta"], flat.obs)
-    kw = dict(delta=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
-    args = (ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old, adv, F)
-    chol = trust_region.natural_policy_step(*args, solver="cholesky", cg_iters=1, **kw)
-    cg = trust_region.natural_policy_step(*args, solver="cg", cg_iters=10 * F.shape[0], **kw)
-    # 1e-8: CG to a 1e-14 relative residual on a system of condition <= ||F|| / c ~ 1e3.
-    np.testing.assert_allclose(cg.step, chol.step, atol=1e-8 * np.linalg.norm(chol.step))
-    assert cg.cg_iterations > 1 and cg.accepted == chol.accepted
-
-
+# ----------------------------------------------------------------------------- the update
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_fisher_not_positive_definite_skips_the_update(solver):
-    """Issue 5, bad input: a Fisher that is not PD even with damping -> a reported, logged skipped update,
+    """Bad input: a Fisher that is not PD even with damping -> a reported, logged skipped update,
     theta kept, nothing NaN; the critic is still fitted."""
     ctx, state, batch, rng = make_ctx(npg, npg.Config(solver=solver, **SMALL))
     ctx = ctx._replace(pol=NotPD(ctx.pol))
@@ -172,17 +76,6 @@ def test_fisher_not_positive_definite_skips_the_update(solver):
     assert logs["skipped"] == 1.0 and logs["accepted"] == 0.0 and logs["kl"] == 0.0
     assert all(np.isfinite(v) for v in logs.values()) and np.all(np.isfinite(new["theta_v"]))
     assert not np.array_equal(new["theta_v"], state["theta_v"])
-
-
-def test_zero_gradient_skips_the_update():
-    ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
-    flat, _ = critic.advantages(ctx, state, batch)
-    F = ctx.pol.fisher(state["theta"], flat.obs)
-    with pytest.warns(RuntimeWarning, match=r"g is zero: there is no ascent direction"):
-        ps = trust_region.natural_policy_step(ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old,
-                                     np.zeros(flat.adv.size), F, delta=0.01, damping=1e-3, solver="cholesky",
-                                     cg_iters=10, cg_tol=0.0, ls_ratio=0.8, ls_max_steps=10)
-    assert ps.skipped and not ps.accepted and np.array_equal(ps.theta, state["theta"])
 
 
 def test_update_logs_and_state():
@@ -198,7 +91,7 @@ def test_update_logs_and_state():
 
 
 def test_npg_improves_cartpole(tmp_path):
-    """Issue 5: a short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
+    """A short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
     cfg = npg.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
                      delta=0.02)
     rows = train_small(tmp_path, "npg", cfg, 40960)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_npg import make_ctx
 
 from purepg.run import checkpoint, runner
 
@@ -17,7 +16,7 @@ from purepg.optim import adam_init, adam_step
 from purepg.pg.returns import discounted_returns
 from purepg.model.value import ValueFunction
 
-SMALL = dict(num_steps=64, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=64)
+from helpers.algo_runs import SMALL, make_ctx
 
 
 def _as_dict(batch):

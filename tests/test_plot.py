@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cli_process
+from helpers import cli_process
 from purepg.run import plot, runner
 
 CONFIG = {"num_envs": 2, "num_steps": 16, "hidden": [8], "lr": 0.01}

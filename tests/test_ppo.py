@@ -1,21 +1,19 @@
-"""PPO-clip and PPO adaptive-KL: exact minibatch gradients, the shared loop's rules, learning, determinism."""
-import csv
+"""purepg.algos.ppo: exact minibatch gradients (clip and KL-penalty objectives), the shared loop's rules,
+the configs of both variants, learning."""
 import dataclasses
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from finite_diff import gradient
-from purepg.env import envs, rollout
+from helpers.algo_runs import PPO_FAST as FAST, make_ctx
+from helpers.finite_diff import gradient
 from purepg.run import runner
 from purepg.algos import ppo, ppo_kl
 from purepg.optim import adam_init, adam_step
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
-from purepg.pg.surrogates import update_beta
 from purepg.model.value import ValueFunction
 
-FAST = dict(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,), epochs=4, minibatch_size=16)
 
 
 # ----------------------------------------------------------------------------- strategies ---
@@ -62,7 +60,7 @@ def _far_from_kinks(pol, vf, theta, theta_v, mb, eps, eps_v, gap=1e-4):
 def test_minibatch_gradients_match_finite_differences(case):
     """Both gradients of L = -objective - c_2 S + c_1 mean (V - R)^2 against central differences.
 
-    Tolerance 1e-6 relative + 1e-7 absolute: tests/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
+    Tolerance 1e-6 relative + 1e-7 absolute: tests/helpers/finite_diff.py (h = 1e-6, error ~ eps^(2/3) times
     third derivatives of order <= 1e2 on these small nets), far below an O(1) wrong term. Points within
     1e-4 of a kink of the clipped terms are skipped (a difference quotient across a kink is not a
     derivative), so the test exercises the clipped and unclipped pieces on both sides.
@@ -127,38 +125,10 @@ def test_join_refuses_adam_states_at_different_steps():
 
 # ----------------------------------------------------------------------------- the loop -----
 def _batch(config, seed=0, env_id="CartPole-v1"):
-    vec = envs.make_vec_env(env_id, config.num_envs, seed=seed)
-    pol = runner.make_policy(vec.single_observation_space, vec.single_action_space, config)
-    ctx = runner.Context(pol, ValueFunction(pol.obs_dim, config.vf_hidden), config, 100_000)
-    rng = np.random.default_rng(seed)
-    state = (ppo_kl if isinstance(config, ppo_kl.Config) else ppo).init(ctx, rng)
-    batch, _ = rollout.collect(vec, pol, state["theta"], config.num_steps, rng, rollout.start(vec))
-    vec.close()
-    return ctx, state, batch, rng
+    return make_ctx(ppo_kl if isinstance(config, ppo_kl.Config) else ppo, config, env=env_id, seed=seed)
 
 
-@pytest.mark.parametrize("d_targ, factor", [(1e3, 0.5), (1e-12, 2.0)])
-def test_beta_rule_in_the_loop(d_targ, factor):
-    """After the epochs beta is halved (KL << d_targ) or doubled (KL >> d_targ), from the exact mean KL."""
-    cfg = ppo_kl.Config(**FAST, beta_init=0.7, target_kl=d_targ)
-    ctx, state, batch, rng = _batch(cfg)
-    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
-    T, E, d = batch.obs.shape
-    kl = ctx.pol.kl(state["theta"], new["theta"], batch.obs.reshape(T * E, d))
-    assert logs["kl"] == kl > 0
-    assert new["beta"] == logs["beta"] == update_beta(0.7, kl, d_targ) == 0.7 * factor
-
-
-def test_beta_weighs_the_kl_penalty():
-    """The loop uses the state's beta: a huge beta keeps the policy much closer to pi_old."""
-    kls = []
-    for beta in (1e-3, 1e3):
-        ctx, state, batch, rng = _batch(ppo_kl.Config(**FAST))
-        kls.append(ppo_kl.update(ctx, {**state, "beta": beta}, batch, rng, 0.0)[1]["kl"])
-    assert kls[1] < 0.05 * kls[0]
-
-
-def test_kl_stop_stops_after_the_first_step():
+def test_target_kl_stops_after_the_first_step():
     """KL is 0 before the first minibatch step and > 1.5 * 1e-12 before the second: one step, one epoch."""
     ctx, state, batch, rng = _batch(ppo.Config(**FAST, kl_stop=1e-12))
     _, logs = ppo.update(ctx, state, batch, rng, 0.0)
@@ -251,41 +221,9 @@ def test_defaults_are_rl_zoo_cartpole():
 
 
 # ----------------------------------------------------------------------------- training -----
-def _rows(path):
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    keep = [i for i, h in enumerate(rows[0]) if h not in runner.WALL_COLUMNS]
-    return [[r[i] for i in keep] for r in rows]
-
-
-def test_same_seed_same_progress(tmp_path):
-    cfg = ppo_kl.Config(**FAST)
-    for name in ("a", "b"):
-        runner.train(ppo_kl, "CartPole-v1", cfg, seed=4, out_dir=str(tmp_path / name), total_steps=320, verbose=False)
-    a, b = _rows(tmp_path / "a" / "progress.csv"), _rows(tmp_path / "b" / "progress.csv")
-    assert a == b and len(a) == 6 and "beta" in a[0]
-
-
 def test_ppo_learns_cartpole(tmp_path):
     """rl-zoo defaults, 20480 steps (~3 s): the mean return of the last 100 episodes is far above a
     uniformly random policy's (about 22 on CartPole-v1)."""
     s = runner.train(ppo, "CartPole-v1", ppo.Config(), seed=0, out_dir=str(tmp_path / "r"), total_steps=20480,
                      verbose=False)
     assert s["last_row"]["ep_return_mean"] > 100
-
-
-@pytest.mark.parametrize("d_targ, bound", [(1e3, "beta_min"), (1e-12, "beta_max")])
-def test_beta_stays_within_its_bounds(d_targ, bound):
-    """A beta at its bound stays there however often the rule would halve or double it (no underflow to 0)."""
-    cfg = ppo_kl.Config(**FAST, beta_init=1.0, target_kl=d_targ, beta_min=1.0 if bound == "beta_min" else 1e-8,
-                        beta_max=1.0 if bound == "beta_max" else 1e8)
-    ctx, state, batch, rng = _batch(cfg)
-    new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
-    assert new["beta"] == logs["beta"] == 1.0
-
-
-def test_beta_bounds_are_checked():
-    with pytest.raises(ValueError, match=r"beta_init: expected a value in \[beta_min, beta_max\] = \[2\.0, 100000000\.0\], got 1\.0"):
-        ppo_kl.Config(beta_min=2.0)
-    with pytest.raises(ValueError, match=r"beta_min"):
-        ppo_kl.Config(beta_min=0.0)

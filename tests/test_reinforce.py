@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from finite_diff import directional, gradient
+from helpers.finite_diff import directional, gradient
 from purepg.pg import estimators
 from purepg.run import runner
 from purepg.algos import reinforce
@@ -114,7 +114,7 @@ def test_gradient_matches_finite_differences(seed, discrete, returns, baseline):
     """Eq. (1) is the gradient of the surrogate (1/M) sum_t log pi(a_t|s_t) (psi_t - b_t) with the
     weights held fixed; for the optimal baseline the b term is b * grad h, h = (1/M) sum_t log pi,
     checked as the derivative of h along b * u. Random flags: truncations, terminations, cut segments.
-    Tolerance 1e-6 relative + 1e-8 absolute: see tests/finite_diff.py (smooth log-probs, h = 1e-6)."""
+    Tolerance 1e-6 relative + 1e-8 absolute: see tests/helpers/finite_diff.py (smooth log-probs, h = 1e-6)."""
     rng = np.random.default_rng(seed)
     pol = CategoricalPolicy(2, 2, (3,)) if discrete else GaussianPolicy(2, 1, (3,), log_std_init=-0.2)
     T, E = 6, 2

@@ -1,10 +1,8 @@
-"""Tests of purepg.env.rollout and purepg.env.envs on toy envs whose every transition is known in advance."""
-import threading
-
+"""Tests of purepg.env.rollout on toy envs whose every transition is known in advance (and the env state
+saved by purepg.env.envs, restored in the middle of a run)."""
 import gymnasium
 import numpy as np
 import pytest
-from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +11,7 @@ import purepg
 from purepg.env import normalize as nz
 from purepg.env import rollout as ro
 from purepg.env.envs import get_env_state, make_vec_env, set_env_state
-from toy_envs import CountingEnv, EchoEnv, NonFiniteEnv, SpaceEnv, counting, noisy
+from helpers.toy_envs import EchoEnv, NonFiniteEnv, counting, noisy
 
 MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
 FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "next_obs_last", "logp_old",
@@ -306,44 +304,6 @@ def test_set_env_state_into_a_never_reset_env_creates_generators_and_counters():
     assert_batches_equal(b2, b1)
 
 
-class LockedEnv(CountingEnv):
-    def __init__(self):
-        super().__init__(3)
-        self.lock = threading.Lock()
-
-
-def test_env_state_errors():
-    vec = make_vec_env(counting(3), 2, seed=0)
-    saved = get_env_state(vec)
-    with pytest.raises(ValueError, match=r"st: expected the state of a vector env built like this one, "
-                                         r"got one whose envs differ at .*vec\.envs\.2@env.*Fix: build"):
-        set_env_state(make_vec_env(counting(3), 3, seed=0), saved)
-    with pytest.raises(ValueError, match=r"st: expected an env state of format 'purepg-envstate-1', "
-                                         r"got format None\. Fix: save it with"):
-        set_env_state(vec, {k: v for k, v in saved.items() if k != "format@str"})
-    with pytest.raises(ValueError, match=r"got 'vec\.envs\.0\.lock' of type lock.*Fix: use a pure"):
-        get_env_state(make_vec_env(LockedEnv, 2, seed=0))
-    avec = make_vec_env(counting(3), 2, seed=0, vectorization="async")
-    try:
-        with pytest.raises(ValueError, match=r"vec_env: expected a synchronous vector env, got an "
-                                             r"AsyncVectorEnv.*vectorization='sync'"):
-            get_env_state(avec)
-    finally:
-        avec.close()
-    with pytest.raises(TypeError, match=r"vec_env: expected a gymnasium.vector.VectorEnv, got "
-                                        r"CountingEnv\. Fix:"):
-        get_env_state(CountingEnv())
-
-
-def test_set_env_state_writes_into_the_live_objects():
-    vec = make_vec_env(noisy(4), 2, seed=0)
-    saved = get_env_state(vec)
-    gen = vec.envs[0].unwrapped.np_random
-    before = gen.random()
-    set_env_state(vec, saved)
-    assert vec.envs[0].unwrapped.np_random is gen and gen.random() == before
-
-
 # ------------------------------------------------------------------ non-finite values
 @pytest.mark.parametrize("what, value, at, quantity, step", [
     ("reward", np.nan, 2, "reward", 6), ("obs", np.inf, 2, "observation", 6),
@@ -376,45 +336,6 @@ def test_auto_vectorization_cartpole_is_exact_and_its_entry_point_is_refused():
     with pytest.raises(ValueError, match=r"vec_env: expected SAME_STEP autoreset or a Sync/AsyncVectorEnv, "
                                          r"got AutoresetMode.NEXT_STEP on CartPoleVectorEnv"):
         ro.collect(raw, CAT.__class__(4, 2), THETA_CAT, 2, np.random.default_rng(0), ro.start(raw, seed=0))
-
-
-BOX2 = spaces.Box(-1.0, 1.0, (2,))
-
-
-@pytest.mark.parametrize("obs_space, act_space, match", [
-    (spaces.Dict({"a": BOX2}), spaces.Discrete(2), r"observation space of .*: expected a flat 1-D Box.*got Dict"),
-    (spaces.Tuple((BOX2, BOX2)), spaces.Discrete(2), r"observation space.*got Tuple"),
-    (spaces.Box(0, 255, (8, 8, 3), np.uint8), spaces.Discrete(2), r"observation space.*got Box\(0, 255, \(8, 8, 3\)"),
-    (spaces.Discrete(5), spaces.Discrete(2), r"observation space.*got Discrete\(5\)"),
-    (BOX2, spaces.MultiDiscrete([2, 3]), r"action space of .*: expected Discrete\(n\) or a 1-D float Box, got MultiDiscrete"),
-    (BOX2, spaces.MultiBinary(3), r"action space.*got MultiBinary"),
-    (BOX2, spaces.Box(-1, 1, (2, 2)), r"action space.*got Box\(-1.0, 1.0, \(2, 2\)"),
-    (BOX2, spaces.Box(0, 5, (2,), np.int64), r"action space.*got Box\(0, 5, \(2,\), int64\)"),
-    (BOX2, spaces.Discrete(3, start=1), r"action space of .*: expected Discrete with start 0, got Discrete\(3, start=1\)"),
-])
-def test_unsupported_spaces_are_refused_before_training(obs_space, act_space, match):
-    with pytest.raises(ValueError, match=match + r".*purepg supports a flat 1-D Box observation space.*Fix:"):
-        make_vec_env(lambda: SpaceEnv(obs_space, act_space), 2, seed=0)
-
-
-def test_make_vec_env_bad_arguments():
-    with pytest.raises(ValueError, match=r"env: expected an environment id registered in gymnasium.registry, "
-                                         r"got the unknown id 'CartPol-v1'\. Fix: did you mean 'CartPole-v1'"):
-        make_vec_env("CartPol-v1", 2, seed=0)
-    with pytest.raises(ValueError, match=r"got the unknown id 'zzzqqq'\. Fix: list the ids with"):
-        make_vec_env("zzzqqq", 2, seed=0)
-    with pytest.raises(ValueError, match=r"num_envs: expected an integer >= 1, got 0\. Fix:"):
-        make_vec_env("CartPole-v1", 0, seed=0)
-    with pytest.raises(TypeError, match=r"seed: expected an int or None, got '1' \(str\)\. Fix:"):
-        make_vec_env("CartPole-v1", 2, seed="1")
-    with pytest.raises(ValueError, match=r"vectorization: expected one of .*got 'gpu'\. Fix:"):
-        make_vec_env("CartPole-v1", 2, seed=0, vectorization="gpu")
-    with pytest.raises(ValueError, match=r"env: expected 3 factories .*got 2\. Fix:"):
-        make_vec_env([counting(2)] * 2, 3, seed=0)
-    with pytest.raises(TypeError, match=r"env: expected an env id \(str\).*got int\. Fix:"):
-        make_vec_env(5, 2, seed=0)
-    with pytest.raises(ValueError, match=r"vectorization: expected 'auto', 'sync' or 'async' for an env factory \('vector_entry_point' needs a registered env id\)"):
-        make_vec_env(counting(2), 2, seed=0, vectorization="vector_entry_point")
 
 
 # ------------------------------------------------------------------ collect and Batch bad input
@@ -510,20 +431,3 @@ def test_purepg_policy_theta_is_checked_once_per_collect():
     bad[5] = np.nan
     with pytest.raises(ValueError, match=r"theta: expected finite values, got nan at index 5\. Fix"):
         ro.collect(vec, pol, bad, 2, np.random.default_rng(0), ro.start(vec))
-
-
-@given(st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**32 - 1))
-def test_step_flags_kernel_equals_numpy_reference(E, d, seed):
-    """The per-step finiteness / episode-end test: the kernel and the NumPy reference agree, with NaN
-    and +-inf planted in observations or rewards and every combination of done flags."""
-    rng = np.random.default_rng(seed)
-    x, r = rng.standard_normal((E, d)), rng.standard_normal(E)
-    for arr in (x.reshape(-1), r):
-        if rng.random() < 0.4:
-            arr[rng.integers(arr.size)] = rng.choice([np.nan, np.inf, -np.inf])
-    term, trunc = rng.random(E) < 0.2, rng.random(E) < 0.2
-    got, want = ro.step_flags(x, r, term, trunc), ro.step_flags(x, r, term, trunc, backend="numpy")
-    assert got == want
-    assert want == (bool(np.isfinite(x).all() and np.isfinite(r).all()), bool(np.any(term | trunc)))
-    assert ro._step_flags_numba._cache.__class__.__name__ == "FunctionCache"
-    assert not ro._step_flags_numba.targetoptions.get("fastmath", False)

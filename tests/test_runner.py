@@ -221,20 +221,6 @@ def test_corrupt_checkpoint_is_refused(tmp_path, noop_registered):
         runner.resume(str(out), verbose=False)
 
 
-def test_checkpoint_roundtrip_and_format(tmp_path):
-    p = str(tmp_path / "c.npz")
-    tree = {"a": {"b": np.arange(3.0)}, "opt": adam_init(2), "x": 1.5}
-    checkpoint.save(p, tree, {"k": 1})
-    back, meta = checkpoint.load(p, required=("a", "opt"))
-    np.testing.assert_array_equal(back["a"]["b"], np.arange(3.0))
-    assert back["x"] == 1.5 and meta == {"k": 1} and back["opt"].t == 0
-    with pytest.raises(checkpoint.CheckpointError, match="field 'zz' is missing"):
-        checkpoint.load(p, required=("zz",))
-    np.savez(p, a=np.zeros(1))
-    with pytest.raises(checkpoint.CheckpointError, match="__format__ is '<missing>'"):
-        checkpoint.load(p)
-
-
 def test_env_without_capturable_state_still_checkpoints_and_resumes(tmp_path, noop_registered, monkeypatch, capsys):
     """An env whose state cannot be saved (e.g. MuJoCo) checkpoints everything else and resumes with
     fresh episodes, saying so; the policy, normaliser, RNG and step count carry over."""

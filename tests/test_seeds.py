@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import cli_process
+from helpers import cli_process
 from purepg.run import plot, runner, seeds
 from purepg.algos import get_algo
 

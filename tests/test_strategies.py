@@ -1,83 +1,70 @@
-"""The shared strategies keep the bounds they promise, and reach the cases they exist for."""
+"""The shared strategies deliver what tests/helpers/strategies.py promises the tests that rely on them:
+the consequences their tolerances are argued from (pre-activation and probability bounds, overflow
+without the max-shift) and the edge cases the strategies exist to reach (a linear and the deepest
+network, one state and the largest batch, both policy kinds, the bounds of theta and of the actions)."""
 import numpy as np
 from hypothesis import find, given
-from hypothesis import strategies as st
 
-import purepg
-import strategies as S
+from helpers import strategies as S
 
 
-@given(S.layer_sizes())
-def test_layer_sizes_bounds(sizes):
-    assert 2 <= len(sizes) <= 2 + S.MAX_HIDDEN_LAYERS
-    assert 1 <= sizes[0] <= S.MAX_DIM and 1 <= sizes[-1] <= S.MAX_DIM
-    assert all(1 <= h <= S.MAX_WIDTH for h in sizes[1:-1])
+def _tanh_preactivations(net, theta, obs):
+    """Every layer's z = h W^T + b, with h = tanh(z) in between: a list of (N, d_l)."""
+    h, zs = obs, []
+    for W, b in net.unflatten(theta):
+        zs.append(h @ W.T + b)
+        h = np.tanh(zs[-1])
+    return zs
+
+
+@given(S.policy_cases(activation="tanh"))
+def test_tanh_preactivations_stay_within_the_bound_finite_differences_rely_on(case):
+    """The module docstring's figure: |z| <= MAX_WIDTH THETA_BOUND max(OBS_BOUND, 1) + THETA_BOUND = 38."""
+    zs = _tanh_preactivations(case.pol.net, case.theta[:case.pol.net.num_params], case.obs)
+    assert max(np.abs(z).max() for z in zs) <= 38.0
+
+
+@given(S.logits(S.MAX_N, S.MAX_DIM, extreme=False))
+def test_moderate_logits_keep_every_probability_above_the_stated_floor(z):
+    """log p_a = z_a - logsumexp(z) >= -30 - (30 + log A): p >= exp(-60) / A with A <= MAX_DIM."""
+    logp = z - z.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    assert logp.min() >= -2 * S.LOGIT_MODERATE - np.log(S.MAX_DIM) - 1e-12
+
+
+def test_extreme_logits_overflow_exp_and_underflow_probabilities():
+    """What the extreme logits are for: exp(z) overflows and a shifted softmax has exact zeros."""
+    z = find(S.logits(1, 3), lambda z: z.max() >= S.LOGIT_EXTREME and z.min() <= -S.LOGIT_EXTREME)
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.exp(z)).any()
+    p = np.exp(z - z.max())
+    assert (p / p.sum() == 0.0).any()
 
 
 def test_layer_sizes_reach_linear_and_deep():
-    # hidden=() (a linear map) and the deepest allowed network are both generated
-    assert len(find(S.layer_sizes(), lambda s: len(s) == 2)) == 2
+    assert len(find(S.layer_sizes(), lambda s: len(s) == 2)) == 2          # hidden = (): a linear map
     assert len(find(S.layer_sizes(), lambda s: len(s) == 2 + S.MAX_HIDDEN_LAYERS)) == 2 + S.MAX_HIDDEN_LAYERS
 
 
-@given(S.mlps())
-def test_mlps_are_mlps(net):
-    assert isinstance(net, purepg.MLP) and net.activation in S.ACTIVATIONS
+def test_policy_cases_reach_one_state_the_largest_batch_and_both_kinds():
+    assert find(S.policy_cases(), lambda c: c.obs.shape[0] == 1).obs.shape[0] == 1
+    assert find(S.policy_cases(), lambda c: c.obs.shape[0] == S.MAX_N).obs.shape[0] == S.MAX_N
+    assert find(S.policies(), lambda p: p.discrete).discrete
+    assert not find(S.policies(), lambda p: not p.discrete).discrete
 
 
-@given(st.integers(0, 40).flatmap(lambda n: st.tuples(st.just(n), S.thetas(n))))
-def test_thetas_shape_dtype_bound(n_theta):
-    n, theta = n_theta
-    assert theta.shape == (n,) and theta.dtype == np.float64
-    assert np.all(np.isfinite(theta)) and np.all(np.abs(theta) <= S.THETA_BOUND)
-
-
-@given(S.observations(3, 2), S.box_actions(3, 2), S.discrete_actions(5, 3))
-def test_obs_and_action_bounds(obs, act_box, act_disc):
-    assert obs.shape == (3, 2) and np.all(np.abs(obs) <= S.OBS_BOUND)
-    assert act_box.shape == (3, 2) and np.all(np.abs(act_box) <= S.ACT_BOUND)
-    assert act_disc.dtype == np.int64 and act_disc.shape == (5,)
-    assert np.all((act_disc >= 0) & (act_disc < 3))
-
-
-@given(S.logits(4, 3), S.logits(4, 3, extreme=False))
-def test_logits_bounds(z_ext, z_mod):
-    assert np.all(np.isfinite(z_ext)) and np.all(np.abs(z_ext) <= S.LOGIT_EXTREME)
-    assert np.all(np.abs(z_mod) <= S.LOGIT_MODERATE)
-
-
-def test_logits_reach_the_extremes():
-    # both signs of the extreme logit occur, in one row, so the softmax sees a 2e4 spread
-    z = find(S.logits(1, 3), lambda z: z.max() >= S.LOGIT_EXTREME and z.min() <= -S.LOGIT_EXTREME)
-    assert z.max() - z.min() == 2 * S.LOGIT_EXTREME
-
-
-@given(S.log_stds(3))
-def test_log_stds_safe_range(ls):
-    assert ls.shape == (3,) and np.all((ls >= S.LOG_STD_MIN) & (ls <= S.LOG_STD_MAX))
+def test_thetas_and_actions_reach_their_bounds():
+    t = find(S.thetas(3), lambda t: np.abs(t).max() == S.THETA_BOUND)
+    assert t.dtype == np.float64 and t.shape == (3,)
+    a = find(S.discrete_actions(S.MAX_N, 3), lambda a: a.min() == 0 and a.max() == 2)
+    assert a.dtype == np.int64
+    assert find(S.box_actions(2, 2), lambda a: np.abs(a).max() == S.ACT_BOUND).shape == (2, 2)
 
 
 @given(S.policy_cases())
-def test_policy_cases_are_consistent(case):
+def test_policy_cases_fit_their_policy(case):
+    """theta, states and actions have the policy's shapes, and every log-probability is finite."""
     pol, theta, obs, act = case
-    assert theta.shape == (pol.num_params,) and obs.shape[1] == pol.obs_dim
-    assert 1 <= obs.shape[0] <= S.MAX_N
-    assert np.all(np.abs(theta[:pol.net.num_params]) <= S.THETA_BOUND)
-    if pol.discrete:
-        assert pol.act_dim >= 2 and act.shape == (obs.shape[0],)
-        assert np.all((act >= 0) & (act < pol.act_dim))
-    else:
-        assert act.shape == (obs.shape[0], pol.act_dim)
-        ls = theta[pol.net.num_params:]
-        assert np.all((ls >= S.LOG_STD_MIN) & (ls <= S.LOG_STD_MAX))
+    assert theta.shape == (pol.num_params,) and obs.shape == (obs.shape[0], pol.obs_dim)
+    assert act.shape == ((obs.shape[0],) if pol.discrete else (obs.shape[0], pol.act_dim))
     assert np.all(np.isfinite(pol.log_prob(theta, obs, act)))
-
-
-@given(S.policies(kind="gaussian"), S.policies(kind="categorical"))
-def test_policies_kind_is_pinned(gauss, cat):
-    assert not gauss.discrete and cat.discrete
-
-
-def test_policies_reach_both_kinds():
-    assert find(S.policies(), lambda p: p.discrete).discrete
-    assert not find(S.policies(), lambda p: not p.discrete).discrete

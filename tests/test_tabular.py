@@ -5,7 +5,7 @@ Tolerances
 * DP against enumeration, and exact moments against each other: both are finite sums of at most
   ~2e4 products of float64 numbers of size O(10), so they agree to ~1e-13; we assert 1e-10 (the
   oracle's contract in the issue).
-* Exact grad J against central differences of exact J: ``tests/finite_diff.py`` explains the 1e-6
+* Exact grad J against central differences of exact J: ``tests/helpers/finite_diff.py`` explains the 1e-6
   relative+absolute tolerance. Here J is a polynomial in the probabilities pi(a|s), which are smooth in
   theta in [-2, 2] with third derivatives O(1) per unit of reward; |J| <= T max|r| <= 8, so the
   truncation error ~ h^2 * 8 ~ 1e-11 and rounding ~ 1e-16 * 8 / 1e-6 ~ 1e-9: 1e-6 leaves a wide margin,
@@ -15,50 +15,12 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from hypothesis import given, strategies as st
-from hypothesis.extra import numpy as hnp
+from hypothesis import given
 
 import purepg
 from purepg.verify import tabular as tb
-from tests.finite_diff import gradient
-
-MAX_COUNT = 6561   # 3^4 * 3^4: the largest enumeration the Hypothesis tests draw (keeps CI fast)
-
-
-@st.composite
-def st_mdp(draw, max_S=3, max_A=3, max_T=4, gamma=None):
-    """A small MDP: S in [1, 3], A in [2, 3], T in [1, 4]; probabilities may be exactly 0.
-
-    Rows are drawn in [0, 1] and normalised (an all-zero row becomes uniform); rewards in [-2, 2];
-    gamma is 1 (the notes' case), 0 or in [0, 1]; rewards r(s, a, s') when the count stays <= MAX_COUNT.
-    """
-    S, A, T = draw(st.integers(1, max_S)), draw(st.integers(2, max_A)), draw(st.integers(1, max_T))
-    unit = st.floats(0.0, 1.0, allow_nan=False, width=64)
-
-    def rows(shape):
-        x = draw(hnp.arrays(np.float64, shape, elements=unit))
-        x = x + (x.sum(-1, keepdims=True) == 0)
-        return x / x.sum(-1, keepdims=True)
-
-    nsr = S ** (T + 1) * A ** T <= MAX_COUNT and draw(st.booleans())
-    R = draw(hnp.arrays(np.float64, (S, A, S) if nsr else (S, A), elements=st.floats(-2, 2, width=64)))
-    if gamma is None:
-        gamma = draw(st.sampled_from([1.0, 0.0]) | st.floats(0.0, 1.0, width=64))
-    return tb.TabularMDP(rows((S, A, S)), R, rows((S,)), T, gamma)
-
-
-def st_theta(P):
-    """theta in [-2, 2]^P: probabilities between ~e^-8 and 1 for the linear policies used here."""
-    return hnp.arrays(np.float64, (P,), elements=st.floats(-2, 2, width=64))
-
-
-@st.composite
-def st_case(draw, hidden=(), **kw):
-    """(mdp, pol, theta) with a categorical policy on the one-hot state."""
-    mdp = draw(st_mdp(**kw))
-    pol = purepg.CategoricalPolicy(mdp.S, mdp.A, hidden=hidden)
-    return mdp, pol, draw(st_theta(pol.num_params))
-
+from helpers.finite_diff import gradient
+from helpers.tabular import st_case
 
 def _discounted_returns(enum, gamma):
     return (enum.rewards * gamma ** np.arange(enum.rewards.shape[1])).sum(axis=1)   # (K,)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import purepg
-import strategies as S
+from helpers import strategies as S
 
 torch = pytest.importorskip("torch")
 from torch.distributions import Categorical, Normal, kl_divergence  # noqa: E402

@@ -1,6 +1,6 @@
 """Tests of purepg.model.value: the value loss and its gradient, explained variance, the ValueFunction fit.
 
-Finite-difference tolerance (see tests/finite_diff.py): h = 1e-6, rounding ~ 2e-10 |f|, truncation
+Finite-difference tolerance (see tests/helpers/finite_diff.py): h = 1e-6, rounding ~ 2e-10 |f|, truncation
 ~ h^2 |f'''| / 6 (zero for the quadratic per-sample loss, small for the tanh network on inputs in
 [-2, 2]); ``atol = 1e-6 * (1 + max(|f|, |g|))`` leaves >= 100x margin, while a wrong gradient is off
 by O(1) relative.
@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from purepg import optim
 from purepg.model.nn import MLP
 from purepg.model.value import FitInfo, ValueFunction, explained_variance, value_loss, value_loss_terms
-from tests import finite_diff as fd
+from helpers import finite_diff as fd
 
 GAP = 1e-4
 

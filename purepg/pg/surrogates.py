@@ -75,9 +75,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from purepg import _check
+from purepg import _check, kernels
 
 _KL_HINT = "a non-finite KL means the policy update diverged; lower the step size and check theta for NaN"
 # Largest log-ratio whose exp is finite in float64: log(1.7976931348623157e308) ~ 709.78.
@@ -149,7 +148,7 @@ def surrogate_terms(logp_new, logp_old, adv):
     w : ndarray, shape (N,)
     """
     r = ratio(logp_new, logp_old)                                # (N,)
-    A = _check.per_sample(adv, "adv", r.shape[0])                          # (N,)
+    A = _check.per_sample(adv, "adv", r.shape[0])                # (N,)
     N = r.shape[0]
     return float(np.mean(r * A)), r * A / N
 
@@ -160,6 +159,8 @@ def clip_terms(logp_new, logp_old, adv, eps):
     The derivative follows the module docstring: ``r A / N`` where the unclipped term is active
     (including the closed interval ``1-eps <= r <= 1+eps``), ``0`` where strictly clipped, and an even
     split at a tie of the two terms outside that interval (``A = 0``, or a rounding coincidence).
+    The terms are one pass of the Numba kernel :func:`purepg.kernels.clip_terms`; eq. (3) in NumPy
+    (``np.clip``, ``np.minimum``, ``np.where``) is its reference beside it, :mod:`purepg.kernels.surrogates`.
 
     Parameters
     ----------
@@ -176,54 +177,7 @@ def clip_terms(logp_new, logp_old, adv, eps):
     """
     eps = _check.real(eps, "eps", 0.0, lo_open=True, fix="use a clip range such as 0.2")
     r = ratio(logp_new, logp_old)                                # (N,)
-    return _clip_terms(r, _check.per_sample(adv, "adv", r.shape[0]), eps)
-
-
-def _clip_terms(r, A, eps, backend="numba"):
-    """:func:`clip_terms` from validated ratios ``r`` (N,), advantages ``A`` (N,) and ``eps > 0``.
-
-    ``backend="numba"``: one pass over the samples (:func:`_clip_terms_numba`) instead of about fifteen
-    NumPy calls; the same IEEE operations per sample and the same ``numpy.mean`` for ``L``, so the
-    same bits as the NumPy reference :func:`_clip_terms_numpy`.
-    """
-    if backend == "numba":
-        N = r.shape[0]
-        m, w = np.empty(N), np.empty(N)
-        clipped = _clip_terms_numba(r, A, float(eps), m, w)
-        return float(np.mean(m)), w, float(clipped / N) if N else float("nan")
-    if backend == "numpy":
-        return _clip_terms_numpy(r, A, eps)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _clip_terms_numba(r, A, eps, m, w):
-    """Per sample: ``m_i = min(r_i A_i, c_i A_i)`` and ``w_i`` of eq. (3); returns ``#{|r_i - 1| > eps}``."""
-    N = r.shape[0]
-    lo, hi = 1.0 - eps, 1.0 + eps
-    clipped = 0
-    for i in range(N):
-        ri, Ai = r[i], A[i]
-        c = min(max(ri, lo), hi)                                 # clip(r, 1 - eps, 1 + eps)
-        u_term, c_term = ri * Ai, c * Ai
-        w_u = 1.0 if u_term < c_term else (0.5 if u_term == c_term else 0.0)
-        inside = 1.0 if (ri >= lo and ri <= hi) else 0.0
-        w[i] = ((w_u + (1.0 - w_u) * inside) * Ai) * ri / N
-        m[i] = u_term if u_term < c_term else c_term             # numpy.minimum: the second at a tie
-        if abs(ri - 1.0) > eps:
-            clipped += 1
-    return clipped
-
-
-def _clip_terms_numpy(r, A, eps):
-    c = np.clip(r, 1.0 - eps, 1.0 + eps)                         # (N,)
-    u_term, c_term = r * A, c * A                                # (N,), (N,)
-    w_u = np.where(u_term < c_term, 1.0, np.where(u_term == c_term, 0.5, 0.0))  # share of the unclipped term
-    inside = (r >= 1.0 - eps) & (r <= 1.0 + eps)                 # clip'(r) = 1 on the closed interval
-    dL_dr = (w_u + (1.0 - w_u) * inside) * A                     # (N,)
-    N = r.shape[0]
-    L = float(np.mean(np.minimum(u_term, c_term)))
-    return L, dL_dr * r / N, float(np.mean(np.abs(r - 1.0) > eps))
+    return kernels.clip_terms(r, _check.per_sample(adv, "adv", r.shape[0]), eps)   # eq. (3) per sample, one pass
 
 
 # ----- through a policy ---------------------------------------------------------------------------
@@ -265,20 +219,23 @@ def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
 
     ``check=False`` skips the validation of the arguments (for a training loop that validated its
     batch once per iteration: float64 arrays of matching shapes, finite, ``eps > 0``); a log-ratio
-    that would overflow ``exp`` is still reported (:func:`ratio`).
+    that would overflow ``exp`` is still reported (:func:`ratio`). The per-sample terms are those of
+    :func:`clip_terms`, from the same kernel.
 
     Returns
     -------
     ClipObjective
         ``value`` (maximised), ``grad`` (P,), ``clip_fraction``.
     """
-    if not check:
-        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)           # (N,), w -> (P,)
-        L, w, frac = _clip_terms(_ratio(l, logp_old), adv, eps)
-        return ClipObjective(L, vjp(w), frac)
-    l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
-    L, w, frac = clip_terms(l, logp_old, adv, eps)
-    return ClipObjective(L, vjp(w), frac)
+    if check:
+        l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)        # (N,), w -> (P,)
+        eps = _check.real(eps, "eps", 0.0, lo_open=True, fix="use a clip range such as 0.2")
+        r, A = ratio(l, logp_old), _check.per_sample(adv, "adv", l.shape[0])          # (N,), (N,)  eq. (0)
+    else:
+        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)
+        r, A = _ratio(l, logp_old), adv
+    L, w, frac = kernels.clip_terms(r, A, eps)                   # eq. (3) per sample, one pass (Numba kernel)
+    return ClipObjective(L, vjp(w), frac)                        # eq. (1)
 
 
 def _penalised(pol, theta, obs, act, logp_old, adv, theta_old, coef):

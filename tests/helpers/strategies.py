@@ -1,7 +1,7 @@
 """Shared Hypothesis strategies for the purepg suite, with the bounds they guarantee.
 
 Every strategy here draws float64 arrays, and each bound is stated next to it with the reason for it.
-The bounds keep finite-difference tests meaningful (see ``tests/finite_diff.py``): with weights in
+The bounds keep finite-difference tests meaningful (see ``tests/helpers/finite_diff.py``): with weights in
 ``[-THETA_BOUND, THETA_BOUND]`` and observations in ``[-OBS_BOUND, OBS_BOUND]`` on networks at most
 ``MAX_WIDTH`` wide, every pre-activation of a tanh network is at most
 ``MAX_WIDTH * THETA_BOUND * max(OBS_BOUND, 1) + THETA_BOUND = 38`` in size, and the third derivatives that
@@ -41,7 +41,7 @@ MAX_WIDTH = 6          # hidden widths in [1, 6]
 MAX_HIDDEN_LAYERS = 2  # 0, 1 or 2 hidden layers: covers the linear map, one and two compositions
 MAX_N = 6              # batch sizes in [1, 6]: enough to tell per-sample from batch quantities
 LOGIT_EXTREME = 1e4    # logits up to +-1e4: exp would overflow without the max-shift
-LOGIT_MODERATE = 30.0  # moderate logits: every probability above exp(-60) ~ 1e-26
+LOGIT_MODERATE = 30.0  # moderate logits: every probability above exp(-60) / MAX_DIM ~ 2e-27
 LOG_STD_MIN = -1.5     # sigma >= 0.22, so 1/sigma^2 <= e^3 ~ 20 keeps Gaussian scores O(10)
 LOG_STD_MAX = 1.0      # sigma <= 2.7
 
