@@ -39,15 +39,15 @@ KL constraint                              (trpo-lagrangian)                    
 =============================  ==========  ===================================  =================================
 
 ``lambda`` is GAE's alone: the multiplier is ``nu``. Names of older run directories (``lam``,
-``epsilon``, ``max_kl``, ``normalize_adv``, ``cg_damping``, ``pi_lr``, ...) are read and renamed by
+``epsilon``, ``normalize_adv``, ``cg_damping``, ``pi_lr``, ...) are read and renamed by
 :mod:`purepg.run.formats`.
 
 The batch on its way through an update, one type per stage:
 
 =============================  ================================================================================
 ``env.rollout.Batch``          what one rollout collected: (T, E, ...) arrays, time-major, with the done flags
-``algos.common.Flat``          the batch flattened to ``N = T E`` samples with advantages, value targets, V(s)
-``ppo.Minibatch``              ``M`` rows of a Flat, advantages standardised over them (PPO's inner loop)
+``algos.common.Flat``          the batch flattened to ``N = T E`` samples with advantages, value targets, V(s);
+                               PPO's minibatches are Flats of ``M`` rows (``ppo.minibatch``)
 ``pg.estimators.Steps``        whole trajectories concatenated to ``M`` steps (trajectory and time index of
                                each), the input of the estimators of :mod:`purepg.pg.estimators`
 =============================  ================================================================================

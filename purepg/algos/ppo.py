@@ -111,17 +111,6 @@ class Variant(NamedTuple):
     after: Callable
 
 
-class Minibatch(NamedTuple):
-    """Rows of the flattened batch: obs (M, d), act (M,[k]), logp_old, adv (normalised), ret, v (M,)."""
-
-    obs: np.ndarray
-    act: np.ndarray
-    logp_old: np.ndarray
-    adv: np.ndarray
-    ret: np.ndarray
-    v: np.ndarray
-
-
 class Step(NamedTuple):
     """One minibatch: the minimised loss ``L``, its gradients (P,), (P_v,), and diagnostics."""
 
@@ -236,10 +225,11 @@ def _epochs(ctx, state, data, rng, lr, coefs, variant, theta_old):
 
 
 def minibatch(data, idx, normalize):
-    """The rows ``idx`` of the flattened batch, advantages normalised over them if ``normalize``."""
+    """The rows ``idx`` of the flattened batch (a :class:`Flat` of M rows), advantages normalised over
+    them if ``normalize``."""
     adv = data.adv[idx]                                          # (M,)
-    return Minibatch(data.obs[idx], data.act[idx], data.logp_old[idx],
-                     normalize_advantage(adv) if normalize else adv, data.ret[idx], data.v[idx])
+    return Flat(data.obs[idx], data.act[idx], data.logp_old[idx],
+                normalize_advantage(adv) if normalize else adv, data.ret[idx], data.v[idx])
 
 
 def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
@@ -249,7 +239,8 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     ----------
     ctx : runner.Context
     theta : ndarray, shape (P,);  theta_v : ndarray, shape (P_v,)
-    mb : Minibatch
+    mb : Flat
+        ``M`` rows of the batch (:func:`minibatch`).
     theta_old : ndarray, shape (P,)
         The parameters that sampled the batch (used by the KL variant).
     coefs : dict

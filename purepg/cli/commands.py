@@ -64,7 +64,7 @@ def _meaning(field):
     d = field.metadata
     if "range" not in d:
         return ""
-    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; in {d['range']} ({d['source']})"
+    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; {d['range']} ({d['source']})"
 
 
 def _kind(field):

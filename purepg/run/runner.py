@@ -14,7 +14,8 @@ An algorithm is a module (see :mod:`purepg.algos`) with
   floats for ``progress.csv``.
 
 Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id, every hyperparameter,
-seed, total steps, purepg version), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
+seed, total steps, purepg version, and ``run_format``: which names the directory uses, see
+:mod:`purepg.run.formats`), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
 (algorithm state, rollout state with the observation normaliser and reward scaling, environment state, sampler RNG
 state, iteration and step counts). All three are written atomically. A resumed run reproduces the
 uninterrupted run's ``progress.csv`` byte for byte, except the wall-time columns :data:`WALL_COLUMNS`.
