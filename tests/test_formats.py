@@ -43,6 +43,13 @@ def test_an_old_name_passed_today_points_at_the_new_one():
         runner.config_from_dict(ppo.Config, {"lam": 0.9}, algo="ppo")
 
 
+def test_an_old_option_on_the_command_line_points_at_the_new_one(capsys):
+    from purepg.cli import commands as cli
+    assert cli.main(["train", "--algo", "ppo-kl", "--d-targ", "0.02"]) == 2
+    assert "unknown option or config field '--d-targ' for algorithm ppo-kl. Did you mean --target_kl?" in \
+        capsys.readouterr().err
+
+
 def _downgrade(run_dir):
     """Rewrite a run directory as the first format wrote it: old config names, state key and columns."""
     meta = json.loads((run_dir / "config.json").read_text())
