@@ -22,11 +22,11 @@ def _as_float(x, name, fix=None):
             return x
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}. Fix: "
-                         f"pass real numbers (convert with np.asarray({name}, dtype=float))")
+        fail(name, "a numeric array", f"dtype {arr.dtype}",
+             f"pass real numbers (convert with np.asarray({name}, dtype=float))")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}. Fix: "
-                         f"pass {name}.real if the imaginary part is meant to be zero")
+        fail(name, "real numbers", f"complex dtype {arr.dtype}",
+             f"pass {name}.real if the imaginary part is meant to be zero")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
@@ -56,7 +56,7 @@ def as_matrix(x, cols, name, rows=None):
             fix = f"pass one row per sample of the batch ({rows} rows) and {cols} columns"
         else:
             fix = f"pass a 2-D array with one row per sample and {cols} columns"
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}. Fix: {fix}")
+        fail(name, f"shape {want}", arr.shape, fix)
     return arr
 
 
@@ -64,17 +64,16 @@ def as_actions_discrete(a, n, n_actions, name="act"):
     """Integer actions in ``[0, n_actions)`` of shape (n,)."""
     arr = np.asarray(a)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}. Fix: pass one action index per state")
+        fail(name, f"shape ({n},)", arr.shape, "pass one action index per state")
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise ValueError(f"{name}: expected integer actions, got dtype {arr.dtype}. Fix: "
-                             f"pass whole action indices (e.g. {name}.astype(np.int64))")
+            fail(name, "integer actions", f"dtype {arr.dtype}",
+                 f"pass whole action indices (e.g. {name}.astype(np.int64))")
     if arr.size and (arr.min() < 0 or arr.max() >= n_actions):
         bad = arr[(arr < 0) | (arr >= n_actions)][0]
-        raise ValueError(f"{name}: expected actions in [0, {n_actions}), got {int(bad)}. Fix: "
-                         f"actions index the policy's {n_actions} outputs")
+        fail(name, f"actions in [0, {n_actions})", int(bad), f"actions index the policy's {n_actions} outputs")
     return arr.astype(np.int64, copy=False)
 
 
