@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from purepg import _check
+
 
 @dataclass(frozen=True)
 class Conventions:
@@ -44,7 +46,8 @@ def conventions(profile) -> Conventions:
         try:
             return replace(PROFILES["purepg"], **profile)
         except TypeError as e:
-            raise ValueError(f"profile: {e}. Fix: use option names of purepg.testing.profiles.Conventions") from None
+            _check.fail("profile", "option names of purepg.testing.profiles.Conventions", f"{profile!r} ({e})",
+                        "use those option names")
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}. "
                          f"Fix: pass one of those names or a dict of option values")
