@@ -74,15 +74,15 @@ class Config(CriticConfig):
     batch and critic fields as TRPO's."""
 
     buffer_batches: int = param(2, "K", "batches kept; K = 1 with one epoch is on-policy", "integer >= 1",
-                                "purepg (tuned)")
+                                "purepg, tuned")
     epochs: int = param(1, "U", "Adam steps per iteration, each on all K batches", "integer >= 1", "purepg")
     weights: str = param("first_order", "", "per_decision (E4) or first_order (E5: lower variance)",
-                         " | ".join(_ESTIMATORS), "purepg (tuned)")
+                         " | ".join(_ESTIMATORS), "purepg, tuned")
     truncation: Optional[float] = param(None, "c", "per-step ratio cap min(rho, c) (None: unbiased E4)",
                                         "None or (0, inf)", "purepg")
     baseline: str = param("value", "", "value (TD-residual shaping, module docstring) or none", "value | none",
-                          "purepg (tuned)")
-    lr: float = param(1e-3, "", "policy Adam step size", "(0, inf)", "purepg (tuned)")
+                          "purepg, tuned")
+    lr: float = param(1e-3, "", "policy Adam step size", "(0, inf)", "purepg, tuned")
 
 
 # ----------------------------------------------------------------------------- batch glue

@@ -2,6 +2,7 @@
 
 - :mod:`purepg.run.runner`: ``train`` and ``resume`` of a run directory.
 - :mod:`purepg.run.checkpoint`: atomic ``.npz`` checkpoints of nested parameter dictionaries.
+- :mod:`purepg.run.formats`: the ``run_format`` of a run directory, and how older ones are read.
 - :mod:`purepg.run.seeds`: several seeds of one configuration, in parallel processes.
 - :mod:`purepg.run.plot`: learning curves of run directories (matplotlib, optional).
 - :mod:`purepg.run.sweep`: a grid of runs from a spec (:mod:`purepg.run.spec`), on local processes or Ray

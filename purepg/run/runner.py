@@ -14,7 +14,8 @@ An algorithm is a module (see :mod:`purepg.algos`) with
   floats for ``progress.csv``.
 
 Run directory (contract, docs/guides/runs.md): ``config.json`` (algorithm, env id, every hyperparameter,
-seed, total steps, purepg version), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
+seed, total steps, purepg version, and ``run_format``: which names the directory uses, see
+:mod:`purepg.run.formats`), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
 (algorithm state, rollout state with the observation normaliser and reward scaling, environment state, sampler RNG
 state, iteration and step counts). All three are written atomically. A resumed run reproduces the
 uninterrupted run's ``progress.csv`` byte for byte, except the wall-time columns :data:`WALL_COLUMNS`.
@@ -36,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from purepg import __version__
+from purepg import __version__, _check
 
 from purepg.kernels import compiling
 from purepg.run import checkpoint, formats
@@ -90,9 +91,9 @@ def config_from_dict(Config, d: dict, *, algo: str):
     for k in d:
         if k not in names:
             close = [formats.new_name(algo, k)] if formats.new_name(algo, k) else difflib.get_close_matches(k, names, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown config field {k!r} for algorithm {algo}.{hint} "
-                             f"Valid fields: {', '.join(names)}")
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            _check.fail(f"config field {k!r}", f"a field of algorithm {algo}", "an unknown name",
+                        f"{hint}valid fields: {', '.join(names)}")
     kinds = {f.name: f.type for f in dataclasses.fields(Config)}
     return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in kinds})
 
@@ -113,11 +114,11 @@ def _setup(algo, env_id, config, seed, out_dir, total_steps):
     return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)))
 
 
-def _check_total_steps(total_steps, config):
+def check_total_steps(total_steps, config):
+    """The iterations of a run of ``total_steps`` environment steps (at least one iteration's worth)."""
     per_iter = config.num_envs * config.num_steps
-    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < per_iter:
-        raise ValueError(f"total_steps: expected an integer >= num_envs * num_steps = {per_iter} (one iteration), "
-                         f"got {total_steps!r}")
+    _check.integer(total_steps, "total_steps", per_iter, "raise total_steps (one iteration at least)",
+                   lo_is="num_envs * num_steps")
     return math.ceil(total_steps / per_iter)
 
 
@@ -132,7 +133,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     Refuses an existing non-empty ``out_dir`` unless ``force``. ``checkpoint_every`` iterations (and at
     the end, and on SIGINT) the checkpoint is replaced atomically.
     """
-    n_iters = _check_total_steps(total_steps, config)
+    n_iters = check_total_steps(total_steps, config)
     _prepare_dir(out_dir, force)
     run = _setup(algo, env_id, config, seed, out_dir, total_steps)
     rng = np.random.default_rng(seed)
@@ -157,7 +158,7 @@ def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
     algo = get_algo(meta["algo"])
     config = config_from_dict(algo.Config, meta["config"], algo=meta["algo"])
     total = int(total_steps if total_steps is not None else meta["total_steps"])
-    n_iters = _check_total_steps(total, config)
+    n_iters = check_total_steps(total, config)
     run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total)
     tree, ck = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"), required=("algo", "rollout", "loop"))
     _check_same_run(ck, meta, run_dir)
