@@ -198,13 +198,13 @@ N_TRPO = 1024      # issue 5: one TRPO update on a CartPole batch of rl-zoo's si
 
 def _trpo_batch(ctx, pol, n=N_TRPO, seed=1):
     """The first n states of the workload, actions sampled by ``pol``, old log-probs and standardised A."""
-    from purepg.algos.common import normalize_adv
+    from purepg.algos.common import normalize_advantage
     rng = np.random.default_rng(seed)
     theta = pol.init(rng)
     theta[:pol.net.num_params] += 0.05 * rng.standard_normal(pol.net.num_params)
     obs = ctx.obs[:n]
     act = pol.sample(theta, obs, rng)
-    return theta, obs, act, pol.log_prob(theta, obs, act), normalize_adv(rng.standard_normal(n))
+    return theta, obs, act, pol.log_prob(theta, obs, act), normalize_advantage(rng.standard_normal(n))
 
 
 def _torch_trpo_step(t, obs, act, logp_old, adv, cg_iters, n_trials, delta=0.01, damping=1e-3):

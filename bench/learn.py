@@ -43,7 +43,7 @@ from purepg.run import runner
 from purepg.algos import get_algo  # noqa: E402
 from purepg.run.seeds import parse_seeds  # noqa: E402
 
-PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, lam=0.95, epochs=10, minibatch_size=64,
+PENDULUM = dict(num_envs=4, num_steps=1024, gamma=0.9, gae_lambda=0.95, epochs=10, minibatch_size=64,
                 lr=1e-3, lr_final=1e-3, clip=0.2, clip_final=0.2, ent_coef=0.0)
 RUNS = {  # name: (algo, env id, config overrides, steps)
     "ppo-cartpole": ("ppo", "CartPole-v1", {}, 100_000),

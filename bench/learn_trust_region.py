@@ -42,7 +42,7 @@ from purepg.cli.commands import evaluate  # noqa: E402
 # cg_damping 0.1, n_critic_updates 10, batch_size 128). rl-zoo also normalises rewards on Acrobot
 # (VecNormalize); purepg normalises observations only. Pendulum's use_sde (gSDE) has no purepg
 # counterpart: a state-independent log-std is used.
-SB3_DEFAULTS = dict(gae_lambda=0.95, cg_damping=0.1, vf_epochs=10, vf_minibatch_size=128)
+SB3_DEFAULTS = dict(gae_lambda=0.95, damping=0.1, vf_epochs=10, vf_minibatch_size=128)
 PRESETS = {
     ("trpo", "Acrobot-v1"): dict(SB3_DEFAULTS, num_steps=1024, normalize_obs=True),
     ("trpo", "Pendulum-v1"): dict(SB3_DEFAULTS, num_steps=1024, gamma=0.9, vf_epochs=15),

@@ -53,10 +53,10 @@ BUDGETS = {
 
 # rl-zoo ppo.yml Acrobot-v1: 16 envs, n_steps 256, gae 0.94, gamma 0.99, 4 epochs, ent 0, normalize;
 # SB3 defaults: batch_size 64, learning_rate 3e-4 and clip_range 0.2, both constant.
-PPO_ACROBOT = dict(num_envs=16, num_steps=256, gamma=0.99, lam=0.94, epochs=4, minibatch_size=64, lr=3e-4,
+PPO_ACROBOT = dict(num_envs=16, num_steps=256, gamma=0.99, gae_lambda=0.94, epochs=4, minibatch_size=64, lr=3e-4,
                    lr_final=3e-4, clip=0.2, clip_final=0.2, ent_coef=0.0, normalize_obs=True)
 # rl-zoo ppo.yml MountainCarContinuous-v0 (its gSDE and ortho_init=False aside, see the module doc).
-PPO_MOUNTAINCAR = dict(num_envs=1, num_steps=8, minibatch_size=8, gamma=0.9999, lam=0.9, lr=7.77e-5,
+PPO_MOUNTAINCAR = dict(num_envs=1, num_steps=8, minibatch_size=8, gamma=0.9999, gae_lambda=0.9, lr=7.77e-5,
                        lr_final=7.77e-5, ent_coef=0.00429, clip=0.1, clip_final=0.1, epochs=10, max_grad_norm=5.0,
                        vf_coef=0.19, log_std_init=-3.29, normalize_obs=True)
 PPO = {"CartPole-v1": {}, "Acrobot-v1": PPO_ACROBOT, "Pendulum-v1": learn.PENDULUM,
@@ -71,14 +71,14 @@ REINFORCE_TAKES = ("gamma", "normalize_obs")   # reinforce's batch and step size
 # Optional section (needs gymnasium[mujoco]): PPO and TRPO on Hopper-v5 with rl-zoo's Hopper-v4 entries.
 # ppo.yml Hopper-v4 (tuned): 1 env, n_steps 512, batch 32, 5 epochs, 256-256 ReLU, log_std_init -2, normalize,
 # ortho_init False.
-PPO_HOPPER = dict(num_envs=1, num_steps=512, minibatch_size=32, gamma=0.999, lam=0.99, lr=9.80828e-5,
+PPO_HOPPER = dict(num_envs=1, num_steps=512, minibatch_size=32, gamma=0.999, gae_lambda=0.99, lr=9.80828e-5,
                   lr_final=9.80828e-5, ent_coef=0.00229519, clip=0.2, clip_final=0.2, epochs=5, max_grad_norm=0.7,
                   vf_coef=0.835671, log_std_init=-2.0, hidden=(256, 256), vf_hidden=(256, 256), activation="relu",
                   normalize_obs=True, normalize_reward=True, init="torch")
 # trpo.yml Hopper-v4 = its pybullet defaults: 2 envs, n_steps 1024, batch 128, gae 0.95, 25 CG steps, damping 0.1,
 # 20 critic passes, lr 1e-3, normalize; SB3's 64-64 tanh networks.
 TRPO_HOPPER = dict(num_envs=2, num_steps=1024, vf_minibatch_size=128, gamma=0.99, gae_lambda=0.95, cg_iters=25,
-                   cg_damping=0.1, vf_epochs=20, vf_lr=1e-3, normalize_obs=True, normalize_reward=True)
+                   damping=0.1, vf_epochs=20, vf_lr=1e-3, normalize_obs=True, normalize_reward=True)
 HOPPER = "Hopper-v5"
 PPO[HOPPER], TRPO[HOPPER] = PPO_HOPPER, TRPO_HOPPER
 BUDGETS[("ppo", HOPPER)] = BUDGETS[("trpo", HOPPER)] = 1_000_000
@@ -103,6 +103,7 @@ def overrides(algo, env_id) -> dict:
     _check(algo, env_id)
     preset = (PPO if FAMILY[algo] == "ppo" else TRPO)[env_id]
     names = set(REINFORCE_TAKES) if algo == "reinforce" else set(get_algo(algo).Config.__dataclass_fields__)
+    names -= {"hidden", "damping"} if algo == "npg" else set()      # npg keeps its own (module doc)
     return {k: v for k, v in preset.items() if k in names}
 
 

@@ -25,13 +25,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import machine  # noqa: E402  (bench/machine.py)
 from floor import best_of  # noqa: E402  (bench/floor.py)
-from purepg.env import envs, rollout  # noqa: E402
-from purepg.pg import surrogates
+
 from purepg.algos import ppo, trpo  # noqa: E402
 from purepg.algos.common import Flat  # noqa: E402
+from purepg.env import envs, rollout  # noqa: E402
 from purepg.model.policy import CategoricalPolicy  # noqa: E402
-from purepg.run.runner import Context  # noqa: E402
 from purepg.model.value import ValueFunction  # noqa: E402
+from purepg.run.runner import Context  # noqa: E402
+
+try:
+    from purepg.kernels import clip_terms  # noqa: E402  (the PPO clip kernel's wrapper)
+except ImportError:                        # a checkout from before the kernels package
+    from purepg.pg.surrogates import _clip_terms as clip_terms  # noqa: E402
 
 
 def median_us(fn, repeats=15, inner=300):
@@ -53,7 +58,7 @@ def main():
     perm = rng.permutation(N)
 
     def step():
-        mb = ppo.minibatch(data, perm, cfg.normalize_adv)
+        mb = ppo.minibatch(data, perm, cfg.normalize_advantage)
         s = ppo.loss_and_grad(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
         return ppo.clip_and_step(joint, s, 1e-4, cfg)
 
@@ -65,7 +70,7 @@ def main():
             ("policy network forward", lambda: pol.net.forward(th, obs, check=False)),
             ("policy network backward", lambda: pol.net.backward(th, dout, cache, check=False)),
             ("categorical log-prob and gradient", lambda: pol.dist.log_prob_and_grad(out, th[:0], act)),
-            ("clip terms", lambda: surrogates._clip_terms(r, A, 0.2))]
+            ("clip terms", lambda: clip_terms(r, A, 0.2))]
     for name, fn in rows:
         print(f"{name:55s} {median_us(fn):8.1f} us")
     tcfg = trpo.Config()

@@ -90,8 +90,8 @@ def sb3_ppo(config, env_id, seed, steps):
     t = time.perf_counter()                      # from nothing, as purepg's timer (runner.train) is
     env = _vec_env(c, env_id, seed)
     model = PPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.minibatch_size, n_epochs=c.epochs,
-                gamma=c.gamma, gae_lambda=c.lam, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
-                max_grad_norm=c.max_grad_norm, normalize_advantage=c.normalize_adv,
+                gamma=c.gamma, gae_lambda=c.gae_lambda, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
+                max_grad_norm=c.max_grad_norm, normalize_advantage=c.normalize_advantage,
                 learning_rate=lambda p: c.lr_final + p * (c.lr - c.lr_final),    # p: progress remaining
                 clip_range=lambda p: c.clip_final + p * (c.clip - c.clip_final),
                 policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
@@ -106,7 +106,7 @@ def sb3_trpo(config, env_id, seed, steps):
     t = time.perf_counter()
     env = _vec_env(c, env_id, seed)
     model = TRPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.vf_minibatch_size, gamma=c.gamma,
-                 gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.cg_damping,
+                 gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.damping,
                  line_search_shrinking_factor=c.ls_ratio, line_search_max_iter=c.ls_max_steps,
                  n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
                  normalize_advantage=c.normalize_advantage,

@@ -1,9 +1,17 @@
-"""Input validation shared by every module: one place that turns bad input into a clear ValueError.
+"""Input validation shared by every module: one place that turns bad input into a clear error.
 
-Each message names the argument, what was expected and what was received, and after ``Fix:`` how
-to fix the call.
+Every message has one form, :func:`message`::
+
+    ARG: expected EXPECTED, got RECEIVED. Fix: FIX
+
+naming the argument (or config field), what was expected, what was received and how to fix the call.
+A value of the wrong kind (a string where a real number belongs) raises TypeError, every other bad
+value ValueError. :func:`field` checks a config field against the range written in its metadata
+(:mod:`purepg.algos.fields`), so the documented range and the check are one string.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -69,49 +77,111 @@ def as_actions_discrete(a, n, n_actions, name="act"):
     return arr.astype(np.int64, copy=False)
 
 
-def positive(x, name):
-    if not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name}: expected a finite value > 0, got {x!r}. Fix: pass a positive number")
-    return x
+# ----- the message, and scalars ----------------------------------------------------------------------
+def message(name, expected, got, fix):
+    """``"ARG: expected EXPECTED, got RECEIVED. Fix: FIX"``: the one form of every input error."""
+    return f"{name}: expected {expected}, got {got}. Fix: {fix}"
 
 
-def in_unit_interval(x, name):
-    if not (np.isfinite(x) and 0.0 <= x <= 1.0):
-        raise ValueError(f"{name}: expected a value in [0, 1], got {x!r}. Fix: pass a number between 0 and 1")
-    return x
+def fail(name, expected, got, fix, error=ValueError):
+    """Raise ``error`` (ValueError, or TypeError for a value of the wrong kind) with :func:`message`."""
+    raise error(message(name, expected, got, fix))
 
 
-# ----- configuration fields (algorithm Configs validate themselves with these) -------------------------
-def non_negative(x, name):
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not (np.isfinite(x) and x >= 0):
-        raise ValueError(f"{name}: expected a finite value >= 0, got {x!r}. Fix: pass zero or a positive number")
-    return x
+_REAL = (int, float, np.integer, np.floating)
 
 
-def positive_int(x, name):
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {x!r}. Fix: pass a whole number such as 1 or 10")
-    return x
+def _condition(lo, hi, lo_open, hi_open):
+    """``"> 0"``, ``">= 0"``, ``"<= 1"``, ``"in (0, 1]"`` or ``""`` (any finite number)."""
+    if lo == -np.inf and hi == np.inf:
+        return ""
+    if hi == np.inf:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if lo == -np.inf:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
 
-def in_open_unit_interval(x, name):
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not 0.0 < x < 1.0:
-        raise ValueError(f"{name}: expected a value in (0, 1), got {x!r}. Fix: pass a number strictly between 0 and 1")
-    return x
+def real(x, name, lo=-np.inf, hi=np.inf, *, lo_open=False, hi_open=False, fix=None, none_ok=False):
+    """``float(x)`` for a finite real ``x`` in the interval ``lo .. hi`` (open ends as given).
+
+    A non-number (or a bool) raises TypeError, a number outside the interval ValueError. With
+    ``none_ok``, ``None`` (the feature is off) passes and is returned.
+    """
+    off = "None (off) or " if none_ok else ""
+    if none_ok and x is None:
+        return None
+    cond = _condition(lo, hi, lo_open, hi_open)
+    want = f"{off}a finite number{' ' + cond if cond else ''}"
+    fix = fix or f"pass a number{' ' + cond if cond else ''}{', or None to turn it off' if none_ok else ''}"
+    if isinstance(x, bool) or not isinstance(x, _REAL):
+        fail(name, want, f"{type(x).__name__} {x!r}", fix, TypeError)
+    if not (np.isfinite(x) and (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)):
+        fail(name, want, repr(x), fix)
+    return float(x)
+
+
+def integer(x, name, lo=1, fix=None):
+    """``int(x)`` for an integer ``x >= lo`` (not a bool), else ValueError."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < lo:
+        fail(name, f"an integer >= {lo}", repr(x), fix or f"pass a whole number >= {lo}, such as {max(lo, 1)} or 10")
+    return int(x)
+
+
+def positive(x, name, fix=None):
+    """A finite real ``x > 0``."""
+    return real(x, name, 0.0, lo_open=True, fix=fix)
+
+
+def non_negative(x, name, fix=None):
+    """A finite real ``x >= 0``."""
+    return real(x, name, 0.0, fix=fix)
+
+
+def in_unit_interval(x, name, fix=None):
+    """A real ``x`` in [0, 1] (a discount, a GAE parameter, a probability)."""
+    return real(x, name, 0.0, 1.0, fix=fix)
+
+
+def positive_int(x, name, fix=None):
+    """An integer ``x >= 1``."""
+    return integer(x, name, 1, fix)
+
+
+def boolean(x, name):
+    if not isinstance(x, (bool, np.bool_)):
+        fail(name, "True or False", repr(x), "pass a bool")
+    return bool(x)
 
 
 def one_of(x, name, options):
     if x not in options:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, options))}, got {x!r}. Fix: pick one of those")
+        fail(name, f"one of {', '.join(map(repr, options))}", repr(x), "pick one of those")
     return x
 
 
+def function(f, name, fix):
+    """``f`` if it is callable, else TypeError."""
+    if not callable(f):
+        fail(name, "a callable", type(f).__name__, fix, TypeError)
+    return f
+
+
+def per_sample(x, name, n=None, like="logp_new"):
+    """A finite float64 vector of one entry per sample: length ``n`` (that of ``like``), or any N >= 1."""
+    arr = _as_float(x, name)
+    if arr.ndim != 1 or arr.shape[0] == 0 or (n is not None and arr.shape[0] != n):
+        want = "shape (N,) with N >= 1" if n is None else f"shape ({n},), one entry per sample like {like}"
+        fail(name, want, arr.shape, f"pass a flat per-sample array (e.g. {name}.reshape(-1)) of matching length")
+    return arr
+
+
+# ----- configuration fields (algorithm Configs validate themselves with these) -------------------------
 def layer_widths(x, name):
     ok = isinstance(x, tuple) and all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1
                                       for h in x)
     if not ok:
-        raise ValueError(f"{name}: expected a tuple of layer widths >= 1, got {x!r}. Fix: e.g. (64, 64), or () "
-                         f"for a linear map")
+        fail(name, "a tuple of layer widths >= 1", repr(x), "e.g. (64, 64), or () for a linear map")
     return x
 
 
@@ -121,52 +191,46 @@ INIT_SCHEMES = ("orthogonal", "torch")     # purepg.model.nn, "Initialisation"
 def init_scheme(x, name):
     """``x`` if it names an initialisation scheme of :mod:`purepg.model.nn`, else ValueError naming ``name``."""
     if x not in INIT_SCHEMES:
-        raise ValueError(f"{name}: expected one of {INIT_SCHEMES}, got {x!r}. Fix: pick one of those")
+        fail(name, f"one of {INIT_SCHEMES}", repr(x), "pick one of those")
     return x
 
 
-def common_config(c):
-    """The fields every algorithm Config shares (:class:`purepg.algos.common.BaseConfig`)."""
-    positive_int(c.num_envs, "num_envs")
-    positive_int(c.num_steps, "num_steps")
-    layer_widths(c.hidden, "hidden")
-    layer_widths(c.vf_hidden, "vf_hidden")
-    one_of(c.activation, "activation", ("tanh", "relu"))
-    boolean(c.normalize_obs, "normalize_obs")
-    boolean(c.normalize_reward, "normalize_reward")
-    if isinstance(c.log_std_init, bool) or not isinstance(c.log_std_init, (int, float)) or not np.isfinite(c.log_std_init):
-        raise ValueError(f"log_std_init: expected a finite number, got {c.log_std_init!r}. Fix: pass e.g. 0.0 (sigma = 1)")
-    in_unit_interval(number(c.gamma, "gamma"), "gamma")
-    one_of(c.init, "init", INIT_SCHEMES)
+_INTERVAL = re.compile(r"([\[(])\s*([^,]+?)\s*,\s*([^\])]+?)\s*([\])])")
+_INTEGER = re.compile(r"integer >= (-?\d+)")
+BOOLEAN, WIDTHS = "true | false", "layer widths >= 1"
+
+
+def field(x, name, spec, default=None):
+    """Check config field ``name`` against its documented range ``spec`` (:mod:`purepg.algos.fields`).
+
+    ``spec`` is one of: an interval ``"(0, 1]"``, ``"[0, inf)"`` (real numbers; ``inf`` allowed as an
+    open end), ``"integer >= 1"``, ``"true | false"``, ``"layer widths >= 1"``, a choice ``"a | b | c"``,
+    or any of them after ``"None or "`` (``None`` turns the feature off).
+    """
+    none_ok = spec.startswith("None or ")
+    spec = spec[len("None or "):] if none_ok else spec
+    if none_ok and x is None:
+        return x
+    if (m := _INTERVAL.fullmatch(spec)):
+        lo, hi = float(m[2]), float(m[3])
+        cond = _condition(lo, hi, m[1] == "(", m[4] == ")")
+        fix = f"pass a number {cond}{', or None to turn it off' if none_ok else ''} (default {default!r})"
+        return real(x, name, lo, hi, lo_open=m[1] == "(", hi_open=m[4] == ")", fix=fix, none_ok=none_ok)
+    if (m := _INTEGER.fullmatch(spec)):
+        return integer(x, name, int(m[1]))
+    if spec == BOOLEAN:
+        return boolean(x, name)
+    if spec == WIDTHS:
+        return layer_widths(x, name)
+    if " | " in spec:
+        return one_of(x, name, tuple(spec.split(" | ")))
+    raise AssertionError(f"field {name}: range {spec!r} is not one purepg.algos.fields can check")
 
 
 def divides_batch(c, name):
     """``getattr(c, name)`` must divide the batch ``N = num_envs * num_steps`` of config ``c``."""
     M, N = getattr(c, name), c.num_envs * c.num_steps
     if N % M:
-        raise ValueError(f"{name}: expected a divisor of the batch N = num_envs * num_steps = {N}, got {M}. "
-                         f"Fix: pass a divisor of {N}, e.g. {N} (full batch)")
+        fail(name, f"a divisor of the batch N = num_envs * num_steps = {N}", M,
+             f"pass a divisor of {N}, e.g. {N} (full batch)")
     return M
-
-
-def number(x, name):
-    """``x`` if it is a real number (not a bool), else a TypeError naming ``name``."""
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}. Fix: pass a number")
-    return x
-
-
-def boolean(x, name):
-    if not isinstance(x, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected True or False, got {x!r}. Fix: pass a bool")
-    return bool(x)
-
-
-def positive_or_none(x, name):
-    """``None`` (the feature is off) or a finite value > 0."""
-    if x is None:
-        return x
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name}: expected None (off) or a finite value > 0, got {x!r}. Fix: pass a positive "
-                         f"number, or None to turn it off")
-    return x

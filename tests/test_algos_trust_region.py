@@ -1,8 +1,6 @@
 """Tests of purepg.algos.trust_region, the policy step NPG and TRPO share: the natural step on a real batch
 against a hand solve, CG against Cholesky, the line search's guarantees, a skipped step on a zero gradient,
-the surrogate's overflow guard, the logged columns and the shared config checks."""
-import dataclasses
-import types
+the surrogate's overflow guard, the logged columns and the shared config fields."""
 import warnings
 
 import numpy as np
@@ -17,8 +15,8 @@ from helpers.algo_runs import SMALL, make_ctx
 
 # ----------------------------------------------------------------------------- the step
 @settings(max_examples=8)
-@given(seed=st.integers(0, 2**31 - 1), epsilon=st.floats(1e-4, 0.05), damping=st.floats(0.0, 0.1))
-def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
+@given(seed=st.integers(0, 2**31 - 1), delta=st.floats(1e-4, 0.05), damping=st.floats(0.0, 0.1))
+def test_natural_policy_step_equals_hand_solution(seed, delta, damping):
     """On a real CartPole batch: g = S^T A / N from the score matrix, d from np.linalg.solve, and the
     accepted parameters satisfy the KL bound and raise the surrogate."""
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL), seed=seed % 1000)
@@ -28,19 +26,19 @@ def test_natural_policy_step_equals_hand_solution(seed, epsilon, damping):
     damping = max(damping, 1e-6)   # the categorical F is singular (softmax shift): Cholesky needs c > 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                           # no skipped step here
-        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, epsilon=epsilon,
+        ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F, delta=delta,
                                      damping=damping, solver="cholesky", cg_iters=1, cg_tol=0.0, ls_ratio=0.5,
                                      ls_max_steps=15)
     g = pol.score(theta, flat.obs, flat.act).T @ adv / adv.size                  # (P,)
     A = F + damping * np.eye(g.size)
     x = np.linalg.solve(A, g)
-    d = np.sqrt(2 * epsilon / (x @ A @ x)) * x
+    d = np.sqrt(2 * delta / (x @ A @ x)) * x
     # 1e-8 relative: LAPACK's LU against purepg's Cholesky on F + cI with condition up to ~1e8 (c >= 1e-6).
     np.testing.assert_allclose(ps.step, d, atol=1e-8 * np.linalg.norm(d))
     assert not ps.skipped and ps.cg_iterations == 0
     if ps.accepted:
         np.testing.assert_array_equal(ps.theta, theta + ps.step_fraction * ps.step)
-        assert 0 < ps.kl <= epsilon and ps.surrogate_gain > 0
+        assert 0 < ps.kl <= delta and ps.surrogate_gain > 0
         assert ps.kl == pol.kl(theta, ps.theta, flat.obs)
     else:
         np.testing.assert_array_equal(ps.theta, theta)
@@ -51,7 +49,7 @@ def test_cg_solver_agrees_with_cholesky():
     ctx, state, batch, _ = make_ctx(npg, npg.Config(**SMALL))
     flat, adv = critic.advantages(ctx, state, batch)
     F = ctx.pol.fisher(state["theta"], flat.obs)
-    kw = dict(epsilon=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
+    kw = dict(delta=0.01, damping=1e-3, cg_tol=1e-14, ls_ratio=0.8, ls_max_steps=10)
     args = (ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old, adv, F)
     chol = trust_region.natural_policy_step(*args, solver="cholesky", cg_iters=1, **kw)
     cg = trust_region.natural_policy_step(*args, solver="cg", cg_iters=10 * F.shape[0], **kw)
@@ -66,7 +64,7 @@ def test_zero_gradient_skips_the_update():
     F = ctx.pol.fisher(state["theta"], flat.obs)
     with pytest.warns(RuntimeWarning, match=r"g is zero: there is no ascent direction"):
         ps = trust_region.natural_policy_step(ctx.pol, state["theta"], flat.obs, flat.act, flat.logp_old,
-                                     np.zeros(flat.adv.size), F, epsilon=0.01, damping=1e-3, solver="cholesky",
+                                     np.zeros(flat.adv.size), F, delta=0.01, damping=1e-3, solver="cholesky",
                                      cg_iters=10, cg_tol=0.0, ls_ratio=0.8, ls_max_steps=10)
     assert ps.skipped and not ps.accepted and np.array_equal(ps.theta, state["theta"])
 
@@ -91,13 +89,13 @@ def test_step_logs_are_the_progress_columns():
 
 @pytest.mark.parametrize("field, value, match", [
     ("cg_iters", 0, r"cg_iters: expected an integer >= 1, got 0"),
-    ("ls_ratio", 1.0, r"ls_ratio: expected a value in \(0, 1\), got 1\.0"),
+    ("ls_ratio", 1.0, r"ls_ratio: expected a finite number in \(0, 1\), got 1\.0"),
     ("ls_max_steps", 0, r"ls_max_steps: expected an integer >= 1, got 0"),
-    ("vf_epochs", 0, r"vf_epochs: expected an integer >= 1, got 0"),
+    ("damping", -1.0, r"damping: expected a finite number >= 0, got -1\.0"),
 ])
 def test_shared_step_fields_are_checked_for_npg_and_trpo(field, value, match):
-    """Called on the fields as given (a namespace: the configs would refuse them before the check)."""
+    """StepConfig's fields, declared once, checked the same way by both algorithms' configs."""
+    assert issubclass(npg.Config, trust_region.StepConfig) and issubclass(trpo.Config, trust_region.StepConfig)
     for Config in (npg.Config, trpo.Config):
-        trust_region.check_step_fields(types.SimpleNamespace(**dataclasses.asdict(Config())))
         with pytest.raises(ValueError, match=match):
-            trust_region.check_step_fields(types.SimpleNamespace(**{**dataclasses.asdict(Config()), field: value}))
+            Config(**{field: value})

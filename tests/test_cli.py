@@ -13,6 +13,7 @@ from helpers import cli_process
 from purepg.cli import commands as cli
 from purepg.run import runner
 from purepg.algos import ALGOS, get_algo, ppo
+from purepg.algos.fields import show
 
 TINY = ["--num-envs", "2", "--num-steps", "16", "--epochs", "2", "--minibatch-size", "16", "--hidden", "8",
         "--vf-hidden", "8"]
@@ -75,11 +76,11 @@ def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
         (["train", "--lrr", "3"], r"unknown option or config field '--lrr' for algorithm ppo\. Did you mean --lr"),
         (["train", "--algo", "reinforce", "--lam", "0.9"], r"unknown option or config field '--lam' for algorithm "
                                                            r"reinforce"),
-        (["train", "--lr", "-1"], r"invalid configuration for ppo: lr: expected a finite value > 0, got -1\.0"),
-        (["train", "--gamma", "1.5"], r"gamma: expected a value in \[0, 1\], got 1\.5"),
+        (["train", "--lr", "-1"], r"invalid configuration for ppo: lr: expected a finite number > 0, got -1\.0"),
+        (["train", "--gamma", "1.5"], r"gamma: expected a finite number in \[0, 1\], got 1\.5"),
         (["train", "--lr", "abc"], r"argument --lr: expected a number, got 'abc'"),
         (["train", "--minibatch-size", "100"], r"minibatch_size: expected a divisor of the batch .* = 256, got 100"),
-        (["train", "--clip", "0"], r"clip: expected a finite value > 0, got 0\.0"),
+        (["train", "--clip", "0"], r"clip: expected a finite number > 0, got 0\.0"),
         (["train", "--env", "Blackjack-v1"], r"observation space of Blackjack-v1: expected a flat 1-D Box"),
         (["train", "--steps", "10"], r"total_steps: expected an integer >= num_envs \* num_steps = 256"),
         (["train", *TINY, "--steps", "64", "--out", str(small_run)], r"exists and is not empty.*--force"),
@@ -141,15 +142,15 @@ def test_every_config_field_is_settable(monkeypatch, capsys, name):
         pytest.skip(f"{name} is not available yet")
     argv = ["--algo", name]
     for f in dataclasses.fields(algo.Config):
-        text = "none" if f.default is None else cli._show(f.default)
+        text = "none" if f.default is None else show(f.default)
         argv += [f"--{f.name}", text]
     assert _configured(monkeypatch, argv) == algo.Config()
 
 
 def test_field_values_are_parsed(monkeypatch, capsys):
-    c = _configured(monkeypatch, ["--hidden", "32,16", "--vf-hidden", "", "--normalize-obs", "true", "--target-kl",
-                                  "0.02", "--clip_vf", "none", "--num-envs", "16", "--lr", "3e-4", "--epochs", "1e1"])
-    assert c == ppo.Config(hidden=(32, 16), vf_hidden=(), normalize_obs=True, target_kl=0.02, num_envs=16,
+    c = _configured(monkeypatch, ["--hidden", "32,16", "--vf-hidden", "", "--normalize-obs", "true", "--kl-stop",
+                                  "0.02", "--vf_clip", "none", "--num-envs", "16", "--lr", "3e-4", "--epochs", "1e1"])
+    assert c == ppo.Config(hidden=(32, 16), vf_hidden=(), normalize_obs=True, kl_stop=0.02, num_envs=16,
                            lr=3e-4, epochs=10)
 
 
@@ -160,7 +161,7 @@ def test_algos_lists_fields_defaults_and_meaning(capsys):
         assert re.search(rf"^{re.escape(name)}: ", out, re.M)
     block = out.split("\nppo: ")[1].split("\n\n")[0]
     for f in dataclasses.fields(ppo.Config):
-        assert re.search(rf"--{f.name}\s+{re.escape(cli._show(f.default))}\s+\S", block), f.name
+        assert re.search(rf"--{f.name}\s+{re.escape(show(f.default))}\s+\S", block), f.name
     assert "clip range of the ratio" in block
 
 

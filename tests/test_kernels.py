@@ -1,18 +1,29 @@
-"""purepg.kernels: every Numba kernel equals its NumPy reference to 1e-12.
+"""purepg.kernels: every Numba kernel against its one NumPy reference, to the accuracy its module states.
 
-The per-sample fill only multiplies and copies, so the backends agree to the last bit in practice; the
-1e-12 bound (relative to the largest entry) leaves room for a compiler that fuses differently. The
-Fisher accumulation sums R products per entry in different orders (BLAS blocks, einsum, loops): the
-difference is at most ~R eps sum_r |U_ra U_rb|, far below 1e-12 of the scale for R <= 40.
+Bit for bit (``assert_array_equal``, signs of zero too) where kernel and reference do the same IEEE
+operations per entry in the same order: the per-sample fill, phi', Adam, inverse-CDF sampling, the PPO
+clip terms, the step flags. Bounds elsewhere, each from the kernel module's docstring: the Fisher
+accumulation sums R products per entry in different orders (BLAS blocks, einsum, loops), so
+``|diff| <= ~R eps sum_r |U_ra U_rb|``, far below 1e-12 of the scale for R <= 40; the categorical kernels
+use the C library's exp/log against NumPy's own, ``8 eps (1 + |value|)``; the discounted sums add the
+same terms in another order, ``4 (T + 1) eps sum_k M_tk |x_k|``.
 """
+import inspect
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from numba.core.registry import CPUDispatcher
 
 from helpers import strategies as S
 from purepg import kernels
+from purepg.kernels import adam, distributions, nn, returns, rollout, sampling, surrogates
+
+MODULES = (nn, adam, sampling, distributions, returns, rollout, surrogates)
+EPS = np.finfo(float).eps
 
 
 @st.composite
@@ -43,14 +54,13 @@ def _fill_by_definition(sizes, H, DZ):
 
 
 @given(st_fill_case())
-def test_persample_fill_numba_equals_numpy_reference(case):
+def test_persample_fill_numba_equals_numpy_reference_bit_for_bit(case):
     sizes, H, DZ = case
     a = kernels.persample_fill(sizes, H, DZ, backend="numba")
     b = kernels.persample_fill(sizes, H, DZ, backend="numpy")
     assert a.shape == b.shape == (H.shape[0], _num_params(sizes))
-    scale = 1.0 + (np.abs(b).max() if b.size else 0.0)
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale)
-    np.testing.assert_allclose(b, _fill_by_definition(sizes, H, DZ), rtol=0, atol=1e-12 * scale)
+    np.testing.assert_array_equal(a, b)                                          # one product per entry
+    np.testing.assert_array_equal(b, _fill_by_definition(sizes, H, DZ))
 
 
 @given(st_fill_case())
@@ -193,13 +203,29 @@ def test_inverse_cdf_by_hand():
         np.testing.assert_array_equal(kernels.inverse_cdf(p, np.array([0.5, 0.99, 0.49]), backend=backend), [2, 1, 0])
 
 
-def test_kernels_are_compiled_with_cache_and_without_fastmath():
-    for k in (kernels._persample_fill_numba, kernels._outer_accumulate_numba, kernels._dphi_mul_numba,
-              kernels._dphi_mul_colsum_numba,
-              kernels._adam_update_numba, kernels._inverse_cdf_numba):
-        assert isinstance(k, CPUDispatcher)
-        assert k._cache.__class__.__name__ == "FunctionCache"                    # cache=True
-        assert not k.targetoptions.get("fastmath", False)
+def _kernels():
+    """Every compiled kernel of the package: ``(module, name, dispatcher)``."""
+    return [(m, name, k) for m in MODULES for name, k in vars(m).items() if isinstance(k, CPUDispatcher)]
+
+
+def test_kernels_are_compiled_with_cache_and_without_fastmath_each_beside_its_reference():
+    names = [name for _, name, _ in _kernels()]
+    assert len(names) == len(set(names)) == 13
+    for m, name, k in _kernels():
+        assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
+        assert not k.targetoptions.get("fastmath", False), name
+        ref = {"_dphi_mul_colsum_numba": "_dphi_mul_numpy", "_outer_accumulate_numba": "fisher_accumulate"}.get(
+            name, name.replace("_numba", "_numpy"))
+        assert callable(getattr(m, ref)) and not isinstance(getattr(m, ref), CPUDispatcher), name
+
+
+def test_every_kernel_lives_in_the_kernels_package_and_its_table():
+    root = pathlib.Path(kernels.__file__).parent
+    outside = [p for p in root.parent.rglob("*.py") if root not in p.parents and "@njit" in p.read_text()]
+    assert outside == []
+    for name in (n for n in kernels.__all__ if n != "STREAM_BYTES"):
+        assert f"``{name}``" in kernels.__doc__, name                              # the table lists it
+        assert inspect.getmodule(getattr(kernels, name)).__name__.startswith("purepg.kernels.")
 
 
 def test_kernel_python_source_equals_compiled():
@@ -208,8 +234,8 @@ def test_kernel_python_source_equals_compiled():
     rng = np.random.default_rng(0)
     H, DZ = rng.standard_normal((5, 7)), rng.standard_normal((5, 6))
     P = _num_params(sizes)
-    a = kernels._persample_fill_numba(sizes, H, DZ, np.empty((5, P)), False)
-    b = kernels._persample_fill_numba.py_func(sizes, H, DZ, np.empty((5, P)), False)
+    a = nn._persample_fill_numba(sizes, H, DZ, np.empty((5, P)), False)
+    b = nn._persample_fill_numba.py_func(sizes, H, DZ, np.empty((5, P)), False)
     np.testing.assert_array_equal(a, b)
 
 
@@ -218,9 +244,9 @@ def test_streaming_stores_write_the_same_values(case, pad):
     # non-temporal stores are a cache hint: bit-for-bit the plain stores, also into a column view
     sizes, H, DZ = case
     P = _num_params(sizes)
-    plain = kernels._persample_fill_numba(sizes, H, DZ, np.empty((H.shape[0], P)), False)
+    plain = nn._persample_fill_numba(sizes, H, DZ, np.empty((H.shape[0], P)), False)
     wide = np.full((H.shape[0], P + pad), -1.0)
-    kernels._persample_fill_numba(sizes, H, DZ, wide[:, :P], True)
+    nn._persample_fill_numba(sizes, H, DZ, wide[:, :P], True)
     np.testing.assert_array_equal(wide[:, :P], plain)
     np.testing.assert_array_equal(wide[:, P:], -1.0)
 
@@ -230,9 +256,106 @@ def test_large_fill_takes_the_streaming_path_and_matches_reference():
     rng = np.random.default_rng(3)
     H, DZ = rng.standard_normal((300, 132)), rng.standard_normal((300, 130))
     out = np.empty((300, _num_params(sizes)))
-    assert out.nbytes >= kernels.STREAM_BYTES
+    assert out.nbytes >= nn.STREAM_BYTES
     kernels.persample_fill(sizes, H, DZ, backend="numba", out=out)
     np.testing.assert_array_equal(out, kernels.persample_fill(sizes, H, DZ, backend="numpy"))
+
+
+# ------------------------------------------------------------------ categorical distribution ----
+@given(st.data())
+def test_categorical_kernels_within_8_eps_of_numpy_references(data):
+    """The C library's exp/log against NumPy's own (and a pairwise row sum): a few ulp apart, never
+    more than ``8 eps (1 + |value|)``, on logits up to +-1e4 (probabilities underflowing to 0)."""
+    n, A = data.draw(S.batch_sizes()), data.draw(st.integers(2, S.MAX_DIM))
+    z = data.draw(S.logits(n, A, extreme=True))
+    a = np.asarray(data.draw(S.discrete_actions(n, A)), dtype=np.int64)
+    tol = lambda x: 8 * EPS * (1.0 + np.abs(x))  # noqa: E731
+    ls, ls_ref = kernels.log_softmax(z), kernels.log_softmax(z, backend="numpy")
+    assert np.all(np.abs(ls - ls_ref) <= tol(ls_ref))
+    (lp, g), (lp_ref, g_ref) = (kernels.categorical_log_prob_and_grad(z, a, backend=b) for b in ("numba", "numpy"))
+    assert np.all(np.abs(lp - lp_ref) <= tol(lp_ref)) and np.all(np.abs(g - g_ref) <= tol(g_ref))
+    np.testing.assert_array_equal(lp, ls[np.arange(n), a])                  # one log-softmax inside and out
+
+
+# ------------------------------------------------------------------------ discounted sums ----
+@given(st.integers(1, 8), st.integers(1, 3), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_segment_discounts_by_definition(T, E, c, seed):
+    """The references' matrix, entry by entry: ``c^(k-t)`` unless a boundary lies in ``t .. k-1``."""
+    breaks = np.random.default_rng(seed).random((T, E)) < 0.3
+    M = returns.segment_discounts(c, breaks)
+    for e, t, k in np.ndindex(E, T, T):
+        want = c ** (k - t) if t <= k and not breaks[t:k, e].any() else 0.0
+        assert abs(M[e, t, k] - want) <= 2 * EPS * want                           # pow: at most an ulp
+
+
+def _sum_bound(c, done, size):
+    """``4 (T + 1) eps sum_k M_tk size_k`` (T, E) for ``|x_k| <= size_k``, plus the subnormal spacing."""
+    M = returns.segment_discounts(c, done)                                       # (E, T, T)
+    return 4 * (done.shape[0] + 1) * EPS * np.einsum("etk,ke->te", M, size) + 1e-300
+
+
+@given(hnp.arrays(np.float64, st.integers(0, 40), elements=st.floats(-10.0, 10.0)), st.floats(0.0, 1.0))
+def test_discount_cumsum_kernel_within_bound_of_the_matrix_sum(x, gamma):
+    y, y_ref = kernels.discount_cumsum(x, gamma), kernels.discount_cumsum(x, gamma, backend="numpy")
+    assert y.shape == y_ref.shape == x.shape
+    assert np.all(np.abs(y - y_ref) <= _sum_bound(gamma, np.zeros((x.size, 1), bool), np.abs(x)[:, None])[:, 0])
+
+
+@st.composite
+def st_segments(draw):
+    """(rew, v, v_next) (T, E) in [-10, 10], ``term`` and ``done = term | trunc`` (T, E), gamma, lam."""
+    T, E = draw(st.integers(1, 20)), draw(st.integers(1, 4))
+    rew, v, v_next = (draw(S.st_matrix(T, E, 10.0)) for _ in range(3))
+    term, trunc = (draw(hnp.arrays(np.bool_, (T, E))) for _ in range(2))
+    return rew, v, v_next, term, term | trunc, draw(st.floats(0.0, 1.0)), draw(st.floats(0.0, 1.0))
+
+
+@given(st_segments())
+def test_returns_and_gae_kernels_within_bound_of_the_segment_sums(case):
+    """Eqs. (4) and (6) of purepg.pg.returns by recursion against eqs. (4) unrolled and (5) as matrix
+    products; ``|x_k| <= |r_k| + |v_next_k|`` (returns) and ``|delta_k| <= |r_k| + |v_next_k| + |v_k|``."""
+    rew, v, v_next, term, done, gamma, lam = case
+    G = [kernels.discounted_returns(rew, v_next, term, done, gamma, backend=b) for b in ("numba", "numpy")]
+    assert np.all(np.abs(G[0] - G[1]) <= _sum_bound(gamma, done, np.abs(rew) + np.abs(v_next)))
+    A = [kernels.gae_advantages(rew, v, v_next, term, done, gamma, lam, backend=b) for b in ("numba", "numpy")]
+    assert np.all(np.abs(A[0] - A[1]) <= _sum_bound(gamma * lam, done, np.abs(rew) + np.abs(v_next) + np.abs(v)))
+
+
+# ---------------------------------------------------------------------------- rollout step ----
+@given(st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_step_flags_kernel_equals_numpy_reference(E, d, seed):
+    """The per-step finiteness / episode-end test, with NaN and +-inf planted in observations or rewards
+    and every combination of done flags: the same two booleans."""
+    rng = np.random.default_rng(seed)
+    x, r = rng.standard_normal((E, d)), rng.standard_normal(E)
+    for arr in (x.reshape(-1), r):
+        if rng.random() < 0.4:
+            arr[rng.integers(arr.size)] = rng.choice([np.nan, np.inf, -np.inf])
+    term, trunc = rng.random(E) < 0.2, rng.random(E) < 0.2
+    got, want = kernels.step_flags(x, r, term, trunc), kernels.step_flags(x, r, term, trunc, backend="numpy")
+    assert got == want == (bool(np.isfinite(x).all() and np.isfinite(r).all()), bool(np.any(term | trunc)))
+
+
+# -------------------------------------------------------------------------- PPO clip terms ----
+@given(st.integers(0, 300), st.floats(0.01, 1.0), st.integers(0, 2**32 - 1))
+def test_clip_terms_kernel_equals_numpy_reference_bit_for_bit(n, eps, seed):
+    """The same bits for L, w and the clip fraction, with ratios on and next to the clip boundaries,
+    exact ties (A = 0, r = 1) and signed zeros."""
+    rng = np.random.default_rng(seed)
+    r = rng.choice([1.0 - eps, 1.0 + eps, 1.0, np.nextafter(1.0 + eps, 2.0), np.nextafter(1.0 - eps, 0.0)], n)
+    r = np.where(rng.random(n) < 0.5, r, np.exp(rng.normal(0.0, 0.5, n)))
+    A = np.where(rng.random(n) < 0.2, rng.choice([0.0, -0.0], n), rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n))
+    got, want = kernels.clip_terms(r, A, eps), kernels.clip_terms(r, A, eps, backend="numpy")
+    if n == 0:
+        assert all(np.isnan(x) for x in (got[0], want[0], got[2], want[2])) and got[1].shape == (0,)
+        return
+    assert got[0] == want[0] and np.signbit(got[0]) == np.signbit(want[0]) and got[2] == want[2]
+    np.testing.assert_array_equal(got[1], want[1])
+    assert np.array_equal(np.signbit(got[1]), np.signbit(want[1]))
+
+
+Z2, B1 = np.zeros((1, 2)), np.zeros((1, 1), dtype=bool)
+NOT_A_BACKEND = r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"
 
 
 @pytest.mark.parametrize("call, match", [
@@ -244,8 +367,14 @@ def test_large_fill_takes_the_streaming_path_and_matches_reference():
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
     (lambda: kernels.adam_update(*[np.zeros(1)] * 4, 1, 1e-3, 0.9, 0.999, 1e-8, backend="c"),
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
-    (lambda: kernels.inverse_cdf(np.ones((1, 2)) / 2, np.zeros(1), backend="c"),
-     r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
+    (lambda: kernels.inverse_cdf(np.ones((1, 2)) / 2, np.zeros(1), backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.log_softmax(Z2, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.categorical_log_prob_and_grad(Z2, np.zeros(1, np.int64), backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.discount_cumsum(np.zeros(1), 0.9, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.discounted_returns(Z2[:, :1], Z2[:, :1], B1, B1, 0.9, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.gae_advantages(*[Z2[:, :1]] * 3, B1, B1, 0.9, 0.9, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.step_flags(Z2, np.zeros(1), B1[0], B1[0], backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.clip_terms(np.ones(1), np.ones(1), 0.2, backend="c"), NOT_A_BACKEND),
 ])
 def test_bad_backend_messages(call, match):
     with pytest.raises(ValueError, match=match):

@@ -143,24 +143,24 @@ def test_unchecked_passes_equal_checked_and_leave_inputs_alone(case):
 
 @given(st_net_case(), st.data())
 def test_workspace_passes_equal_fresh_passes_bit_for_bit(case, data):
-    """ws= writes the same BLAS results into reused arrays: forward, backward and JVP give the same bits
+    """The *_into passes write the same BLAS results into reused arrays: forward, backward and JVP give the same bits
     as fresh allocations, repeated calls with one workspace too, and a cached forward pass survives the
     JVPs and VJPs run from it (they write into their own arrays)."""
     net, theta, x, dout, v = case
     ws = net.workspace(x.shape[0])
     out, cache = net.forward(theta, x)
-    out_w, cache_w = net.forward(theta, x, ws=ws)
+    out_w, cache_w = net.forward_into(ws, theta, x)
     assert out_w.base is ws.h[-1] or out_w is ws.h[-1]
     np.testing.assert_array_equal(out_w, out)
     for _ in range(2):                                       # repeated products from one cached pass
         v2 = data.draw(S.thetas(net.num_params, 1.0))
-        np.testing.assert_array_equal(net.jvp_from_cache(theta, v2, cache_w, ws=ws), net.jvp_from_cache(theta, v2, cache))
-        np.testing.assert_array_equal(net.backward(theta, dout, cache_w, ws=ws), net.backward(theta, dout, cache))
+        np.testing.assert_array_equal(net.jvp_into(ws, theta, v2, cache_w), net.jvp_from_cache(theta, v2, cache))
+        np.testing.assert_array_equal(net.backward_into(ws, theta, dout, cache_w), net.backward(theta, dout, cache))
         np.testing.assert_array_equal(out_w, out)             # the forward results were not overwritten
         for h, h_w in zip(cache.hs, cache_w.hs):
             np.testing.assert_array_equal(h_w, h)
     theta2 = data.draw(S.thetas(net.num_params))            # a second forward overwrites the first
-    out2_w, _ = net.forward(theta2, x, ws=ws)
+    out2_w, _ = net.forward_into(ws, theta2, x)
     np.testing.assert_array_equal(out2_w, net.forward(theta2, x)[0])
 
 
@@ -169,12 +169,12 @@ def test_workspace_for_another_batch_size_or_network_is_refused():
     theta, x = np.zeros(net.num_params), np.zeros((5, 2))
     with pytest.raises(ValueError, match=r"ws: expected MLP.workspace\(5\) .*got a workspace for sizes "
                                          r"\(2, 3, 2\) and N = 4\. Fix: "):
-        net.forward(theta, x, ws=net.workspace(4))
+        net.forward_into(net.workspace(4), theta, x)
     with pytest.raises(ValueError, match=r"ws: expected MLP.workspace\(5\) of this network \(sizes \(2, 3, 2\)\)"):
-        net.forward(theta, x, ws=other.workspace(5))
+        net.forward_into(other.workspace(5), theta, x)
     _, cache = net.forward(theta, x)
     with pytest.raises(ValueError, match=r"ws: expected .*got dict"):
-        net.backward(theta, np.zeros((5, 2)), cache, ws={})
+        net.backward_into({}, theta, np.zeros((5, 2)), cache)
     with pytest.raises(ValueError, match=r"N: expected a positive integer batch size, got 0\. Fix: "):
         net.workspace(0)
 

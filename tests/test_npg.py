@@ -12,7 +12,7 @@ from helpers.algo_runs import SMALL, NotPD, make_ctx, train_small
 # ----------------------------------------------------------------------------- config
 def test_registered_and_config_roundtrip():
     assert get_algo("npg") is npg and npg.NAME == "npg"
-    c = npg.Config(epsilon=0.02, hidden=(16,))
+    c = npg.Config(delta=0.02, hidden=(16,))
     assert runner.config_from_dict(npg.Config, runner.config_to_dict(c), algo="npg") == c
     # The defaults shared with TRPO are rl-zoo's CartPole-v1 TRPO values; 32-32 keeps F at 13 MB; the
     # exact solve takes sb3-contrib's default damping 0.1.
@@ -22,21 +22,21 @@ def test_registered_and_config_roundtrip():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(epsilon=0.0), r"epsilon: expected a finite value > 0, got 0\.0\. Fix: pass a positive number"),
-    (dict(epsilon=-0.01), r"epsilon: expected a finite value > 0, got -0\.01"),
-    (dict(epsilon=float("nan")), r"epsilon: expected a finite value > 0, got nan"),
-    (dict(damping=-1e-3), r"damping: expected a finite value >= 0, got -0\.001\. Fix: pass zero or a positive"),
+    (dict(delta=0.0), r"delta: expected a finite number > 0, got 0\.0\. Fix: pass a number > 0"),
+    (dict(delta=-0.01), r"delta: expected a finite number > 0, got -0\.01"),
+    (dict(delta=float("nan")), r"delta: expected a finite number > 0, got nan"),
+    (dict(damping=-1e-3), r"damping: expected a finite number >= 0, got -0\.001\. Fix: pass a number >= 0"),
     (dict(cg_iters=0), r"cg_iters: expected an integer >= 1, got 0\. Fix: pass a whole number"),
     (dict(cg_iters=2.5), r"cg_iters: expected an integer >= 1, got 2\.5"),
     (dict(solver="lu"), r"solver: expected one of 'cholesky', 'cg', got 'lu'\. Fix: pick one of those"),
-    (dict(gamma=1.5), r"gamma: expected a value in \[0, 1\], got 1\.5\. Fix"),
-    (dict(gae_lambda=-0.1), r"gae_lambda: expected a value in \[0, 1\], got -0\.1"),
-    (dict(ls_ratio=1.0), r"ls_ratio: expected a value in \(0, 1\), got 1\.0\. Fix"),
+    (dict(gamma=1.5), r"gamma: expected a finite number in \[0, 1\], got 1\.5\. Fix"),
+    (dict(gae_lambda=-0.1), r"gae_lambda: expected a finite number in \[0, 1\], got -0\.1"),
+    (dict(ls_ratio=1.0), r"ls_ratio: expected a finite number in \(0, 1\), got 1\.0\. Fix"),
     (dict(ls_max_steps=0), r"ls_max_steps: expected an integer >= 1, got 0"),
-    (dict(cg_tol=-1.0), r"cg_tol: expected a finite value >= 0, got -1\.0"),
+    (dict(cg_tol=-1.0), r"cg_tol: expected a finite number >= 0, got -1\.0"),
     (dict(vf_minibatch_size=300), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 1024, "
                                   r"got 300\. Fix: pass a divisor of 1024"),
-    (dict(vf_lr=0.0), r"vf_lr: expected a finite value > 0, got 0\.0"),
+    (dict(vf_lr=0.0), r"vf_lr: expected a finite number > 0, got 0\.0"),
     (dict(hidden=(0,)), r"hidden: expected a tuple of layer widths >= 1, got \(0,\)\. Fix: e\.g\. \(64, 64\)"),
     (dict(vf_hidden=[8]), r"vf_hidden: expected a tuple of layer widths >= 1, got \[8\]"),
     (dict(activation="sigmoid"), r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
@@ -53,9 +53,9 @@ def test_config_errors(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(epsilon="0.01"), r"epsilon: expected a real number, got str '0\.01'\. Fix: pass a number"),
-    (dict(gamma=None), r"gamma: expected a real number, got NoneType None"),
-    (dict(vf_lr=True), r"vf_lr: expected a real number, got bool True"),
+    (dict(delta="0.01"), r"delta: expected a finite number > 0, got str '0\.01'\. Fix: pass a number > 0"),
+    (dict(gamma=None), r"gamma: expected a finite number in \[0, 1\], got NoneType None"),
+    (dict(vf_lr=True), r"vf_lr: expected a finite number > 0, got bool True"),
 ])
 def test_config_type_errors(kwargs, match):
     with pytest.raises(TypeError, match=match):
@@ -84,7 +84,7 @@ def test_update_logs_and_state():
     want = {"surrogate_gain", "kl", "accepted", "skipped", "step_fraction", "ls_steps", "expected_improve",
             "cg_iterations", "cg_residual", "value_loss", "explained_variance", "entropy"}
     assert set(logs) == want and all(np.isfinite(v) for v in logs.values())
-    assert logs["accepted"] == 1.0 and logs["kl"] <= ctx.config.epsilon and logs["surrogate_gain"] > 0
+    assert logs["accepted"] == 1.0 and logs["kl"] <= ctx.config.delta and logs["surrogate_gain"] > 0
     assert logs["kl"] == pytest.approx(ctx.pol.kl(state["theta"], new["theta"], batch.obs.reshape(-1, 4)), rel=1e-12)
     c = ctx.config     # one Adam step per critic minibatch: epochs * N / minibatch
     assert set(new) == {"theta", "theta_v", "opt_v"} and new["opt_v"].t == c.vf_epochs * 128 // c.vf_minibatch_size
@@ -93,7 +93,7 @@ def test_update_logs_and_state():
 def test_npg_improves_cartpole(tmp_path):
     """A short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
     cfg = npg.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
-                     epsilon=0.02)
+                     delta=0.02)
     rows = train_small(tmp_path, "npg", cfg, 40960)
     first, last = rows[0]["ep_return_mean"], rows[-1]["ep_return_mean"]  # mean of the last 100 episodes
     assert first < 30 and last > 80 and last > 3 * first

@@ -88,7 +88,7 @@ def test_k1_without_reuse_is_the_on_policy_reward_to_go_gradient(weights, baseli
     """Issue 5: with K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
     reward-to-go estimate (1/n_runs) sum_runs sum_t gamma^t grad log pi(a_t|s_t) (Q_t - b_t), computed
     here from the score matrix; and it equals purepg.pg.estimators.reinforce_rtg on the same runs."""
-    cfg = offpolicy.Config(buffer_batches=1, updates_per_batch=1, weights=weights, baseline=baseline, **SMALL)
+    cfg = offpolicy.Config(buffer_batches=1, epochs=1, weights=weights, baseline=baseline, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=2)
     pol, theta, gamma = ctx.pol, state["theta"], cfg.gamma
     g, ess, cut = offpolicy.batch_gradient(ctx, theta, state["theta_v"], _as_dict(batch))
@@ -222,7 +222,7 @@ def test_buffer_keeps_the_last_k_batches_and_state_is_not_mutated():
 
 
 def test_several_updates_per_batch_use_every_stored_batch():
-    cfg = offpolicy.Config(buffer_batches=1, updates_per_batch=3, **SMALL)
+    cfg = offpolicy.Config(buffer_batches=1, epochs=3, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=7)
     new, logs = offpolicy.update(ctx, state, batch, rng, 0.0)
     theta, opt = state["theta"], state["opt"]
@@ -236,13 +236,13 @@ def test_several_updates_per_batch_use_every_stored_batch():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(buffer_batches=0), r"buffer_batches: expected an integer >= 1, got 0\. Fix"),
-    (dict(updates_per_batch=0), r"updates_per_batch: expected an integer >= 1, got 0"),
+    (dict(epochs=0), r"epochs: expected an integer >= 1, got 0"),
     (dict(weights="whole"), r"weights: expected one of 'per_decision', 'first_order', got 'whole'\. Fix"),
-    (dict(truncation=0.0), r"truncation: expected a finite value > 0, got 0\.0"),
-    (dict(truncation=-1.0), r"truncation: expected a finite value > 0, got -1\.0"),
+    (dict(truncation=0.0), r"truncation: expected None \(off\) or a finite number > 0, got 0\.0"),
+    (dict(truncation=-1.0), r"truncation: expected None \(off\) or a finite number > 0, got -1\.0"),
     (dict(baseline="mean"), r"baseline: expected one of 'value', 'none', got 'mean'"),
-    (dict(lr=0.0), r"lr: expected a finite value > 0, got 0\.0"),
-    (dict(gamma=-0.5), r"gamma: expected a value in \[0, 1\], got -0\.5"),
+    (dict(lr=0.0), r"lr: expected a finite number > 0, got 0\.0"),
+    (dict(gamma=-0.5), r"gamma: expected a finite number in \[0, 1\], got -0\.5"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -107,8 +107,8 @@ def test_solve_spd():
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    ((np.ones(2), np.eye(2), 0.0), {}, r"epsilon: expected .*got 0\.0; use a positive KL radius"),
-    ((np.ones(2), np.eye(2), -1.0), {}, r"epsilon: expected .*got -1\.0"),
+    ((np.ones(2), np.eye(2), 0.0), {}, r"delta: expected .*got 0\.0; use a positive KL radius"),
+    ((np.ones(2), np.eye(2), -1.0), {}, r"delta: expected .*got -1\.0"),
     ((np.ones(2), np.eye(2), 0.01), dict(damping=-1e-3), r"damping: expected .*got -0\.001"),
     ((np.ones(2), np.eye(2), 0.01), dict(solver="lu"), r"solver: expected 'cholesky' or 'cg', got 'lu'"),
     ((np.ones(2), lambda v: v, 0.01), dict(solver="cholesky"), r"solver: 'cholesky' needs .*solver='cg'"),
@@ -178,7 +178,7 @@ def test_line_search_properties(problem, max_kl, ratio, max_steps, expected, acc
         return f(th)
 
     theta_in = theta0.copy()
-    res = backtracking_line_search(f_counted, theta0, step, constraint=kl, max_kl=max_kl, ratio=ratio,
+    res = backtracking_line_search(f_counted, theta0, step, constraint=kl, delta=max_kl, ratio=ratio,
                                    max_steps=max_steps, expected_improve=expected, accept_ratio=accept_ratio)
     np.testing.assert_array_equal(theta0, theta_in)  # input untouched
     assert len(res.trace) == len(calls) - 1  # one f(theta) plus one call per trial
@@ -206,25 +206,25 @@ def test_line_search_by_hand():
     # j=4: th=0.25, KL 0.03125 <= 0.1 and f = 0.1875 > 0: accepted at fraction 1/16.
     f = lambda th: th[0] - th[0] ** 2  # noqa: E731
     kl = lambda th: 0.5 * th[0] ** 2  # noqa: E731
-    res = backtracking_line_search(f, np.zeros(1), np.array([4.0]), constraint=kl, max_kl=0.1)
+    res = backtracking_line_search(f, np.zeros(1), np.array([4.0]), constraint=kl, delta=0.1)
     assert res.accepted and res.step_fraction == 0.0625 and res.theta[0] == 0.25
     assert [t[2] for t in res.trace] == [8.0, 2.0, 0.5, 0.125, 0.03125]
     assert "accepted at step 4" in res.reason
     # The KL bound is inclusive: KL == max_kl is accepted, one ulp-scale above is not.
-    res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, max_kl=0.125)
+    res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, delta=0.125)
     assert res.accepted and res.step_fraction == 1.0
-    res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, max_kl=0.125 - 1e-15)
+    res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, delta=0.125 - 1e-15)
     assert res.accepted and res.step_fraction == 0.5 and res.trace[0][2] == 0.125
     # Improvement is strict: a flat surrogate is never accepted.
-    res = backtracking_line_search(lambda th: 1.0, np.zeros(1), np.ones(1), constraint=kl, max_kl=1.0)
+    res = backtracking_line_search(lambda th: 1.0, np.zeros(1), np.ones(1), constraint=kl, delta=1.0)
     assert not res.accepted and "no improvement: 10" in res.reason
     # With expected_improve = 4 (f'(0) * 4) and accept_ratio 0.8: j=4 needs 0.1875 >= 0.8*4/16 = 0.2 -- no;
     # j=5: th=0.125, f=0.109375 >= 0.1 -- yes.
-    res = backtracking_line_search(f, np.zeros(1), np.array([4.0]), constraint=kl, max_kl=0.1,
+    res = backtracking_line_search(f, np.zeros(1), np.array([4.0]), constraint=kl, delta=0.1,
                                    expected_improve=4.0, accept_ratio=0.8)
     assert res.accepted and res.step_fraction == 0.03125
     # A descent step never improves: rejected on all trials, theta restored, reason counts them.
-    res = backtracking_line_search(f, np.zeros(1), np.array([-1.0]), constraint=kl, max_kl=10.0, max_steps=3)
+    res = backtracking_line_search(f, np.zeros(1), np.array([-1.0]), constraint=kl, delta=10.0, max_steps=3)
     assert not res.accepted and res.theta[0] == 0.0 and len(res.trace) == 3
     assert "no improvement: 3" in res.reason
 
@@ -232,17 +232,17 @@ def test_line_search_by_hand():
 def test_line_search_never_accepts_non_finite():
     f = lambda th: np.nan if th[0] > 0.3 else th[0]  # noqa: E731
     kl = lambda th: np.inf if th[0] > 0.1 else 0.0  # noqa: E731
-    res = backtracking_line_search(f, np.zeros(1), np.ones(1), constraint=kl, max_kl=1.0, max_steps=5)
+    res = backtracking_line_search(f, np.zeros(1), np.ones(1), constraint=kl, delta=1.0, max_steps=5)
     # fractions 1, .5 (f NaN), .25, .125 (KL inf), .0625 accepted.
     assert res.accepted and res.step_fraction == 0.0625
-    res = backtracking_line_search(f, np.zeros(1), np.ones(1), constraint=kl, max_kl=1.0, max_steps=3)
+    res = backtracking_line_search(f, np.zeros(1), np.ones(1), constraint=kl, delta=1.0, max_steps=3)
     assert not res.accepted and "non-finite: 3" in res.reason and res.theta[0] == 0.0
-    res = backtracking_line_search(lambda th: np.nan, np.zeros(1), np.ones(1), constraint=kl, max_kl=1.0)
+    res = backtracking_line_search(lambda th: np.nan, np.zeros(1), np.ones(1), constraint=kl, delta=1.0)
     assert not res.accepted and "f(theta) = nan is not finite" in res.reason and res.trace == ()
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(max_kl=0.0), r"max_kl: expected .*got 0\.0; use a positive KL bound"),
+    (dict(delta=0.0), r"delta: expected .*got 0\.0; use a positive KL bound"),
     (dict(ratio=1.0), r"ratio: expected .*\(0\.0, 1\.0\), got 1\.0; use a shrink factor"),
     (dict(max_steps=0), r"max_steps: expected an integer >= 1, got 0"),
     (dict(accept_ratio=-0.1), r"accept_ratio: expected .*got -0\.1"),
@@ -250,7 +250,7 @@ def test_line_search_never_accepts_non_finite():
     (dict(step=np.ones(3)), r"step: expected a vector of shape \(2,\), got shape \(3,\)"),
 ])
 def test_line_search_bad_input(kwargs, match):
-    args = dict(step=np.ones(2), constraint=lambda th: 0.0, max_kl=0.01)
+    args = dict(step=np.ones(2), constraint=lambda th: 0.0, delta=0.01)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         backtracking_line_search(lambda th: 0.0, np.zeros(2), **args)
@@ -258,9 +258,9 @@ def test_line_search_bad_input(kwargs, match):
 
 def test_line_search_bad_callables():
     with pytest.raises(TypeError, match=r"constraint: expected a callable"):
-        backtracking_line_search(lambda th: 0.0, np.zeros(2), np.ones(2), constraint=0.0, max_kl=0.01)
+        backtracking_line_search(lambda th: 0.0, np.zeros(2), np.ones(2), constraint=0.0, delta=0.01)
     with pytest.raises(ValueError, match=r"f: expected a scalar return value, got shape \(2,\)"):
-        backtracking_line_search(lambda th: th, np.zeros(2), np.ones(2), constraint=lambda th: 0.0, max_kl=0.01)
+        backtracking_line_search(lambda th: th, np.zeros(2), np.ones(2), constraint=lambda th: 0.0, delta=0.01)
 
 
 # ----------------------------------------------------------------------------- on policies
@@ -371,7 +371,7 @@ def test_line_search_on_a_policy_never_accepts_a_bad_step(seed, scale, natural, 
     else:         # any direction, ascent or not
         step = rng.standard_normal(g.size) * scale / np.sqrt(g.size)
     f = lambda th: surrogate_value(pol, th, obs, act, logp_old, adv)             # noqa: E731
-    res = backtracking_line_search(f, theta, step, constraint=lambda th: pol.kl(theta, th, obs), max_kl=delta,
+    res = backtracking_line_search(f, theta, step, constraint=lambda th: pol.kl(theta, th, obs), delta=delta,
                                    ratio=ratio, max_steps=max_steps)
     f0, _ = _by_hand(pol, theta, theta, obs, act, logp_old, adv)
     for j, (a, fv, kv) in enumerate(res.trace):
@@ -393,5 +393,5 @@ def test_line_search_on_a_policy_accepts_a_short_natural_step():
     logp_old = pol.log_prob(theta, obs, act)
     ns = natural_step(g, F, 0.01, damping=1e-3)
     res = backtracking_line_search(lambda th: surrogate_value(pol, th, obs, act, logp_old, adv), theta, ns.step,
-                                   constraint=lambda th: pol.kl(theta, th, obs), max_kl=0.01, ratio=0.8)
+                                   constraint=lambda th: pol.kl(theta, th, obs), delta=0.01, ratio=0.8)
     assert res.accepted and res.step_fraction > 0.1

@@ -67,7 +67,7 @@ def test_minibatch_gradients_match_finite_differences(case):
     """
     seed, discrete, variant, c2, eps_v = case
     pol, vf, theta_old, theta, theta_v, mb = _minibatch_case(seed, discrete)
-    ctx = _ctx(pol, vf, ent_coef=c2, clip_vf=eps_v, vf_coef=0.7)
+    ctx = _ctx(pol, vf, ent_coef=c2, vf_clip=eps_v, vf_coef=0.7)
     v, coefs = (ppo.CLIP, {"clip_range": 0.2}) if variant == "clip" else (ppo_kl.KL_PENALTY, {"beta": 3.0})
     assume(_far_from_kinks(pol, vf, theta, theta_v, mb, 0.2 if variant == "clip" else 10.0, eps_v))
     step = ppo.loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, v)
@@ -128,9 +128,9 @@ def _batch(config, seed=0, env_id="CartPole-v1"):
     return make_ctx(ppo_kl if isinstance(config, ppo_kl.Config) else ppo, config, env=env_id, seed=seed)
 
 
-def test_target_kl_stops_after_the_first_step():
+def test_kl_stop_stops_after_the_first_step():
     """KL is 0 before the first minibatch step and > 1.5 * 1e-12 before the second: one step, one epoch."""
-    ctx, state, batch, rng = _batch(ppo.Config(**FAST, target_kl=1e-12))
+    ctx, state, batch, rng = _batch(ppo.Config(**FAST, kl_stop=1e-12))
     _, logs = ppo.update(ctx, state, batch, rng, 0.0)
     assert logs["updates"] == 1 and logs["epochs"] == 1
     ctx, state, batch, rng = _batch(ppo.Config(**FAST))
@@ -166,7 +166,7 @@ def test_linear_schedules_and_logs():
 def test_gaussian_policy_iteration_runs():
     """One PPO-clip and one PPO-KL iteration on Pendulum (Box actions): finite logs, theta moves."""
     for Cfg in (ppo.Config, ppo_kl.Config):
-        ctx, state, batch, rng = _batch(Cfg(**FAST, ent_coef=0.01, clip_vf=0.2), env_id="Pendulum-v1")
+        ctx, state, batch, rng = _batch(Cfg(**FAST, ent_coef=0.01, vf_clip=0.2), env_id="Pendulum-v1")
         new, logs = (ppo if Cfg is ppo.Config else ppo_kl).update(ctx, state, batch, rng, 0.0)
         assert all(np.isfinite(v) for v in logs.values()) and not np.array_equal(new["theta"], state["theta"])
 
@@ -174,18 +174,18 @@ def test_gaussian_policy_iteration_runs():
 # ----------------------------------------------------------------------------- configs ------
 @pytest.mark.parametrize("Cfg", [ppo.Config, ppo_kl.Config])
 @pytest.mark.parametrize("field, value, match", [
-    ("lr", 0.0, r"lr: expected a finite value > 0, got 0\.0"),
-    ("lr_final", -1e-3, r"lr_final: expected a finite value >= 0"),
-    ("gamma", 1.5, r"gamma: expected a value in \[0, 1\], got 1\.5"),
-    ("lam", -0.1, r"lam: expected a value in \[0, 1\]"),
+    ("lr", 0.0, r"lr: expected a finite number > 0, got 0\.0"),
+    ("lr_final", -1e-3, r"lr_final: expected a finite number >= 0"),
+    ("gamma", 1.5, r"gamma: expected a finite number in \[0, 1\], got 1\.5"),
+    ("gae_lambda", -0.1, r"gae_lambda: expected a finite number in \[0, 1\]"),
     ("epochs", 0, r"epochs: expected an integer >= 1, got 0"),
     ("minibatch_size", 100, r"minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 256, got 100\. Fix: pass a divisor of 256"),
-    ("vf_coef", -1.0, r"vf_coef: expected a finite value >= 0"),
-    ("clip_vf", 0.0, r"clip_vf: expected None \(off\) or a finite value > 0, got 0\.0"),
-    ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite value > 0"),
-    ("target_kl", float("nan"), r"target_kl: expected None \(off\) or a finite value > 0"),
-    ("adam_eps", 0, r"adam_eps: expected a finite value > 0"),
-    ("normalize_adv", "yes", r"normalize_adv: expected True or False, got 'yes'"),
+    ("vf_coef", -1.0, r"vf_coef: expected a finite number >= 0"),
+    ("vf_clip", 0.0, r"vf_clip: expected None \(off\) or a finite number > 0, got 0\.0"),
+    ("max_grad_norm", -1.0, r"max_grad_norm: expected None \(off\) or a finite number > 0"),
+    ("kl_stop", float("nan"), r"kl_stop: expected None \(off\) or a finite number > 0"),
+    ("adam_eps", 0, r"adam_eps: expected a finite number > 0"),
+    ("normalize_advantage", "yes", r"normalize_advantage: expected True or False, got 'yes'"),
     ("activation", "sigmoid", r"activation: expected one of 'tanh', 'relu', got 'sigmoid'"),
     ("num_envs", 0, r"num_envs: expected an integer >= 1, got 0"),
 ])
@@ -195,10 +195,10 @@ def test_invalid_shared_fields(Cfg, field, value, match):
 
 
 @pytest.mark.parametrize("Cfg, field, value, match", [
-    (ppo.Config, "clip", 0.0, r"clip: expected a finite value > 0, got 0\.0"),
-    (ppo.Config, "clip_final", -0.1, r"clip_final: expected a finite value >= 0"),
-    (ppo_kl.Config, "beta_init", 0.0, r"beta_init: expected a finite value > 0, got 0\.0"),
-    (ppo_kl.Config, "d_targ", -0.01, r"d_targ: expected a finite value > 0"),
+    (ppo.Config, "clip", 0.0, r"clip: expected a finite number > 0, got 0\.0"),
+    (ppo.Config, "clip_final", -0.1, r"clip_final: expected a finite number >= 0"),
+    (ppo_kl.Config, "beta_init", 0.0, r"beta_init: expected a finite number > 0, got 0\.0"),
+    (ppo_kl.Config, "target_kl", -0.01, r"target_kl: expected a finite number > 0"),
 ])
 def test_invalid_variant_fields(Cfg, field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -206,18 +206,18 @@ def test_invalid_variant_fields(Cfg, field, value, match):
 
 
 def test_lr_of_wrong_type_is_a_type_error():
-    with pytest.raises(TypeError, match=r"lr: expected a real number, got str '1e-3'"):
+    with pytest.raises(TypeError, match=r"lr: expected a finite number > 0, got str '1e-3'"):
         ppo.Config(lr="1e-3")
 
 
 def test_defaults_are_rl_zoo_cartpole():
     """rl-zoo hyperparams/ppo.yml, CartPole-v1 (and SB3 defaults for what it leaves unset)."""
     c = ppo.Config()
-    assert (c.num_envs, c.num_steps, c.minibatch_size, c.epochs, c.gamma, c.lam) == (8, 32, 256, 20, 0.98, 0.8)
+    assert (c.num_envs, c.num_steps, c.minibatch_size, c.epochs, c.gamma, c.gae_lambda) == (8, 32, 256, 20, 0.98, 0.8)
     assert (c.lr, c.lr_final, c.clip, c.clip_final, c.ent_coef) == (1e-3, 0.0, 0.2, 0.0, 0.0)
     assert (c.vf_coef, c.max_grad_norm, c.adam_eps, c.hidden, c.vf_hidden) == (0.5, 0.5, 1e-5, (64, 64), (64, 64))
     assert {f.name for f in dataclasses.fields(ppo_kl.Config)} - {f.name for f in dataclasses.fields(ppo.Config)} \
-        == {"beta_init", "d_targ", "beta_min", "beta_max"}
+        == {"beta_init", "target_kl", "beta_min", "beta_max"}
 
 
 # ----------------------------------------------------------------------------- training -----

@@ -25,7 +25,7 @@ def _batch(config):
 @pytest.mark.parametrize("d_targ, factor", [(1e3, 0.5), (1e-12, 2.0)])
 def test_beta_rule_in_the_loop(d_targ, factor):
     """After the epochs beta is halved (KL << d_targ) or doubled (KL >> d_targ), from the exact mean KL."""
-    cfg = ppo_kl.Config(**FAST, beta_init=0.7, d_targ=d_targ)
+    cfg = ppo_kl.Config(**FAST, beta_init=0.7, target_kl=d_targ)
     ctx, state, batch, rng = _batch(cfg)
     new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)
     T, E, d = batch.obs.shape
@@ -54,7 +54,7 @@ def test_same_seed_same_progress(tmp_path):
 @pytest.mark.parametrize("d_targ, bound", [(1e3, "beta_min"), (1e-12, "beta_max")])
 def test_beta_stays_within_its_bounds(d_targ, bound):
     """A beta at its bound stays there however often the rule would halve or double it (no underflow to 0)."""
-    cfg = ppo_kl.Config(**FAST, beta_init=1.0, d_targ=d_targ, beta_min=1.0 if bound == "beta_min" else 1e-8,
+    cfg = ppo_kl.Config(**FAST, beta_init=1.0, target_kl=d_targ, beta_min=1.0 if bound == "beta_min" else 1e-8,
                         beta_max=1.0 if bound == "beta_max" else 1e8)
     ctx, state, batch, rng = _batch(cfg)
     new, logs = ppo_kl.update(ctx, state, batch, rng, 0.0)

@@ -163,14 +163,14 @@ def test_optimal_baseline_lowers_the_variance():
 
 # ----------------------------------------------------------------------------- configs ------
 @pytest.mark.parametrize("field, value, match", [
-    ("lr", -1.0, r"lr: expected a finite value > 0, got -1\.0"),
-    ("gamma", 1.01, r"gamma: expected a value in \[0, 1\], got 1\.01"),
+    ("lr", -1.0, r"lr: expected a finite number > 0, got -1\.0"),
+    ("gamma", 1.01, r"gamma: expected a finite number in \[0, 1\], got 1\.01"),
     ("returns", "rtg", r"returns: expected one of 'reward_to_go', 'total', got 'rtg'"),
     ("baseline", "learned", r"baseline: expected one of 'value', 'mean', 'none', 'optimal', got 'learned'"),
-    ("vf_lr", 0.0, r"vf_lr: expected a finite value > 0, got 0\.0"),
+    ("vf_lr", 0.0, r"vf_lr: expected a finite number > 0, got 0\.0"),
     ("vf_epochs", 0, r"vf_epochs: expected an integer >= 1, got 0"),
     ("vf_minibatch_size", 2.5, r"vf_minibatch_size: expected an integer >= 1, got 2\.5"),
-    ("max_grad_norm", 0.0, r"max_grad_norm: expected None \(off\) or a finite value > 0, got 0\.0"),
+    ("max_grad_norm", 0.0, r"max_grad_norm: expected None \(off\) or a finite number > 0, got 0\.0"),
     ("hidden", [64], r"hidden: expected a tuple of layer widths >= 1, got \[64\]"),
 ])
 def test_invalid_config(field, value, match):

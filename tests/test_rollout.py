@@ -431,20 +431,3 @@ def test_purepg_policy_theta_is_checked_once_per_collect():
     bad[5] = np.nan
     with pytest.raises(ValueError, match=r"theta: expected finite values, got nan at index \(5,\)"):
         ro.collect(vec, pol, bad, 2, np.random.default_rng(0), ro.start(vec))
-
-
-@given(st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**32 - 1))
-def test_step_flags_kernel_equals_numpy_reference(E, d, seed):
-    """The per-step finiteness / episode-end test: the kernel and the NumPy reference agree, with NaN
-    and +-inf planted in observations or rewards and every combination of done flags."""
-    rng = np.random.default_rng(seed)
-    x, r = rng.standard_normal((E, d)), rng.standard_normal(E)
-    for arr in (x.reshape(-1), r):
-        if rng.random() < 0.4:
-            arr[rng.integers(arr.size)] = rng.choice([np.nan, np.inf, -np.inf])
-    term, trunc = rng.random(E) < 0.2, rng.random(E) < 0.2
-    got, want = ro.step_flags(x, r, term, trunc), ro.step_flags(x, r, term, trunc, backend="numpy")
-    assert got == want
-    assert want == (bool(np.isfinite(x).all() and np.isfinite(r).all()), bool(np.any(term | trunc)))
-    assert ro._step_flags_numba._cache.__class__.__name__ == "FunctionCache"
-    assert not ro._step_flags_numba.targetoptions.get("fastmath", False)

@@ -247,6 +247,6 @@ def test_run_from_another_format_is_refused(tmp_path, noop_registered):
     assert meta["run_format"] == runner.RUN_FORMAT
     meta["run_format"], meta["purepg_version"] = "purepg-run-0", "0.0.1"
     (out / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(checkpoint.CheckpointError, match=r"run_format 'purepg-run-0' \(purepg 0\.0\.1\), expected "
-                                                         r"'purepg-run-1'.*Fix: use that version"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"run_format 'purepg-run-0' \(purepg 0\.0\.1\), expected one "
+                                                         r"of 'purepg-run-1', 'purepg-run-2'.*Fix: use that version"):
         runner.resume(str(out), verbose=False)

@@ -191,7 +191,7 @@ def test_cli_seeds_help_lists_the_config_fields(tmp_path):
     (["--jobs", "0"], r"jobs: expected an integer >= 1, got 0"),
     (["--lrr", "0.1"], r"purepg seeds: error: unknown option or config field '--lrr' for algorithm reinforce\. "
                        r"Did you mean --lr"),
-    (["--lr", "-1"], r"purepg seeds: error: invalid configuration for reinforce: lr: expected a finite value > 0"),
+    (["--lr", "-1"], r"purepg seeds: error: invalid configuration for reinforce: lr: expected a finite number > 0"),
     (["--env", "CartPol-v1"], r"env: expected an environment id .*unknown id 'CartPol-v1'.*did you mean 'CartPole-v1'"),
     (["--steps", "10"], r"total_steps: expected an integer >= num_envs \* num_steps = 64"),
 ])

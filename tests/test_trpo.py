@@ -18,7 +18,7 @@ from helpers.algo_runs import SMALL, NotPD, make_ctx, train_small
 def test_defaults_are_rl_zoo_cartpole():
     """rl-zoo hyperparams/trpo.yml CartPole-v1, and sb3-contrib TRPO.__init__ defaults where it is silent."""
     c = trpo.Config()
-    assert (c.num_envs, c.num_steps, c.vf_minibatch_size, c.cg_damping, c.gae_lambda, c.gamma, c.vf_lr,
+    assert (c.num_envs, c.num_steps, c.vf_minibatch_size, c.damping, c.gae_lambda, c.gamma, c.vf_lr,
             c.vf_epochs) == (2, 512, 512, 1e-3, 0.98, 0.99, 1e-3, 20)
     assert (c.delta, c.cg_iters, c.ls_ratio, c.ls_max_steps, c.normalize_advantage, c.fisher) == \
         (0.01, 15, 0.8, 10, True, "fvp")
@@ -30,12 +30,12 @@ def test_defaults_are_rl_zoo_cartpole():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(delta=0.0), r"delta: expected a finite value > 0, got 0\.0\. Fix: pass a positive number"),
-    (dict(delta=-1.0), r"delta: expected a finite value > 0, got -1\.0"),
-    (dict(cg_damping=-1e-3), r"cg_damping: expected a finite value >= 0, got -0\.001\. Fix"),
+    (dict(delta=0.0), r"delta: expected a finite number > 0, got 0\.0\. Fix: pass a number > 0"),
+    (dict(delta=-1.0), r"delta: expected a finite number > 0, got -1\.0"),
+    (dict(damping=-1e-3), r"damping: expected a finite number >= 0, got -0\.001\. Fix"),
     (dict(cg_iters=0), r"cg_iters: expected an integer >= 1, got 0\. Fix"),
     (dict(fisher="hessian"), r"fisher: expected one of 'fvp', 'explicit', got 'hessian'\. Fix: pick one"),
-    (dict(ls_ratio=0.0), r"ls_ratio: expected a value in \(0, 1\), got 0\.0"),
+    (dict(ls_ratio=0.0), r"ls_ratio: expected a finite number in \(0, 1\), got 0\.0"),
     (dict(vf_epochs=0), r"vf_epochs: expected an integer >= 1, got 0"),
     (dict(num_steps=100), r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps = 200, got 512"),
 ])
@@ -116,7 +116,7 @@ def test_trpo_logs_its_step_diagnostics():
 # ----------------------------------------------------------------------------- runs
 @pytest.mark.parametrize("name", ["npg", "trpo", "trpo-lagrangian"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, name):
-    """The algorithm state (AdamStates, lam) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
+    """The algorithm state (AdamStates, nu) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
     algo = get_algo(name)
     cfg = algo.Config(num_steps=32, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=32)
     full, part = tmp_path / "full", tmp_path / "part"

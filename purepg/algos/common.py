@@ -7,12 +7,13 @@ with 0 (the terminated flag zeroes it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from purepg import _check
+from purepg._check import BOOLEAN, INIT_SCHEMES, WIDTHS
+from purepg.algos.fields import check, configclass, param
 from purepg.pg.returns import gae
 
 
@@ -33,18 +34,18 @@ def values(vf, theta_v, obs):
     return vf.predict(theta_v, obs.reshape(T * E, d)).reshape(T, E)
 
 
-def flatten_with_gae(ctx, theta_v, batch, gamma, lam) -> Flat:
-    """GAE(gamma, lam) advantages and value targets of ``batch`` (Schulman et al. 2016, eq. 16)."""
+def flatten_with_gae(ctx, theta_v, batch, gamma, gae_lambda) -> Flat:
+    """GAE(gamma, lambda) advantages and value targets of ``batch`` (Schulman et al. 2016, eq. 16)."""
     v = values(ctx.vf, theta_v, batch.obs)                                   # (T, E)
     v_next = values(ctx.vf, theta_v, batch.final_obs)                        # (T, E)
-    adv, ret = gae(batch.rew, v, v_next, batch.terminated, batch.truncated, gamma, lam)
+    adv, ret = gae(batch.rew, v, v_next, batch.terminated, batch.truncated, gamma, gae_lambda)
     T, E, d = batch.obs.shape
     act = batch.act.reshape(T * E, *batch.act.shape[2:])
     return Flat(batch.obs.reshape(T * E, d), act, batch.logp_old.reshape(-1), adv.reshape(-1),
                 ret.reshape(-1), v.reshape(-1))
 
 
-def normalize_adv(adv):
+def normalize_advantage(adv):
     """``(A - mean A) / std A`` (a per-minibatch convention of PPO implementations).
 
     With ``std A = 0`` (all advantages equal, e.g. one sample) there is no direction to rescale:
@@ -55,38 +56,47 @@ def normalize_adv(adv):
     return c / s if s > 0 else c
 
 
-@dataclass(frozen=True)
+@configclass
 class BaseConfig:
     """The fields every algorithm's Config has, first and in this order: the run's structure (env
     copies, steps per copy, networks, observation normalisation) and the discount.
 
-    Each algorithm documents every field in its own table (symbol, meaning, source) and redeclares the
-    fields whose default it changes; a redeclared field keeps its place (``dataclasses`` ordering).
-    ``__post_init__`` validates them (:func:`purepg._check.common_config`).
+    An algorithm redeclares the fields whose default or source it changes (:func:`purepg.algos.fields.like`);
+    a redeclared field keeps its place (``dataclasses`` ordering). ``__post_init__`` checks every field
+    against its range (:func:`purepg.algos.fields.check`).
     """
 
-    num_envs: int = 2
-    num_steps: int = 512
-    hidden: tuple = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    normalize_reward: bool = False
-    log_std_init: float = 0.0
-    vf_hidden: tuple = (64, 64)
-    gamma: float = 0.99
-    init: str = "orthogonal"
+    num_envs: int = param(2, "E", "parallel environment copies", "integer >= 1", "rl-zoo n_envs")
+    num_steps: int = param(512, "T", "steps per copy per iteration (batch N = E T)", "integer >= 1",
+                           "rl-zoo n_steps")
+    hidden: tuple = param((64, 64), "", "policy hidden layer widths", WIDTHS, "SB3 MlpPolicy")
+    activation: str = param("tanh", "", "hidden activation", "tanh | relu", "SB3 MlpPolicy")
+    normalize_obs: bool = param(False, "", "running mean/std observation normalisation", BOOLEAN,
+                                "rl-zoo CartPole-v1")
+    normalize_reward: bool = param(False, "", "rewards / running std of the discounted return", BOOLEAN,
+                                   "rl-zoo CartPole-v1")
+    log_std_init: float = param(0.0, "log_sigma_0", "initial log std of a Gaussian policy", "(-inf, inf)", "SB3")
+    vf_hidden: tuple = param((64, 64), "", "value network hidden layer widths", WIDTHS, "SB3 MlpPolicy")
+    gamma: float = param(0.99, "gamma", "discount factor", "[0, 1]", "rl-zoo")
+    init: str = param("orthogonal", "", "orthogonal (with gains) or torch (nn.Linear's default) init",
+                      " | ".join(INIT_SCHEMES), "SB3 ortho_init")
 
     def __post_init__(self):
-        _check.common_config(self)
+        check(self)
 
 
-@dataclass(frozen=True)
+@configclass
 class CriticConfig(BaseConfig):
     """The fields NPG, TRPO, TRPO-Lagrangian and the off-policy learner share: :class:`BaseConfig` and
-    the critic fitted between updates (rl-zoo CartPole-v1 TRPO values; each subclass documents every
-    field in its own table and may change a default). Fields of a subclass follow these, in its own order.
+    the critic fitted between updates (rl-zoo CartPole-v1 TRPO values). Fields of a subclass follow
+    these, in its own order.
     """
 
-    vf_lr: float = 1e-3
-    vf_epochs: int = 20
-    vf_minibatch_size: int = 512
+    vf_lr: float = param(1e-3, "", "critic Adam step size", "(0, inf)", "rl-zoo learning_rate")
+    vf_epochs: int = param(20, "", "critic passes over the batch per iteration", "integer >= 1",
+                           "rl-zoo n_critic_updates")
+    vf_minibatch_size: int = param(512, "", "critic minibatch; divides N = E T", "integer >= 1", "rl-zoo batch_size")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check.divides_batch(self, "vf_minibatch_size")

@@ -3,17 +3,8 @@ current ``V``, and ``V`` fitted to the value targets by minibatch Adam after the
 """
 from __future__ import annotations
 
-from purepg import _check
-from purepg.algos.common import flatten_with_gae, normalize_adv
+from purepg.algos.common import flatten_with_gae, normalize_advantage
 from purepg.optim import adam_init
-
-
-def check_critic_fields(c):
-    """Validate ``vf_lr``, ``vf_epochs`` and ``vf_minibatch_size`` (which must divide N = T E)."""
-    _check.positive(_check.number(c.vf_lr, "vf_lr"), "vf_lr")
-    _check.positive_int(c.vf_epochs, "vf_epochs")
-    _check.positive_int(c.vf_minibatch_size, "vf_minibatch_size")
-    _check.divides_batch(c, "vf_minibatch_size")
 
 
 def fit_value(ctx, state, flat, rng):
@@ -28,8 +19,7 @@ def advantages(ctx, state, batch):
     """Step 1: the flattened batch with GAE advantages, and ``A`` (standardised if configured)."""
     c = ctx.config
     flat = flatten_with_gae(ctx, state["theta_v"], batch, c.gamma, c.gae_lambda)
-    return flat, (normalize_adv(flat.adv) if c.normalize_advantage else flat.adv)   # (N,)
-
+    return flat, (normalize_advantage(flat.adv) if c.normalize_advantage else flat.adv)   # (N,)
 
 
 def init(ctx, rng):

@@ -11,7 +11,7 @@ the ratios ``rho_t = pi_theta'(a_t|s_t) / pi_b(a_t|s_t)`` (:mod:`purepg.pg.estim
 * ``weights="first_order"`` -- eq. (E5): one ratio per step, ``rho_t gamma^t g'_t Q_t``; the state
   distribution ratio is dropped, so it is biased unless ``theta' = pi_b``, with far smaller variance.
 
-One iteration: store the new batch (dropping the oldest beyond K), then ``updates_per_batch`` times
+One iteration: store the new batch (dropping the oldest beyond K), then ``epochs`` times
 average the K estimates and take one Adam step ascending ``J``; then fit the critic on the newest batch.
 
 From a vector-env batch to trajectories (the glue this module adds)
@@ -52,16 +52,14 @@ logged as the mean and minimum over the stored batches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from purepg import _check
-
 from purepg.pg import estimators
 from purepg.algos.common import CriticConfig, flatten_with_gae, values
-from purepg.algos.critic import check_critic_fields, fit_value
+from purepg.algos.critic import fit_value
+from purepg.algos.fields import configclass, param
 from purepg.optim import adam_init, adam_step
 from purepg.pg.returns import gae
 
@@ -70,52 +68,21 @@ _FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "logp_ol
 _ESTIMATORS = {"per_decision": estimators.offpolicy_per_decision, "first_order": estimators.offpolicy_first_order}
 
 
-@dataclass(frozen=True)
+@configclass
 class Config(CriticConfig):
-    """Hyperparameters of the off-policy learner. Defaults: CartPole-v1 (tuned, bench/README.md).
+    """Hyperparameters of the off-policy learner. Defaults: CartPole-v1 (tuned, bench/README.md); the
+    batch and critic fields as TRPO's."""
 
-    =====================  ========  ==================================================================
-    field                  symbol    meaning (source)
-    =====================  ========  ==================================================================
-    num_envs               E         env copies (as TRPO: 2)
-    num_steps              T         steps per copy per batch (as TRPO: 512)
-    hidden                 --        policy hidden widths (64-64)
-    activation             --        "tanh" or "relu" (tanh)
-    normalize_obs          --        running observation normalisation (off)
-    normalize_reward       --        rewards / running std of the discounted return (off)
-    log_std_init           log sig   initial log-std of a Gaussian policy (0)
-    vf_hidden              --        critic hidden widths (64-64)
-    gamma                  gamma     discount (0.99)
-    init                   --        orthogonal (with gains) or torch (nn.Linear default) (orthogonal)
-    buffer_batches         K         batches kept; K = 1 with one update per batch is on-policy (tuned: 2)
-    updates_per_batch      U         Adam steps per iteration, each on all K batches (1)
-    weights                --        "per_decision" (E4) or "first_order" (E5, default: lower variance)
-    truncation             c         per-step ratio cap ``min(rho, c)``, or None (no cap; unbiased E4)
-    baseline               --        "value" (TD-residual shaping, module doc) or "none"
-    lr                     --        policy Adam step size (tuned: 1e-3)
-    vf_lr                  --        critic Adam step size (as TRPO: 1e-3)
-    vf_epochs              --        critic passes per batch (as TRPO: 20)
-    vf_minibatch_size      --        critic minibatch, divides N (512)
-    =====================  ========  ==================================================================
-    """
-
-    buffer_batches: int = 2
-    updates_per_batch: int = 1
-    weights: str = "first_order"
-    truncation: Optional[float] = None
-    baseline: str = "value"
-    lr: float = 1e-3
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check.positive_int(self.buffer_batches, "buffer_batches")
-        _check.positive_int(self.updates_per_batch, "updates_per_batch")
-        _check.one_of(self.weights, "weights", tuple(_ESTIMATORS))
-        if self.truncation is not None:
-            _check.positive(_check.number(self.truncation, "truncation"), "truncation")
-        _check.one_of(self.baseline, "baseline", ("value", "none"))
-        _check.positive(_check.number(self.lr, "lr"), "lr")
-        check_critic_fields(self)
+    buffer_batches: int = param(2, "K", "batches kept; K = 1 with one epoch is on-policy", "integer >= 1",
+                                "purepg (tuned)")
+    epochs: int = param(1, "U", "Adam steps per iteration, each on all K batches", "integer >= 1", "purepg")
+    weights: str = param("first_order", "", "per_decision (E4) or first_order (E5: lower variance)",
+                         " | ".join(_ESTIMATORS), "purepg (tuned)")
+    truncation: Optional[float] = param(None, "c", "per-step ratio cap min(rho, c) (None: unbiased E4)",
+                                        "None or (0, inf)", "purepg")
+    baseline: str = param("value", "", "value (TD-residual shaping, module docstring) or none", "value | none",
+                          "purepg (tuned)")
+    lr: float = param(1e-3, "", "policy Adam step size", "(0, inf)", "purepg (tuned)")
 
 
 # ----------------------------------------------------------------------------- batch glue
@@ -198,11 +165,11 @@ def init(ctx, rng):
 
 
 def update(ctx, state, batch, rng, progress):
-    """Store the batch, take ``updates_per_batch`` Adam steps on the mean of the K estimates, fit V."""
+    """Store the batch, take ``epochs`` Adam steps on the mean of the K estimates, fit V."""
     c = ctx.config
     buffer, count, head = push(state["buffer"], int(state["count"]), int(state["head"]), batch)
     theta, opt, ess, cut = state["theta"], state["opt"], [], []
-    for _ in range(c.updates_per_batch):
+    for _ in range(c.epochs):
         out = [batch_gradient(ctx, theta, state["theta_v"], b) for b in stored(buffer, count)]
         g = np.mean([o[0] for o in out], axis=0)                                         # (P,)
         theta, opt = adam_step(theta, -g, opt, lr=c.lr)                                   # ascend J

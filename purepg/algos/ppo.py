@@ -3,9 +3,9 @@ r"""Proximal policy optimisation, clipped objective (Schulman et al. 2017, "PPO"
 One iteration (the runner collects the batch; :func:`update` does the rest)::
 
     collect T steps of E envs with pi_old = pi_theta                     (Algorithm 1, line 3)
-    A_t, R_t = GAE(gamma, lam) with V_old, R_t = A_t + V_old(s_t)         (line 4; GAE paper eq. 16)
+    A_t, R_t = GAE(gamma, lambda) with V_old, R_t = A_t + V_old(s_t)         (line 4; GAE paper eq. 16)
     for epoch = 1..K, for each minibatch B of a fresh permutation:        (line 6)
-        [stop all epochs if mean_B KL(pi_old || pi_theta) > 1.5 d_stop]  (optional, as SB3's target_kl)
+        [stop all epochs if mean_B KL(pi_old || pi_theta) > 1.5 d_stop]  (optional kl_stop, SB3's target_kl)
         A_hat = (A - mean_B A) / std_B A                                  (per-minibatch normalisation)
         L(theta, theta_v) = -L^CLIP(theta) - c_2 S(theta) + c_1 mean_B (V(s) - R)^2     (PPO eq. 9)
         (g, g_v) = clip_by_global_norm((grad_theta L, grad_theta_v L), max_grad_norm)
@@ -44,13 +44,14 @@ objective ``mean(r A) - beta KL`` (PPO eq. 8) in place of ``L^CLIP``; the varian
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from purepg import _check
-from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_adv
+from purepg._check import BOOLEAN
+from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_advantage
+from purepg.algos.fields import configclass, like, param
 from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
 from purepg.pg.surrogates import entropy_bonus, ppo_clip
 from purepg.model.value import explained_variance
@@ -58,89 +59,41 @@ from purepg.model.value import explained_variance
 NAME = "ppo"
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class Shared(BaseConfig):
-    """Hyperparameters shared by ``ppo`` and ``ppo-kl`` (defaults: rl-zoo's tuned CartPole-v1 PPO).
+    """Hyperparameters shared by ``ppo`` and ``ppo-kl`` (defaults: rl-zoo's tuned CartPole-v1 PPO)."""
 
-    ==================  ========  =====================================================  ===========================
-    field               symbol    meaning                                                source (value)
-    ==================  ========  =====================================================  ===========================
-    num_envs            E         parallel environment copies                            rl-zoo n_envs (8)
-    num_steps           T         steps per copy per iteration (batch N = E T)           rl-zoo n_steps (32)
-    hidden                        policy hidden layer widths                             SB3 MlpPolicy (64, 64)
-    activation                    hidden activation, tanh or relu                        SB3 MlpPolicy (tanh)
-    normalize_obs                 running mean/std observation normalisation             rl-zoo CartPole (off)
-    normalize_reward              rewards / running std of the discounted return         rl-zoo CartPole (off)
-    log_std_init        log sigma initial log std of a Gaussian policy                   SB3 (0.0)
-    vf_hidden                     value network hidden layer widths                      SB3 MlpPolicy (64, 64)
-    gamma               gamma     discount factor                                        rl-zoo (0.98)
-    init                          orthogonal (gains) or torch (nn.Linear default)        SB3 ortho_init (orthogonal)
-    lam                 lambda    GAE parameter                                          rl-zoo gae_lambda (0.8)
-    lr                  alpha     Adam step size at the start (linear schedule)          rl-zoo lin_0.001
-    lr_final                      step size at the end of training                       rl-zoo lin_ (0.0)
-    epochs              K         passes over the batch per iteration                    rl-zoo n_epochs (20)
-    minibatch_size      M         samples per gradient step; must divide E T             rl-zoo batch_size (256)
-    normalize_adv                 normalise advantages per minibatch                     SB3 normalize_advantage
-    vf_coef             c_1       weight of the mean square value error                  PPO eq. 9; SB3 (0.5)
-    clip_vf             eps_v     value clipping around V_old (None: off)                SB3 clip_range_vf (None)
-    ent_coef            c_2       weight of the entropy bonus                            PPO eq. 9; rl-zoo (0.0)
-    max_grad_norm                 global-norm gradient clipping (None: off)              SB3 (0.5)
-    target_kl           d_stop    stop the epochs once KL > 1.5 d_stop (None: off)       SB3 target_kl (None)
-    adam_eps            epsilon   Adam's epsilon                                         SB3 ActorCriticPolicy (1e-5)
-    ==================  ========  =====================================================  ===========================
-    """
-
-    num_envs: int = 8                  # BaseConfig's fields with rl-zoo's CartPole-v1 PPO defaults
-    num_steps: int = 32
-    gamma: float = 0.98
-    lam: float = 0.8
-    lr: float = 1e-3
-    lr_final: float = 0.0
-    epochs: int = 20
-    minibatch_size: int = 256
-    normalize_adv: bool = True
-    vf_coef: float = 0.5
-    clip_vf: float | None = None
-    ent_coef: float = 0.0
-    max_grad_norm: float | None = 0.5
-    target_kl: float | None = None
-    adam_eps: float = 1e-5
+    num_envs: int = like(BaseConfig, "num_envs", 8, "rl-zoo n_envs")
+    num_steps: int = like(BaseConfig, "num_steps", 32, "rl-zoo n_steps")
+    gamma: float = like(BaseConfig, "gamma", 0.98, "rl-zoo")
+    gae_lambda: float = param(0.8, "lambda", "GAE parameter", "[0, 1]", "rl-zoo gae_lambda")
+    lr: float = param(1e-3, "alpha", "Adam step size at the start (linear schedule)", "(0, inf)", "rl-zoo lin_0.001")
+    lr_final: float = param(0.0, "", "step size at the end of training", "[0, inf)", "rl-zoo lin_")
+    epochs: int = param(20, "K", "passes over the batch per iteration", "integer >= 1", "rl-zoo n_epochs")
+    minibatch_size: int = param(256, "M", "samples per gradient step; divides N = E T", "integer >= 1",
+                                "rl-zoo batch_size")
+    normalize_advantage: bool = param(True, "", "standardise A per minibatch", BOOLEAN, "SB3 normalize_advantage")
+    vf_coef: float = param(0.5, "c_1", "weight of the mean square value error", "[0, inf)", "PPO eq. 9; SB3")
+    vf_clip: float | None = param(None, "eps_v", "value clipping around V_old", "None or (0, inf)",
+                                  "SB3 clip_range_vf")
+    ent_coef: float = param(0.0, "c_2", "weight of the entropy bonus", "[0, inf)", "PPO eq. 9; rl-zoo")
+    max_grad_norm: float | None = param(0.5, "", "global-norm gradient clipping", "None or (0, inf)", "SB3")
+    kl_stop: float | None = param(None, "d_stop", "stop the epochs once the minibatch KL > 1.5 d_stop",
+                                  "None or (0, inf)", "SB3 target_kl")
+    adam_eps: float = param(1e-5, "epsilon", "Adam's epsilon", "(0, inf)", "SB3 ActorCriticPolicy")
 
     def __post_init__(self):
         super().__post_init__()
-        _check.in_unit_interval(_check.number(self.lam, "lam"), "lam")
-        _check.positive(_check.number(self.lr, "lr"), "lr")
-        _check.non_negative(self.lr_final, "lr_final")
-        _check.positive_int(self.epochs, "epochs")
-        _check.positive_int(self.minibatch_size, "minibatch_size")
         _check.divides_batch(self, "minibatch_size")
-        _check.boolean(self.normalize_adv, "normalize_adv")
-        _check.non_negative(self.vf_coef, "vf_coef")
-        _check.non_negative(self.ent_coef, "ent_coef")
-        for name in ("clip_vf", "max_grad_norm", "target_kl"):
-            _check.positive_or_none(getattr(self, name), name)
-        _check.positive(_check.number(self.adam_eps, "adam_eps"), "adam_eps")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class Config(Shared):
-    """PPO-clip hyperparameters: the fields of :class:`Shared` and
+    """PPO-clip hyperparameters: the fields of :class:`Shared` and the clip range."""
 
-    ==================  ========  =====================================================  ===========================
-    field               symbol    meaning                                                source (value)
-    ==================  ========  =====================================================  ===========================
-    clip                epsilon   clip range of the ratio at the start (linear schedule)  PPO eq. 7; rl-zoo lin_0.2
-    clip_final                    clip range at the end of training                      rl-zoo lin_ (0.0)
-    ==================  ========  =====================================================  ===========================
-    """
-
-    clip: float = 0.2
-    clip_final: float = 0.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check.positive(_check.number(self.clip, "clip"), "clip")
-        _check.non_negative(self.clip_final, "clip_final")
+    clip: float = param(0.2, "epsilon", "clip range of the ratio at the start (linear schedule)", "(0, inf)",
+                        "PPO eq. 7; rl-zoo lin_0.2")
+    clip_final: float = param(0.0, "", "clip range at the end of training", "[0, inf)", "rl-zoo lin_")
 
 
 class Variant(NamedTuple):
@@ -223,7 +176,7 @@ def run(ctx, state, batch, rng, progress, variant):
     lr = linear_schedule(cfg.lr, cfg.lr_final, progress)
     coefs = variant.schedule(cfg, state, progress)
     _check_state(ctx, state)
-    data = flatten_with_gae(ctx, state["theta_v"], batch, cfg.gamma, cfg.lam)   # A_t, R_t  (line 4)
+    data = flatten_with_gae(ctx, state["theta_v"], batch, cfg.gamma, cfg.gae_lambda)   # A_t, R_t  (line 4)
     theta_old = state["theta"]
     data = _check_data(ctx, data)
     coefs = {**coefs, "check": False}                            # validated: the minibatch steps skip it
@@ -271,9 +224,9 @@ def _epochs(ctx, state, data, rng, lr, coefs, variant, theta_old):
     for _ in range(cfg.epochs):
         hist["epochs"] += 1
         for idx in minibatch_indices(data.adv.size, cfg.minibatch_size, rng):
-            mb = minibatch(data, idx, cfg.normalize_adv)
+            mb = minibatch(data, idx, cfg.normalize_advantage)
             theta, theta_v = joint.x[:P], joint.x[P:]                          # (P,), (P_v,) views
-            if cfg.target_kl is not None and pol.kl(theta_old, theta, mb.obs) > 1.5 * cfg.target_kl:
+            if cfg.kl_stop is not None and pol.kl(theta_old, theta, mb.obs) > 1.5 * cfg.kl_stop:
                 return split(state, joint), hist
             step = loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)
             joint = clip_and_step(joint, step, lr, cfg)
@@ -286,7 +239,7 @@ def minibatch(data, idx, normalize):
     """The rows ``idx`` of the flattened batch, advantages normalised over them if ``normalize``."""
     adv = data.adv[idx]                                          # (M,)
     return Minibatch(data.obs[idx], data.act[idx], data.logp_old[idx],
-                     normalize_adv(adv) if normalize else adv, data.ret[idx], data.v[idx])
+                     normalize_advantage(adv) if normalize else adv, data.ret[idx], data.v[idx])
 
 
 def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
@@ -312,7 +265,7 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     if cfg.ent_coef > 0:
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
         loss, g = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad
-    clip = {} if cfg.clip_vf is None else {"v_old": mb.v, "clip_eps": cfg.clip_vf}
+    clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip}
     vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=coefs.get("check", True))   # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     return Step(loss + 2.0 * cfg.vf_coef * vl.value, g, 2.0 * cfg.vf_coef * vl.grad, frac, 2.0 * vl.value)

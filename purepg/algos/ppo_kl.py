@@ -7,7 +7,8 @@ clipping and schedules); only the policy objective and one rule after the epochs
 
 maximised on each minibatch B (:func:`purepg.pg.surrogates.ppo_kl_penalty`, its exact gradient
 ``grad mean(r A) - beta grad KL``). After the K epochs, with ``d`` the exact mean KL over the whole
-batch (:meth:`Policy.kl`), the paper's rule (sec. 4, :func:`purepg.pg.surrogates.update_beta`)::
+batch (:meth:`Policy.kl`), the paper's rule with the target ``d_targ`` (field ``target_kl``; sec. 4,
+:func:`purepg.pg.surrogates.update_beta`)::
 
     d < d_targ / 1.5  ->  beta <- beta / 2;      d > 1.5 d_targ  ->  beta <- 2 beta.
 
@@ -20,43 +21,28 @@ runs of bench/README.md except in that degenerate case.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from purepg import _check
 from purepg.algos import ppo
+from purepg.algos.fields import configclass, param
 from purepg.pg.surrogates import ppo_kl_penalty, update_beta
 
 NAME = "ppo-kl"
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class Config(ppo.Shared):
-    """PPO adaptive-KL hyperparameters: the fields of :class:`purepg.algos.ppo.Shared` and
+    """PPO adaptive-KL hyperparameters: the fields of :class:`purepg.algos.ppo.Shared` and the penalty's."""
 
-    ==================  ========  =====================================================  ===========================
-    field               symbol    meaning                                                source (value)
-    ==================  ========  =====================================================  ===========================
-    beta_init           beta_0    initial KL penalty coefficient                         PPO sec. 4 (1.0)
-    d_targ              d_targ    target mean KL per iteration                           PPO sec. 6.1 (0.01)
-    beta_min            --        lower bound of beta (against underflow, see above)     purepg (1e-8)
-    beta_max            --        upper bound of beta                                    purepg (1e8)
-    ==================  ========  =====================================================  ===========================
-    """
-
-    beta_init: float = 1.0
-    d_targ: float = 0.01
-    beta_min: float = 1e-8
-    beta_max: float = 1e8
+    beta_init: float = param(1.0, "beta_0", "initial KL penalty coefficient", "(0, inf)", "PPO sec. 4")
+    target_kl: float = param(0.01, "d_targ", "target mean KL per iteration", "(0, inf)", "PPO sec. 6.1")
+    beta_min: float = param(1e-8, "", "lower bound of beta (against underflow, see above)", "(0, inf)", "purepg")
+    beta_max: float = param(1e8, "", "upper bound of beta", "(0, inf)", "purepg")
 
     def __post_init__(self):
         super().__post_init__()
-        _check.positive(_check.number(self.beta_init, "beta_init"), "beta_init")
-        _check.positive(_check.number(self.d_targ, "d_targ"), "d_targ")
-        _check.positive(_check.number(self.beta_min, "beta_min"), "beta_min")
-        _check.number(self.beta_max, "beta_max")
         if not self.beta_min <= self.beta_init <= self.beta_max:
-            raise ValueError(f"beta_init: expected a value in [beta_min, beta_max] = [{self.beta_min}, "
-                             f"{self.beta_max}], got {self.beta_init}. Fix: widen the bounds or change beta_init")
+            _check.fail("beta_init", f"a value in [beta_min, beta_max] = [{self.beta_min}, {self.beta_max}]",
+                        self.beta_init, "widen the bounds or change beta_init")
 
 
 def _schedule(cfg, state, progress):
@@ -70,7 +56,7 @@ def _objective(pol, theta, mb, theta_old, coefs):
 
 def _adapt_beta(cfg, state, kl):
     """Sec. 4: halve or double beta from the measured mean KL ``kl``, kept in [beta_min, beta_max]."""
-    beta = min(max(update_beta(state["beta"], kl, cfg.d_targ), cfg.beta_min), cfg.beta_max)
+    beta = min(max(update_beta(state["beta"], kl, cfg.target_kl), cfg.beta_min), cfg.beta_max)
     return {**state, "beta": beta}, {"beta": beta}
 
 

@@ -45,12 +45,10 @@ Baselines (each keeps (1) unbiased because ``E_a[grad log pi(a|s)] = grad sum_a 
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from purepg import _check
 from purepg.algos.common import BaseConfig, values
+from purepg.algos.fields import configclass, like, param
 from purepg.optim import adam_init, adam_step, clip_grad_norm
 from purepg.pg.returns import discounted_returns, optimal_baseline_rtg
 from purepg.model.value import explained_variance
@@ -60,53 +58,22 @@ RETURNS = ("reward_to_go", "total")
 BASELINES = ("value", "mean", "none", "optimal")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class Config(BaseConfig):
-    """VPG hyperparameters (defaults tuned on CartPole-v1; anchors: Spinning Up VPG, purepg bench).
+    """VPG hyperparameters (defaults tuned on CartPole-v1; anchors: Spinning Up VPG, purepg bench)."""
 
-    ==================  ========  =====================================================  ===========================
-    field               symbol    meaning                                                source (value)
-    ==================  ========  =====================================================  ===========================
-    num_envs            E         parallel environment copies                            purepg (8)
-    num_steps           T         steps per copy per iteration (batch M = E T)           purepg (128)
-    hidden                        policy hidden layer widths                             Spinning Up (64, 64)
-    activation                    hidden activation, tanh or relu                        Spinning Up (tanh)
-    normalize_obs                 running mean/std observation normalisation             off
-    normalize_reward              rewards / running std of the discounted return         off
-    log_std_init        log sigma initial log std of a Gaussian policy                   Spinning Up (-0.5)
-    vf_hidden                     value network hidden layer widths                      Spinning Up (64, 64)
-    gamma               gamma     discount factor                                        Spinning Up (0.99)
-    init                          orthogonal (gains) or torch (nn.Linear default)        purepg (orthogonal)
-    returns             psi       reward_to_go (G_t) or total (segment return)           notes; Williams 1992
-    baseline            b         value, mean, none or optimal (per parameter)           notes; Greensmith 2004
-    lr                  alpha     policy Adam step size                                  purepg (3e-3)
-    max_grad_norm                 global-norm clipping of g (None: off)                  off
-    vf_lr                         value-function Adam step size                          Spinning Up (1e-3)
-    vf_epochs                     passes of the value fit per iteration                  purepg (10)
-    vf_minibatch_size             samples per value-fit step                             purepg (64)
-    ==================  ========  =====================================================  ===========================
-    """
-
-    num_envs: int = 8                  # BaseConfig's fields with VPG's defaults
-    num_steps: int = 128
-    log_std_init: float = -0.5
-    returns: str = "reward_to_go"
-    baseline: str = "value"
-    lr: float = 3e-3
-    max_grad_norm: float | None = None
-    vf_lr: float = 1e-3
-    vf_epochs: int = 10
-    vf_minibatch_size: int = 64
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check.one_of(self.returns, "returns", RETURNS)
-        _check.one_of(self.baseline, "baseline", BASELINES)
-        _check.positive(_check.number(self.lr, "lr"), "lr")
-        _check.positive_or_none(self.max_grad_norm, "max_grad_norm")
-        _check.positive(_check.number(self.vf_lr, "vf_lr"), "vf_lr")
-        _check.positive_int(self.vf_epochs, "vf_epochs")
-        _check.positive_int(self.vf_minibatch_size, "vf_minibatch_size")
+    num_envs: int = like(BaseConfig, "num_envs", 8, "purepg")
+    num_steps: int = like(BaseConfig, "num_steps", 128, "purepg")
+    log_std_init: float = like(BaseConfig, "log_std_init", -0.5, "Spinning Up")
+    returns: str = param("reward_to_go", "psi", "reward_to_go (G_t) or total (segment return)",
+                         " | ".join(RETURNS), "notes; Williams 1992")
+    baseline: str = param("value", "b", "value, mean, none or optimal (per parameter)", " | ".join(BASELINES),
+                          "notes; Greensmith 2004")
+    lr: float = param(3e-3, "alpha", "policy Adam step size", "(0, inf)", "purepg")
+    max_grad_norm: float | None = param(None, "", "global-norm clipping of g", "None or (0, inf)", "purepg")
+    vf_lr: float = param(1e-3, "", "value-function Adam step size", "(0, inf)", "Spinning Up")
+    vf_epochs: int = param(10, "", "passes of the value fit per iteration", "integer >= 1", "purepg")
+    vf_minibatch_size: int = param(64, "", "samples per value-fit step", "integer >= 1", "purepg")
 
 
 def init(ctx, rng):

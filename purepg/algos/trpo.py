@@ -40,67 +40,23 @@ Logged per iteration: ``surrogate_gain``, ``kl``, ``cg_iterations``, ``cg_residu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from purepg import _check
-from purepg.algos.common import CriticConfig
 from purepg.algos import critic, trust_region
+from purepg.algos.fields import configclass, param
 
 NAME = "trpo"
 init = critic.init
 
 
-@dataclass(frozen=True)
-class Config(CriticConfig):
+@configclass
+class Config(trust_region.StepConfig):
     """Hyperparameters of TRPO. Defaults: rl-zoo ``hyperparams/trpo.yml`` CartPole-v1, else sb3-contrib.
 
     Where rl-zoo's CartPole-v1 entry is silent the default of sb3-contrib's ``TRPO.__init__`` is used.
-
-    =====================  =========  =================================================================
-    field                  symbol     meaning (source)
-    =====================  =========  =================================================================
-    num_envs               E          env copies (rl-zoo: n_envs 2)
-    num_steps              T          steps per copy per batch, N = T E (rl-zoo: n_steps 512)
-    hidden                 --         policy hidden widths (SB3 MlpPolicy: 64-64)
-    activation             --         "tanh" or "relu" (SB3: tanh)
-    normalize_obs          --         running observation normalisation (rl-zoo CartPole: off)
-    normalize_reward       --         rewards / running std of the discounted return (off)
-    log_std_init           log sigma  initial log-std of a Gaussian policy (SB3: 0)
-    vf_hidden              --         value network hidden widths (SB3 MlpPolicy: 64-64)
-    gamma                  gamma      discount (rl-zoo: 0.99)
-    init                   --         orthogonal (with gains) or torch (nn.Linear default) (SB3: orthogonal)
-    gae_lambda             lambda     GAE parameter (rl-zoo: 0.98)
-    delta                  delta      max mean KL per update (sb3-contrib target_kl 0.01)
-    cg_damping             c          ``F + c I`` (rl-zoo: 1e-3)
-    cg_iters               --         CG iterations (sb3-contrib cg_max_steps 15)
-    cg_tol                 --         relative CG residual tolerance (1e-10: in practice all iterations)
-    fisher                 --         "fvp" (matrix-free, default) or "explicit" (pol.fisher)
-    ls_ratio               alpha      backtracking factor (sb3-contrib line_search_shrinking_factor 0.8)
-    ls_max_steps           --         line-search trials (sb3-contrib line_search_max_iter 10)
-    normalize_advantage    --         standardise A over the batch (sb3-contrib: True)
-    vf_lr                  --         critic Adam step size (rl-zoo learning_rate 1e-3)
-    vf_epochs              --         critic passes per batch (rl-zoo n_critic_updates 20)
-    vf_minibatch_size      --         critic minibatch, divides N (rl-zoo batch_size 512)
-    =====================  =========  =================================================================
     """
 
-    gae_lambda: float = 0.98
-    delta: float = 0.01
-    cg_damping: float = 1e-3
-    cg_iters: int = 15
-    cg_tol: float = 1e-10
-    fisher: str = "fvp"
-    ls_ratio: float = 0.8
-    ls_max_steps: int = 10
-    normalize_advantage: bool = True
-
-    def __post_init__(self):
-        _check.positive(_check.number(self.delta, "delta"), "delta")
-        _check.non_negative(self.cg_damping, "cg_damping")
-        _check.one_of(self.fisher, "fisher", ("fvp", "explicit"))
-        trust_region.check_step_fields(self)
+    fisher: str = param("fvp", "", "fvp (matrix-free) or explicit (pol.fisher)", "fvp | explicit", "purepg")
 
 
 def fisher_operator(ctx, theta, obs):
@@ -115,8 +71,8 @@ def policy_step(ctx, theta, flat, adv) -> trust_region.PolicyStep:
     """Steps 2-4 on a flattened batch (CG on ``F`` in either form)."""
     c = ctx.config
     return trust_region.natural_policy_step(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv,
-                                   fisher_operator(ctx, theta, flat.obs), epsilon=c.delta,
-                                   damping=c.cg_damping, solver="cg", cg_iters=c.cg_iters, cg_tol=c.cg_tol,
+                                   fisher_operator(ctx, theta, flat.obs), delta=c.delta,
+                                   damping=c.damping, solver="cg", cg_iters=c.cg_iters, cg_tol=c.cg_tol,
                                    ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps)
 
 

@@ -2,8 +2,8 @@ r"""The trust-region policy step shared by NPG and TRPO: the natural step (3) of
 :mod:`purepg.algos.npg`, then the backtracking line search on the true KL and surrogate.
 
 With the surrogate (TRPO paper eq. 14) ``L(theta') = (1/N) sum_i r_i(theta') A_i`` and its gradient ``g``
-at ``theta' = theta``, the step is ``d = sqrt(2 epsilon / g^T F^-1 g) F^-1 g`` (:func:`purepg.optim.natural_step`);
-trial ``j = 0, 1, ...`` of ``theta + alpha^j d`` is accepted iff its mean KL is ``<= epsilon`` and
+at ``theta' = theta``, the step is ``d = sqrt(2 delta / g^T F^-1 g) F^-1 g`` (:func:`purepg.optim.natural_step`);
+trial ``j = 0, 1, ...`` of ``theta + alpha^j d`` is accepted iff its mean KL is ``<= delta`` and
 ``L`` improves (:func:`purepg.optim.backtracking_line_search`).
 """
 from __future__ import annotations
@@ -13,22 +13,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg import _check
-from purepg.algos.critic import check_critic_fields
+from purepg._check import BOOLEAN
+from purepg.algos.common import CriticConfig
+from purepg.algos.fields import configclass, param
 from purepg.optim import backtracking_line_search, natural_step
 from purepg.pg.surrogates import surrogate, surrogate_terms
 
 
-def check_step_fields(c):
-    """Validate the fields NPG and TRPO share (all but the KL radius, the damping and the solver)."""
-    _check.common_config(c)
-    _check.in_unit_interval(_check.number(c.gae_lambda, "gae_lambda"), "gae_lambda")
-    _check.positive_int(c.cg_iters, "cg_iters")
-    _check.non_negative(c.cg_tol, "cg_tol")
-    _check.in_open_unit_interval(c.ls_ratio, "ls_ratio")
-    _check.positive_int(c.ls_max_steps, "ls_max_steps")
-    _check.boolean(c.normalize_advantage, "normalize_advantage")
-    check_critic_fields(c)
+@configclass
+class StepConfig(CriticConfig):
+    """The fields NPG and TRPO share: :class:`purepg.algos.common.CriticConfig`, the GAE advantages and the
+    natural step with its line search (rl-zoo CartPole-v1 TRPO, else sb3-contrib's TRPO defaults)."""
+
+    gae_lambda: float = param(0.98, "lambda", "GAE parameter", "[0, 1]", "rl-zoo gae_lambda")
+    delta: float = param(0.01, "delta", "KL radius: of the natural step and of the line search", "(0, inf)",
+                         "sb3-contrib target_kl")
+    damping: float = param(1e-3, "c", "damping of F + c I", "[0, inf)", "rl-zoo cg_damping")
+    cg_iters: int = param(15, "", "CG iterations (solver cg)", "integer >= 1", "sb3-contrib cg_max_steps")
+    cg_tol: float = param(1e-10, "", "relative CG residual tolerance", "[0, inf)", "purepg (all iterations)")
+    ls_ratio: float = param(0.8, "alpha", "backtracking factor alpha^j", "(0, 1)",
+                            "sb3-contrib line_search_shrinking_factor")
+    ls_max_steps: int = param(10, "", "line-search trials j = 0 .. ls_max_steps - 1", "integer >= 1",
+                              "sb3-contrib line_search_max_iter")
+    normalize_advantage: bool = param(True, "", "standardise A over the batch", BOOLEAN, "sb3-contrib")
 
 
 class PolicyStep(NamedTuple):
@@ -56,7 +63,7 @@ def surrogate_value(pol, theta_new, obs, act, logp_old, adv):
         return float("nan")
 
 
-def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, epsilon, damping, solver,
+def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, delta, damping, solver,
                         cg_iters, cg_tol, ls_ratio, ls_max_steps) -> PolicyStep:
     """Steps 2, 4 and 5 of the module docstring on one batch.
 
@@ -65,7 +72,7 @@ def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, epsilo
     pol : Policy.  theta : (P,) the parameters that sampled the batch.
     obs : (N, obs_dim).  act : (N,) or (N, k).  logp_old : (N,) ``log pi_theta(a_i|s_i)``.
     adv : (N,) advantages.  F_or_fvp : (P, P) Fisher at ``theta`` or a callable ``v -> F v``.
-    epsilon : KL radius.  damping, solver, cg_iters, cg_tol : see :func:`purepg.optim.natural_step`.
+    delta : KL radius.  damping, solver, cg_iters, cg_tol : see :func:`purepg.optim.natural_step`.
     ls_ratio, ls_max_steps : backtracking factor and number of trials.
 
     Returns
@@ -73,7 +80,7 @@ def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, epsilo
     PolicyStep
     """
     obj = surrogate(pol, theta, obs, act, logp_old, adv)                       # L(theta), g (P,) eq. (1)
-    ns = natural_step(obj.grad, F_or_fvp, epsilon, damping=damping, solver=solver,  # d (P,) eq. (3)
+    ns = natural_step(obj.grad, F_or_fvp, delta, damping=damping, solver=solver,  # d (P,) eq. (3)
                       cg_iters=cg_iters, cg_tol=cg_tol)
     if not ns.ok:
         warnings.warn(f"natural policy step skipped, theta kept: {ns.reason}", RuntimeWarning, stacklevel=2)
@@ -81,7 +88,7 @@ def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, epsilo
                           ns.iterations, ns.residual)
     ls = backtracking_line_search(                                               # step 5
         lambda th: surrogate_value(pol, th, obs, act, logp_old, adv), theta, ns.step,
-        constraint=lambda th: pol.kl(theta, th, obs), max_kl=epsilon, ratio=ls_ratio, max_steps=ls_max_steps)
+        constraint=lambda th: pol.kl(theta, th, obs), delta=delta, ratio=ls_ratio, max_steps=ls_max_steps)
     gain, kl = (ls.trace[-1][1] - obj.value, ls.trace[-1][2]) if ls.accepted else (0.0, 0.0)
     return PolicyStep(ls.theta, ns.step, False, ls.accepted, ls.reason, ls.step_fraction, len(ls.trace),
                       gain, kl, ns.expected_improve, ns.iterations, ns.residual)

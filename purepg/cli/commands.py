@@ -40,6 +40,8 @@ import sys
 
 import numpy as np
 
+from purepg.algos.fields import show
+
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
 _FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds", "jobs")
@@ -57,25 +59,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------ config fields ----
-# Meaning of the fields every Config has (purepg.run.runner), for Configs whose docstring omits them.
-_COMMON = {"num_envs": "E  parallel environment copies", "num_steps": "T  steps per copy per iteration",
-           "hidden": "policy hidden layer widths", "activation": "hidden activation, tanh or relu",
-           "normalize_obs": "running mean/std observation normalisation",
-           "normalize_reward": "scale rewards by the running std of the discounted return",
-           "log_std_init": "initial log std of a Gaussian policy", "vf_hidden": "value network hidden layer widths",
-           "gamma": "gamma  discount factor",
-           "init": "orthogonal (gains) or torch (nn.Linear's default) initialisation", "vf_lr": "value-function Adam step size",
-           "vf_epochs": "passes of the value fit per iteration", "vf_minibatch_size": "samples per value-fit step"}
-
-
-def _meaning(Config, name):
-    """The row of ``name`` in the field table of the Config's docstring (or of its bases')."""
-    for cls in Config.__mro__:
-        for line in (cls.__doc__ or "").splitlines():
-            words = line.strip().strip("|").split()
-            if words and words[0].strip("`") == name and len(words) > 1:
-                return re.sub(r"\s{2,}", "  ", line.strip().strip("|")[len(words[0]):].strip(" |"))
-    return _COMMON.get(name, "")
+def _meaning(field):
+    """A field's documentation (:mod:`purepg.algos.fields`) on one line: symbol, meaning, range, source."""
+    d = field.metadata
+    if "range" not in d:
+        return ""
+    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; in {d['range']} ({d['source']})"
 
 
 def _kind(field):
@@ -119,7 +108,7 @@ def _integer(s):
 
 def config_options(Config):
     """``[(name, default, kind, optional, meaning)]`` for every field of an algorithm's Config."""
-    return [(f.name, f.default, *_kind(f), _meaning(Config, f.name)) for f in dataclasses.fields(Config)]
+    return [(f.name, f.default, *_kind(f), _meaning(f)) for f in dataclasses.fields(Config)]
 
 
 def _add_config_options(parser, algo):
@@ -129,11 +118,7 @@ def _add_config_options(parser, algo):
         flags = [f if f.lstrip("-") not in _FIXED else f"--config-{f.lstrip('-')}" for f in flags]
         group.add_argument(*flags, dest=f"cfg:{name}", default=argparse.SUPPRESS, metavar=kind.upper(),
                            type=lambda s, k=kind, o=optional: _parse(k, o, s),
-                           help=f"{meaning} [default: {_show(default)}]")
-
-
-def _show(v):
-    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+                           help=f"{meaning} [default: {show(default)}]")
 
 
 def _unknown_option(extra, algo, command="train"):
@@ -334,7 +319,7 @@ def cmd_algos(args):
         doc = (algo.__doc__ or "").strip().splitlines()
         print(f"{name}: {doc[0] if doc else ''}")
         for fname, default, kind, optional, meaning in config_options(algo.Config):
-            print(f"  --{fname:<20} {_show(default):<12} {meaning}")
+            print(f"  --{fname:<20} {show(default):<12} {meaning}")
         print()
     return 0
 

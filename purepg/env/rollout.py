@@ -66,11 +66,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
-from numba import njit
 
 from purepg.env import normalize as nz
 from purepg._check import as_vector
 from purepg.env.envs import check_spaces
+from purepg.kernels.rollout import step_flags
 from purepg.model.policy import Policy
 
 
@@ -290,37 +290,6 @@ def _step(vec_env, mode, a_env, step):
     _finite(x_final, "final observation", step)
     _finite(x, "observation", step)
     return x, x_final, r, term, trunc, ended
-
-
-def step_flags(x, r, term, trunc, backend="numba"):
-    """``(every entry of x (E, d) and r (E,) is finite, some episode ended: term | trunc)`` for one step.
-
-    The Numba kernel makes one pass instead of about six NumPy calls on (E,)-sized arrays, each of
-    which costs more than the arithmetic.
-    """
-    if backend == "numba":
-        return _step_flags_numba(x, r, term, trunc)
-    if backend == "numpy":
-        return _step_flags_numpy(x, r, term, trunc)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _step_flags_numba(x, r, term, trunc):
-    finite, any_done = True, False
-    for e in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            if not np.isfinite(x[e, j]):
-                finite = False
-        if not np.isfinite(r[e]):
-            finite = False
-        if term[e] or trunc[e]:
-            any_done = True
-    return finite, any_done
-
-
-def _step_flags_numpy(x, r, term, trunc):
-    return bool(np.isfinite(r).all() and np.isfinite(x).all()), bool((term | trunc).any())
 
 
 def _act(policy, theta, o, rng, act_sp, step, trusted):

@@ -1,306 +1,42 @@
-r"""The hot loops, each as a ``@njit(cache=True)`` kernel with its pure-NumPy reference beside it.
+r"""Every Numba kernel of purepg, by domain, each beside its one NumPy reference.
 
-A test (``tests/test_kernels.py``) asserts that every kernel equals its reference to 1e-12.
-Random numbers are never drawn inside a kernel: callers pass them in.
+A kernel is a ``@njit(cache=True)`` loop (never fastmath) named ``_<name>_numba``; its reference
+``_<name>_numpy`` states the same equation as vectorised NumPy (not the loop again); the wrapper
+``<name>(..., backend="numba" | "numpy")`` allocates the outputs and runs one or the other. The math
+modules call the wrappers one level below the function that states the equation. Random numbers are
+never drawn inside a kernel: callers pass them in. ``tests/test_kernels.py`` tests every kernel against
+its reference to the accuracy below (Hypothesis inputs) and finds every ``@njit`` of the package here.
 
-Per-sample gradient fill
-------------------------
-For an MLP with layer sizes ``(d_0, ..., d_L)`` (see :mod:`purepg.model.nn`), the gradient of sample ``i``
-w.r.t. layer ``l`` is ``dW_l[i] = outer(dz_l[i], h_{l-1}[i])`` and ``db_l[i] = dz_l[i]``. Given the
-layer inputs ``H = [h_0 | h_1 | ... | h_{L-1}]`` (N, sum d_{l-1}) and the pre-activation cotangents
-``DZ = [dz_1 | ... | dz_L]`` (N, sum d_l), the fill writes row ``i`` of the (N, P) matrix in the
-PyTorch layout. The kernel writes each entry once, along a row; the NumPy reference builds one
-(N, d_l, d_{l-1}) broadcast product per layer and copies it into place. The fill is bound by memory
-traffic, not arithmetic (a 2048 x 4610 score matrix is 75 MB), so outputs larger than ``STREAM_BYTES``
-are written with non-temporal stores, which skip reading each cache line before overwriting it; the
-values are bit-for-bit those of a plain store.
+================================================  ======================================  ================================
+kernel (module: wrapper)                          NumPy reference                         accuracy
+================================================  ======================================  ================================
+nn: ``persample_fill``                            per-layer broadcast outer products      bit for bit
+nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer products        ``R eps sum_r |U_ra U_rb|``
+nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
+adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
+sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
+distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
+distributions: ``categorical_log_prob_and_grad``  log-softmax, ``e_a - p``                ``8 eps (1 + |value|)``
+returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps sum_k M_tk |x_k|``
+returns: ``discounted_returns``                   eq. (4) as a segment matrix product     ``4 (T+1) eps sum_k M_tk |x_k|``
+returns: ``gae_advantages``                       eq. (5) as a segment matrix product     ``4 (T+1) eps sum_k M_tk |x_k|``
+rollout: ``step_flags``                           ``isfinite(...).all()``, ``any(...)``   exact (booleans)
+surrogates: ``clip_terms``                        eq. (3) with ``np.clip``, ``np.where``  bit for bit
+================================================  ======================================  ================================
 
-The per-sample rows serve three results: the score matrix (``dout`` = d log pi / d out), and the
-square-root factor ``U`` of the exact Fisher, ``F = U^T U / N`` (``dout`` = rows of a factor of the
-output-space Fisher, see :mod:`purepg.model.policy`). The accumulation ``U^T U`` is a BLAS product
-(``fisher_accumulate``): it is the fastest way to sum outer products on a CPU, and its reference is the
-explicit sum of outer products.
-
-Activation derivative, in place
--------------------------------
-Eq. (7) of :mod:`purepg.model.nn`, ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, with ``phi'`` written in terms of
-the cached ``h = phi(z)``: ``1 - h^2`` for tanh, ``[h > 0]`` for relu. NumPy needs a temporary
-``(N, d)`` array for ``phi'`` and three passes; the kernel (``dphi_mul``) does one pass and no
-allocation. Each entry is ``dh * (1 - h h)`` (or ``dh * 1.0`` / ``dh * 0.0``) in both: the same IEEE
-operations in the same order, so the results are bit-for-bit equal (the kernel is compiled without
-fastmath, so no multiply-add is fused). With ``db=`` the same pass also sums the new ``dz`` over the
-rows, the bias gradient of eq. (5): row after row, the order in which NumPy's ``sum(axis=0)`` adds a
-C-contiguous (N, d >= 2) array, so again the same bits (for d = 1 or a strided ``dz`` NumPy sums
-pairwise, and the wrapper leaves the sum to NumPy).
-
-Adam step
----------
-Eqs. (A1)-(A3) of :mod:`purepg.optim` touch every coordinate alone: ``m <- beta1 m + (1 - beta1) g``,
-``v <- beta2 v + ((1 - beta2) g) g``, ``theta <- theta - (lr (m / c1)) / (sqrt(v / c2) + eps)`` with
-the bias corrections ``c1 = 1 - beta1^t``, ``c2 = 1 - beta2^t``. NumPy makes about a dozen passes over
-the (P,) vectors, each with a temporary; the kernel makes one (``adam_update``), with the same
-operations per coordinate in the same order, so the same bits. It is compiled with
-``error_model="numpy"``: a division by zero gives inf/NaN as in NumPy instead of raising, which also
-lets the loop vectorise (``c1, c2 > 0`` anyway).
-
-Categorical sampling by inverse CDF
------------------------------------
-Given probabilities ``p`` (N, A) and uniforms ``u`` (N,) drawn by the caller, action ``i`` is
-``a_i = min(#{j : c_ij <= u_i c_i,A-1}, A - 1)`` with ``c_i = cumsum(p_i)`` (scaling ``u`` by the total
-keeps a rounded total below 1 from biasing the last action). ``inverse_cdf`` runs the running sum, the
-comparisons and the count in one pass per row; NumPy's reference builds ``c``, a mask and a count. The
-running sum adds left to right as NumPy's ``cumsum`` does, so the actions are the same.
+Bit for bit where kernel and reference do the same IEEE operations per entry in the same order (no
+fastmath, so nothing is fused); a bound where the C library's ``exp``/``log`` meet NumPy's own, or where
+a sum is taken in another order (each module's docstring gives the reason). ``fisher_accumulate``'s
+fast path is BLAS (``U.T @ U``), its Numba loop a second check.
 """
-from __future__ import annotations
+from purepg.kernels.adam import adam_update
+from purepg.kernels.distributions import categorical_log_prob_and_grad, log_softmax
+from purepg.kernels.nn import STREAM_BYTES, dphi_mul, fisher_accumulate, persample_fill
+from purepg.kernels.returns import discount_cumsum, discounted_returns, gae_advantages
+from purepg.kernels.rollout import step_flags
+from purepg.kernels.sampling import inverse_cdf
+from purepg.kernels.surrogates import clip_terms
 
-import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
-
-# Outputs at least this large are written with non-temporal (streaming) stores: they exceed the caches,
-# so a normal store would first read every line it overwrites (about 2x the memory traffic). Smaller
-# outputs stay in cache for the caller.
-STREAM_BYTES = 8 * 2**20
-
-
-@intrinsic
-def _stream_store(typingctx, arr, idx, val):
-    """``arr.data[idx] = val`` (``idx`` counts elements from the array's first one) with LLVM's
-    ``!nontemporal`` hint: the store bypasses the cache instead of first reading the line it overwrites.
-    A hint only -- the value written is the same; where the CPU has no such store it is a plain one."""
-    sig = types.void(arr, idx, val)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        store = builder.store(args[2], builder.gep(ary.data, [args[1]]))
-        store.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@njit(cache=True)
-def _persample_fill_numba(sizes, H, DZ, out, stream):
-    N = H.shape[0]
-    L = sizes.shape[0] - 1
-    rs = out.strides[0] // 8                                    # row stride of out, in elements
-    for i in range(N):
-        off = 0
-        hoff = 0
-        zoff = 0
-        for l in range(L):
-            d_in = sizes[l]
-            d_out = sizes[l + 1]
-            for j in range(d_out):
-                g = DZ[i, zoff + j]
-                base = off + j * d_in
-                for k in range(d_in):
-                    if stream:
-                        _stream_store(out, i * rs + base + k, g * H[i, hoff + k])
-                    else:
-                        out[i, base + k] = g * H[i, hoff + k]   # dW_l[i][j, k]
-            off += d_out * d_in
-            for j in range(d_out):
-                if stream:
-                    _stream_store(out, i * rs + off + j, DZ[i, zoff + j])
-                else:
-                    out[i, off + j] = DZ[i, zoff + j]           # db_l[i][j]
-            off += d_out
-            hoff += d_in
-            zoff += d_out
-    return out
-
-
-def _persample_fill_numpy(sizes, H, DZ, out):
-    off = hoff = zoff = 0
-    N = H.shape[0]
-    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
-        h = H[:, hoff:hoff + d_in]                              # (N, d_in)
-        dz = DZ[:, zoff:zoff + d_out]                           # (N, d_out)
-        out[:, off:off + d_out * d_in] = (dz[:, :, None] * h[:, None, :]).reshape(N, d_out * d_in)
-        off += d_out * d_in
-        out[:, off:off + d_out] = dz
-        off += d_out
-        hoff += d_in
-        zoff += d_out
-    return out
-
-
-def persample_fill(sizes, H, DZ, backend="numba", out=None):
-    """Per-sample MLP gradients in the flat layout. ``sizes`` int64 (L+1,), ``H``, ``DZ`` as above.
-
-    Returns ``out`` of shape (N, P), ``P = sum_l d_l (d_{l-1} + 1)``.
-    """
-    P = int(sum(int(o) * int(i) + int(o) for i, o in zip(sizes[:-1], sizes[1:])))
-    if out is None:
-        out = np.empty((H.shape[0], P))
-    if backend == "numba":
-        stream = out.nbytes >= STREAM_BYTES and out.strides[1] == 8 and out.strides[0] % 8 == 0
-        return _persample_fill_numba(sizes, H, DZ, out, stream)
-    if backend == "numpy":
-        return _persample_fill_numpy(sizes, H, DZ, out)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _outer_accumulate_numba(U, F):
-    """Reference-style kernel: F += sum_r outer(U[r], U[r]) (upper triangle, then mirrored)."""
-    R, P = U.shape
-    for r in range(R):
-        for a in range(P):
-            ua = U[r, a]
-            if ua != 0.0:
-                for b in range(a, P):
-                    F[a, b] += ua * U[r, b]
-    for a in range(P):
-        for b in range(a):
-            F[a, b] = F[b, a]
-    return F
-
-
-def fisher_accumulate(U, F, backend="numba"):
-    """``F += U^T U`` for a block of factor rows ``U`` (R, P); ``F`` (P, P) updated in place.
-
-    ``backend="numba"`` uses BLAS (``U.T @ U``), the fast path; ``"numpy"`` sums explicit outer
-    products ``np.einsum('ra,rb->ab')`` -- the definition; ``"loops"`` is the Numba loop kernel, kept
-    as a second independent reference.
-    """
-    if backend == "numba":
-        F += U.T @ U
-    elif backend == "numpy":
-        F += np.einsum("ra,rb->ab", U, U)
-    elif backend == "loops":
-        _outer_accumulate_numba(np.ascontiguousarray(U), F)
-    else:
-        raise ValueError(f"backend: expected 'numba', 'numpy' or 'loops', got {backend!r}. Fix: pick one of those")
-    return F
-
-
-@njit(cache=True)
-def _dphi_mul_numba(dh, h, relu):
-    n, d = dh.shape
-    for i in range(n):
-        for j in range(d):
-            x = h[i, j]
-            if relu:
-                dh[i, j] *= 1.0 if x > 0.0 else 0.0             # [h > 0]
-            else:
-                dh[i, j] *= 1.0 - x * x                          # 1 - tanh(z)^2
-    return dh
-
-
-@njit(cache=True)
-def _dphi_mul_colsum_numba(dh, h, relu, db):
-    n, d = dh.shape
-    for i in range(n):
-        for j in range(d):
-            x = h[i, j]
-            if relu:
-                dh[i, j] *= 1.0 if x > 0.0 else 0.0
-            else:
-                dh[i, j] *= 1.0 - x * x
-            if i == 0:
-                db[j] = dh[i, j]
-            else:
-                db[j] += dh[i, j]                                # rows in order, as numpy's axis-0 sum
-    return dh
-
-
-def _dphi_mul_numpy(dh, h, relu):
-    if relu:
-        dh *= (h > 0.0).astype(np.float64)
-        return dh
-    d = h * h                                                    # (N, d)
-    dh *= np.subtract(1.0, d, out=d)
-    return dh
-
-
-def dphi_mul(dh, h, activation, backend="numba", db=None):
-    """``dh *= phi'(z)`` in place from ``h = phi(z)``; ``dh``, ``h`` (N, d) float64, ``activation`` tanh/relu.
-
-    ``db`` (d,), optional: also write the column sums of the new ``dh`` into it (``dh.sum(axis=0)``, the
-    bias gradient of eq. (5) of :mod:`purepg.model.nn`) -- in the same pass over ``dh`` for the Numba backend.
-    NumPy sums the rows of a C-contiguous (N, d >= 2) array in order, and so does the kernel: the same
-    bits. For ``d = 1`` or a strided ``dh``, NumPy's summation order differs (pairwise), so there the
-    column sum is NumPy's own. Returns ``dh``.
-    """
-    relu = activation == "relu"
-    if backend == "numba":
-        if db is not None and dh.shape[1] >= 2 and dh.shape[0] >= 1 and dh.flags.c_contiguous:
-            return _dphi_mul_colsum_numba(dh, h, relu, db)
-        _dphi_mul_numba(dh, h, relu)
-    elif backend == "numpy":
-        _dphi_mul_numpy(dh, h, relu)
-    else:
-        raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-    if db is not None:
-        dh.sum(axis=0, out=db)
-    return dh
-
-
-@njit(cache=True, error_model="numpy")
-def _adam_update_numba(theta, g, m, v, lr, beta1, beta2, eps, c1, c2):
-    P = theta.shape[0]
-    theta_new, m_new, v_new = np.empty(P), np.empty(P), np.empty(P)
-    a1, a2 = 1.0 - beta1, 1.0 - beta2
-    for i in range(P):
-        mi = beta1 * m[i] + a1 * g[i]                            # (A1)
-        vi = beta2 * v[i] + a2 * g[i] * g[i]                     # (A2)
-        m_new[i] = mi
-        v_new[i] = vi
-        theta_new[i] = theta[i] - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)   # (A3)
-    return theta_new, m_new, v_new
-
-
-def _adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2):
-    m = beta1 * m + (1.0 - beta1) * g                            # (P,)  (A1)
-    v = beta2 * v + (1.0 - beta2) * g * g                        # (P,)  (A2)
-    m_hat = m / c1                                               # (P,)  (A3)
-    v_hat = v / c2                                               # (P,)
-    return theta - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
-
-
-def adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba"):
-    """One Adam step at step count ``t >= 1``: ``(theta_new, m_new, v_new)``, new (P,) float64 arrays.
-
-    ``theta``, ``g``, ``m``, ``v`` are (P,) float64 (not modified); see :func:`purepg.optim.adam_step`.
-    """
-    c1, c2 = 1.0 - beta1**t, 1.0 - beta2**t
-    if backend == "numba":
-        return _adam_update_numba(theta, g, m, v, float(lr), float(beta1), float(beta2), float(eps), c1, c2)
-    if backend == "numpy":
-        return _adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _inverse_cdf_numba(p, u, out):
-    N, A = p.shape
-    for i in range(N):
-        total = 0.0
-        for j in range(A):
-            total += p[i, j]                                     # c_i,A-1
-        threshold = u[i] * total
-        c, k = 0.0, 0
-        for j in range(A):
-            c += p[i, j]                                         # c_ij
-            if c <= threshold:
-                k += 1
-        out[i] = min(k, A - 1)
-    return out
-
-
-def _inverse_cdf_numpy(p, u):
-    c = np.cumsum(p, axis=1)                                     # (N, A)
-    threshold = u[:, None] * c[:, -1:]                           # (N, 1)
-    return np.minimum((c <= threshold).sum(axis=1), p.shape[1] - 1).astype(np.int64)
-
-
-def inverse_cdf(p, u, backend="numba"):
-    """Categorical actions (N,) int64 from probabilities ``p`` (N, A) and uniforms ``u`` (N,) in [0, 1)."""
-    if backend == "numba":
-        return _inverse_cdf_numba(p, u, np.empty(p.shape[0], dtype=np.int64))
-    if backend == "numpy":
-        return _inverse_cdf_numpy(p, u)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
+__all__ = ["STREAM_BYTES", "adam_update", "categorical_log_prob_and_grad", "clip_terms", "discount_cumsum",
+           "discounted_returns", "dphi_mul", "fisher_accumulate", "gae_advantages", "inverse_cdf",
+           "log_softmax", "persample_fill", "step_flags"]

@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from purepg import kernels
 
@@ -40,39 +39,10 @@ LOG_2PI = np.log(2.0 * np.pi)
 
 # ------------------------------------------------------------------------ categorical -------
 # The two hot categorical functions -- log_softmax and the log-prob with its gradient (C1) -- run as
-# Numba kernels (one pass per row instead of about ten NumPy calls on (N, A) arrays, which dominate at
-# A = 2); each has its NumPy reference below it. The kernels' exp and log are the C library's, NumPy's
-# may be its own SIMD versions: results agree to a few ulp, not bit for bit (tests/test_distributions.py).
+# Numba kernels, one pass per row (:mod:`purepg.kernels.distributions`, beside their NumPy references).
 def log_softmax(z, backend="numba"):
-    """Stable ``log p`` (N, A) from logits (N, A) float64."""
-    if backend == "numba":
-        return _log_softmax_numba(z, np.empty(z.shape))
-    if backend == "numpy":
-        return _log_softmax_numpy(z)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _log_softmax_numba(z, out):
-    N, A = z.shape
-    for i in range(N):
-        m = z[i, 0]
-        for b in range(1, A):
-            if z[i, b] > m:
-                m = z[i, b]                                      # m = max_b z_b
-        s = 0.0
-        for b in range(A):
-            s += np.exp(z[i, b] - m)                             # sum_b exp(z_b - m), the largest term 1
-        lse = np.log(s)
-        for b in range(A):
-            out[i, b] = (z[i, b] - m) - lse
-    return out
-
-
-def _log_softmax_numpy(z):
-    m = z.max(axis=1, keepdims=True)
-    s = z - m
-    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    """Stable ``log p`` (N, A) from logits (N, A) float64: ``z_a - m - log sum_b exp(z_b - m)``, ``m = max z``."""
+    return kernels.log_softmax(z, backend=backend)
 
 
 def categorical_log_prob(z, a):
@@ -85,38 +55,9 @@ def categorical_log_prob_grad(z, a):
     return categorical_log_prob_and_grad(z, a)[1]
 
 
-def _score_from_log_softmax(ls, a):
-    """(C1) from ``ls = log p`` (N, A): ``e_a - p``."""
-    g = -np.exp(ls)                                              # (N, A)
-    g[np.arange(ls.shape[0]), a] += 1.0
-    return g
-
-
 def categorical_log_prob_and_grad(z, a, backend="numba"):
-    """``log p_a`` (N,) and (C1) ``d log p_a / d z`` (N, A) from one ``log_softmax``; ``a`` int64 (N,)."""
-    if backend == "numba":
-        N, A = z.shape
-        return _categorical_log_prob_and_grad_numba(z, a, np.empty(N), np.empty((N, A)))
-    if backend == "numpy":
-        return _categorical_log_prob_and_grad_numpy(z, a)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True, boundscheck=True)      # an action out of range raises IndexError, as NumPy's indexing
-def _categorical_log_prob_and_grad_numba(z, a, logp, g):
-    N, A = z.shape
-    ls = _log_softmax_numba(z, np.empty((N, A)))                 # (N, A)
-    for i in range(N):
-        for b in range(A):
-            g[i, b] = -np.exp(ls[i, b])                          # (C1): e_a - p
-        g[i, a[i]] += 1.0
-        logp[i] = ls[i, a[i]]
-    return logp, g
-
-
-def _categorical_log_prob_and_grad_numpy(z, a):
-    ls = _log_softmax_numpy(z)                                   # (N, A)
-    return ls[np.arange(z.shape[0]), a], _score_from_log_softmax(ls, a)
+    """``log p_a`` (N,) and (C1) ``d log p_a / d z = e_a - p`` (N, A) from one log-softmax; ``a`` int64 (N,)."""
+    return kernels.categorical_log_prob_and_grad(z, a, backend=backend)
 
 
 def categorical_entropy(z):

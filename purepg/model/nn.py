@@ -42,18 +42,19 @@ For a tangent ``v`` of theta with pieces ``(dW_l, db_l)``, differentiate (1)-(3)
 
 and ``d out = dz_L`` is ``J(x) v`` with ``J = d out / d theta`` -- one forward sweep, no matrix.
 
-Reused buffers (``ws=``)
-------------------------
+Reused buffers (``*_into``)
+---------------------------
 Every pass above writes (N, d_l) arrays. :meth:`MLP.workspace` allocates them once for a batch size
-``N`` and :meth:`MLP.forward`, :meth:`MLP.backward` and :meth:`MLP.jvp_from_cache` accept it as
-``ws=``: the products are written into its arrays (``numpy.matmul(..., out=)``, the same BLAS call and
-the same bits as a fresh result), so a loop that repeats a pass on equal-sized batches -- conjugate
-gradient on one Fisher matrix, minibatch epochs of a value fit -- allocates no (N, d_l) array after
-the first pass. At N = 1024 an (N, 64) float64 result is 512 KB, a block ``malloc`` maps fresh from the
-kernel and faults in page by page on every call, a cost of the same order as the arithmetic. The forward
-activations, the backward cotangents and the JVP tangents have separate arrays, so a cached forward
-pass stays valid while JVPs and VJPs run from it; a second ``forward`` with the same workspace
-overwrites the first (its ``out`` and cache are views of the workspace).
+``N``, and :meth:`MLP.forward_into`, :meth:`MLP.backward_into` and :meth:`MLP.jvp_into` are the passes of
+:meth:`MLP.forward`, :meth:`MLP.backward` and :meth:`MLP.jvp_from_cache` with each product written into
+its arrays (``numpy.matmul(..., out=)``, the same BLAS call and the same bits as a fresh result), so a
+loop that repeats a pass on equal-sized batches -- conjugate gradient on one Fisher matrix, minibatch
+epochs of a value fit -- allocates no (N, d_l) array after the first pass. At N = 1024 an (N, 64)
+float64 result is 512 KB, a block ``malloc`` maps fresh from the kernel and faults in page by page on
+every call, a cost of the same order as the arithmetic. The forward activations, the backward
+cotangents and the JVP tangents have separate arrays, so a cached forward pass stays valid while JVPs
+and VJPs run from it; a second ``forward_into`` with the same workspace overwrites the first (its
+``out`` and cache are views of the workspace).
 
 Initialisation
 --------------
@@ -170,7 +171,8 @@ class MLP:
             got = (f"a workspace for sizes {ws.sizes} and N = {ws.N}" if isinstance(ws, Workspace)
                    else type(ws).__name__)
             raise ValueError(f"ws: expected MLP.workspace({N}) of this network (sizes {self.sizes}), got {got}. "
-                             f"Fix: build one with net.workspace(N) for this batch size, or pass ws=None")
+                             f"Fix: build one with net.workspace(N) for this batch size, or call the pass "
+                             f"without a workspace (forward, backward, jvp_from_cache)")
 
     # ----- init -------------------------------------------------------------------------------
     def init(self, rng: np.random.Generator, gains=None, scheme="orthogonal") -> np.ndarray:
@@ -198,63 +200,76 @@ class MLP:
         return theta
 
     # ----- forward / backward -----------------------------------------------------------------
-    def forward(self, theta, x, *, check=True, ws=None):
+    def forward(self, theta, x, *, check=True):
         """Eqs. (1)-(3). ``x`` (N, d_0) -> ``out`` (N, d_L), cache for :meth:`backward`.
 
         ``check=False`` skips the validation of ``theta`` and ``x`` (shapes, dtype, finiteness): for
         callers that validated them already, e.g. once per iteration of a training loop.
-        ``ws``: a :meth:`workspace` for ``N`` rows; ``out`` and the cache are then views of its arrays.
+        :meth:`forward_into` is the same pass into a :meth:`workspace`.
         """
         if check:
             theta = self.check_theta(theta)
             x = as_matrix(x, self.sizes[0], "x")
-        if ws is not None:
-            self._check_ws(ws, x.shape[0])
         h, hs = x, []
         last = self.num_layers - 1
         for l, (W, b) in enumerate(self.unflatten(theta)):
             hs.append(h)
-            h = h @ W.T if ws is None else np.matmul(h, W.T, out=ws.h[l])   # (N, d_l)   eq. (1), z_l
-            h += b
-            if l < last:
-                self._phi(h)                                  # (N, d_l)   eq. (2), in place: h_l = phi(z_l)
+            z = h @ W.T                                       # (N, d_l)   eq. (1)
+            z += b
+            h = self._phi(z) if l < last else z               # (N, d_l)   eq. (2), in place: h_l = phi(z_l)
         return h, MLPCache(tuple(hs))                         # eq. (3): out = z_L
 
-    def backward_dz(self, theta, dout, cache, ws=None, dbs=None):
+    def forward_into(self, ws, theta, x):
+        """:meth:`forward` of validated ``theta`` and ``x`` (N, d_0), each product written into the
+        :meth:`workspace` ``ws`` for ``N`` rows (module docstring, "Reused buffers"): the same bits, and
+        ``out`` and the cache are views of ``ws.h``."""
+        self._check_ws(ws, x.shape[0])
+        hs = (x, *ws.h[:-1])                                  # h_0 = x, then h_l in ws.h[l - 1]
+        for l, ((W, b), z) in enumerate(zip(self.unflatten(theta), ws.h)):
+            np.matmul(hs[l], W.T, out=z)                      # eq. (1)
+            z += b
+            if l < self.num_layers - 1:
+                self._phi(z)                                  # eq. (2)
+        return ws.h[-1], MLPCache(hs)
+
+    def backward_dz(self, theta, dout, cache, dbs=None):
         """Eqs. (6)-(7): the list ``[dz_1, ..., dz_L]`` of per-sample pre-activation cotangents.
 
-        ``ws``: a checked :meth:`workspace`; ``dz_1 .. dz_{L-1}`` are written into ``ws.dz``.
         ``dbs``: optional ``[db_1, ..., db_{L-1}]``, (d_l,) arrays that receive eq. (5) for the hidden
         layers, summed in the pass that applies phi' (:func:`purepg.kernels.dphi_mul`).
         """
         layers = self.unflatten(theta)
         dzs = [dout]
         for l in range(self.num_layers - 1, 0, -1):
-            W = layers[l][0]
-            dz = dzs[-1] @ W if ws is None else np.matmul(dzs[-1], W, out=ws.dz[l - 1])   # eq. (6): dh_{l-1}
-            kernels.dphi_mul(dz, cache.hs[l], self.activation,      # (N, d_{l-1})  eq. (7), in place
-                             db=None if dbs is None else dbs[l - 1])
-            dzs.append(dz)
+            dh = dzs[-1] @ layers[l][0]                       # (N, d_{l-1})  eq. (6)
+            dzs.append(kernels.dphi_mul(dh, cache.hs[l], self.activation,   # eq. (7), in place
+                                        db=None if dbs is None else dbs[l - 1]))
         return dzs[::-1]
 
-    def backward(self, theta, dout, cache, *, check=True, ws=None):
+    def backward(self, theta, dout, cache, *, check=True):
         """VJP, eqs. (4)-(7): ``sum_i dout[i] . d out[i]/d theta`` as a flat (P,) vector.
 
         ``check=False`` skips the validation of ``theta`` and ``dout`` (see :meth:`forward`).
-        ``ws``: a :meth:`workspace` for ``N`` rows, whose ``dz`` arrays take the cotangents.
+        :meth:`backward_into` is the same pass into a :meth:`workspace`.
         """
         if check:
             theta = self.check_theta(theta)
             dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
-        if ws is not None:
-            self._check_ws(ws, cache.hs[0].shape[0])
         dtheta = np.empty(self.num_params)
         grads = self.unflatten(dtheta)                        # [(dW_l, db_l)] views into dtheta
-        dzs = self.backward_dz(theta, dout, cache, ws, dbs=[db for _, db in grads[:-1]])   # eq. (5), l < L
-        for (dW, _), dz, h in zip(grads, dzs, cache.hs):
-            np.matmul(dz.T, h, out=dW)                        # (d_l, d_{l-1})  eq. (4)
-        dout.sum(axis=0, out=grads[-1][1])                    # (d_L,)          eq. (5), l = L
-        return dtheta
+        dzs = self.backward_dz(theta, dout, cache, dbs=[db for _, db in grads[:-1]])   # eq. (5), l < L
+        return _weight_grads(dtheta, grads, dzs, cache)
+
+    def backward_into(self, ws, theta, dout, cache):
+        """:meth:`backward` of validated ``theta`` and ``dout``, the cotangents of eq. (6) written into the
+        :meth:`workspace` ``ws`` (``ws.dz``) instead of fresh arrays: the same bits."""
+        self._check_ws(ws, cache.hs[0].shape[0])
+        dtheta = np.empty(self.num_params)
+        grads = self.unflatten(dtheta)
+        dzs = [dout]
+        for (W, _), (_, db), h, buf in reversed(list(zip(self.unflatten(theta)[1:], grads, cache.hs[1:], ws.dz))):
+            dzs.append(kernels.dphi_mul(np.matmul(dzs[-1], W, out=buf), h, self.activation, db=db))  # (6)-(7)
+        return _weight_grads(dtheta, grads, dzs[::-1], cache)
 
     def persample_grads(self, theta, dout, cache, backend="numba", out=None):
         """Per-sample VJPs: row ``i`` is ``dout[i] . d out[i] / d theta``, shape (N, P) (written to ``out``)."""
@@ -280,29 +295,40 @@ class MLP:
         out, cache = self.forward(theta, x, check=check)
         return out, self.jvp_from_cache(theta, v, cache, check=False), cache
 
-    def jvp_from_cache(self, theta, v, cache, *, check=True, ws=None):
+    def jvp_from_cache(self, theta, v, cache, *, check=True):
         """Eqs. (8)-(9) at the point of a forward pass: ``J v`` (N, d_L) from its ``cache``.
 
         ``cache`` comes from :meth:`forward` at this ``theta``: its activations ``h_l`` give
         ``phi'(z_l)`` (eq. (9)), so repeated products ``J v`` at one point (conjugate gradient on a
         Fisher matrix) cost the tangent sweep alone. ``check=False`` skips validating ``theta``, ``v``.
-        ``ws``: a :meth:`workspace` for ``N`` rows; ``J v`` is then a view of ``ws.jz[-1]``.
+        :meth:`jvp_into` is the same sweep into a :meth:`workspace`.
         """
         if check:
             theta, v = self.check_theta(theta), self.check_theta(v, "v")
-        if ws is not None:
-            self._check_ws(ws, cache.hs[0].shape[0])
         layers, last = self.unflatten(theta), self.num_layers - 1
+        dh = None                                             # dh_0 = 0: the input does not depend on theta
         for l, (dW, db) in enumerate(self.unflatten(v)):
-            h = cache.hs[l]
-            dz = h @ dW.T if ws is None else np.matmul(h, dW.T, out=ws.jz[l])   # (N, d_l)  eq. (8); dh_0 = 0
-            if l > 0:
-                W = layers[l][0]
-                dz += dh @ W.T if ws is None else np.matmul(dh, W.T, out=ws.jt[l])
+            dz = cache.hs[l] @ dW.T                           # (N, d_l)  eq. (8)
+            if dh is not None:
+                dz += dh @ layers[l][0].T
             dz += db
             if l == last:
                 return dz
             dh = kernels.dphi_mul(dz, cache.hs[l + 1], self.activation)   # eq. (9), in place: dz not needed again
+
+    def jvp_into(self, ws, theta, v, cache):
+        """:meth:`jvp_from_cache` of validated ``theta`` and ``v``, each product written into the
+        :meth:`workspace` ``ws`` (``ws.jz``, ``ws.jt``): the same bits; ``J v`` is a view of ``ws.jz[-1]``."""
+        self._check_ws(ws, cache.hs[0].shape[0])
+        dz = np.matmul(cache.hs[0], self.unflatten(v)[0][0].T, out=ws.jz[0])     # eq. (8) at l = 1: dh_0 = 0
+        dz += self.unflatten(v)[0][1]
+        for (W, _), (dW, db), h, jz, jt in zip(self.unflatten(theta)[1:], self.unflatten(v)[1:], cache.hs[1:],
+                                               ws.jz[1:], ws.jt[1:]):
+            dh = kernels.dphi_mul(dz, h, self.activation)    # eq. (9), in place
+            dz = np.matmul(h, dW.T, out=jz)                   # eq. (8)
+            dz += np.matmul(dh, W.T, out=jt)
+            dz += db
+        return dz
 
     # ----- activation -------------------------------------------------------------------------
     def _phi(self, z):
@@ -312,6 +338,15 @@ class MLP:
         return np.maximum(z, 0.0, out=z)
 
     # phi'(z) = 1 - h^2 (tanh) or [h > 0] (relu) from h = phi(z): the in-place kernel ``kernels.dphi_mul``.
+
+
+def _weight_grads(dtheta, grads, dzs, cache):
+    """Eqs. (4)-(5) into ``dtheta`` from its views ``grads = [(dW_l, db_l)]`` and the cotangents ``dzs``
+    (the hidden layers' ``db_l`` are already summed, :meth:`MLP.backward_dz`); returns ``dtheta`` (P,)."""
+    for (dW, _), dz, h in zip(grads, dzs, cache.hs):
+        np.matmul(dz.T, h, out=dW)                            # (d_l, d_{l-1})  eq. (4)
+    dzs[-1].sum(axis=0, out=grads[-1][1])                     # (d_L,)          eq. (5), l = L
+    return dtheta
 
 
 def orthogonal(shape, rng: np.random.Generator) -> np.ndarray:

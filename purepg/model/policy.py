@@ -110,13 +110,10 @@ class Policy:
             return as_actions_discrete(act, n, self.act_dim)
         return as_matrix(act, self.act_dim, "act", rows=n)
 
-    def _forward(self, theta, obs, nonempty=False, check=True, ws=None):
-        """Network output at ``theta``: ``(theta_net, extra, out (N, d_L), cache)``; inputs validated if ``check``.
-
-        ``ws``: an ``MLP.workspace`` of the network for ``N`` rows (``out`` and ``cache`` are then its views).
-        """
+    def _forward(self, theta, obs, nonempty=False, check=True):
+        """Network output at ``theta``: ``(theta_net, extra, out (N, d_L), cache)``; inputs validated if ``check``."""
         th, extra = self._split(theta, check=check)
-        out, cache = self.net.forward(th, self._obs(obs, nonempty) if check else obs, check=False, ws=ws)
+        out, cache = self.net.forward(th, self._obs(obs, nonempty) if check else obs, check=False)
         return th, extra, out, cache
 
     def _join(self, d_net, d_extra):
@@ -254,14 +251,15 @@ class Policy:
         """
         obs = self._obs(obs, nonempty=True)
         ws = self.net.workspace(obs.shape[0])
-        th, extra, out, cache = self._forward(theta, obs, ws=ws)
+        th, extra = self._split(theta)
+        out, cache = self.net.forward_into(ws, th, obs)
         _, F_extra = self.dist.fisher_factor(out[:0], extra)
 
         def F_v(v):
             v_net, v_extra = self._split(v, "v")
-            Jv = self.net.jvp_from_cache(th, v_net, cache, check=False, ws=ws)   # (N, d_L)
+            Jv = self.net.jvp_into(ws, th, v_net, cache)                        # (N, d_L)
             MJv = self.dist.fisher_out_vp(out, extra, Jv) / out.shape[0]        # (N, d_L)
-            return self._join(self.net.backward(th, MJv, cache, check=False, ws=ws), F_extra @ v_extra)
+            return self._join(self.net.backward_into(ws, th, MJv, cache), F_extra @ v_extra)
 
         return F_v
 

@@ -111,7 +111,7 @@ def _value_loss_terms(v, R, v_old=None, eps_v=None):
     return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
 
 
-def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True, ws=None):
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True):
     """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
 
     Parameters
@@ -125,8 +125,6 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=Tr
     check : bool
         ``False`` skips the validation of the arguments (for a training loop that validated its batch
         once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
-    ws : purepg.model.nn.Workspace, optional
-        ``net.workspace(N)``: the passes write into its arrays (a loop over equal-sized minibatches).
 
     Returns
     -------
@@ -134,15 +132,23 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=Tr
         ``value`` = the loss (minimised), ``grad`` (P_v,) its gradient w.r.t. ``theta_v``.
     """
     if not check:
-        out, cache = net.forward(theta_v, obs, check=False, ws=ws)          # (N, 1)
+        out, cache = net.forward(theta_v, obs, check=False)     # (N, 1)
         loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps)
-        return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False, ws=ws))
+        return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
-    out, cache = net.forward(theta_v, obs, ws=ws)                # (N, 1)
+    out, cache = net.forward(theta_v, obs)                       # (N, 1)
     loss, dv = value_loss_terms(out[:, 0], target, v_old=v_old, clip_eps=clip_eps)
-    return Objective(loss, net.backward(theta_v, dv[:, None], cache, ws=ws))
+    return Objective(loss, net.backward(theta_v, dv[:, None], cache))
+
+
+def _value_loss_into(ws, net, theta_v, obs, target, v_old, eps_v):
+    """:func:`value_loss` of validated arrays, the network's passes written into ``ws = net.workspace(N)``
+    (a loop over equal-sized minibatches reuses the same arrays, :mod:`purepg.model.nn`, "Reused buffers")."""
+    out, cache = net.forward_into(ws, theta_v, obs)              # (N, 1)
+    loss, dv = _value_loss_terms(out[:, 0], target, v_old, eps_v)
+    return Objective(loss, net.backward_into(ws, theta_v, dv[:, None], cache))
 
 
 def explained_variance(pred, target):
@@ -220,9 +226,9 @@ class ValueFunction:
         out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
         return out[:, 0]
 
-    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True, ws=None) -> Objective:
-        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check`` and ``ws``)."""
-        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, check=check, ws=ws)
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True) -> Objective:
+        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check``)."""
+        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, check=check)
 
     def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
             v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -275,8 +281,7 @@ class ValueFunction:
             M = idx.shape[0]
             if M not in workspaces:
                 workspaces[M] = self.net.workspace(M)
-            return self.loss(th, obs[idx], targets[idx], v_old=sub_old, clip_eps=clip_eps, check=False,
-                             ws=workspaces[M])
+            return _value_loss_into(workspaces[M], self.net, th, obs[idx], targets[idx], sub_old, clip_eps)
 
         theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],
                                                      epochs=epochs, batch_size=mb, lr=lr, rng=rng,

@@ -59,11 +59,16 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     Returns
     -------
     theta_new : (P,) new array.  state_new : AdamState with ``t + 1``.
+
+    The three equations run as one pass over the coordinates, :func:`purepg.kernels.adam_update`; they
+    are written in NumPy, vector by vector, in its reference beside it (:mod:`purepg.kernels.adam`).
     """
     if check:
         theta, state, (lr, beta1, beta2, eps) = _adam_args(theta, state, lr, beta1, beta2, eps)
         g = _gradient(g, theta.size)
-    return _adam_update(theta, g, state.m, state.v, state.t + 1, lr, beta1, beta2, eps)
+    t = state.t + 1
+    theta_new, m, v = kernels.adam_update(theta, g, state.m, state.v, t, lr, beta1, beta2, eps)   # (A1)-(A3)
+    return theta_new, AdamState(m, v, t)
 
 
 def _adam_args(theta, state, lr, beta1, beta2, eps):
@@ -81,12 +86,6 @@ def _adam_args(theta, state, lr, beta1, beta2, eps):
 
 def _gradient(g, size):
     return _vector(g, "g", "a non-finite gradient would poison Adam's moments; skip this update", size)
-
-
-def _adam_update(theta, g, m, v, t, lr, beta1, beta2, eps):
-    """(A1)-(A3) on validated arguments, one pass (:func:`purepg.kernels.adam_update`); ``t`` is the new step count."""
-    theta_new, m, v = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps)   # (P,) each
-    return theta_new, AdamState(m, v, t)
 
 
 # ----------------------------------------------------------------------------- 2. clipping

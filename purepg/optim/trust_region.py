@@ -4,23 +4,23 @@
 ----------------------------------------------------------------------------
 Expand ``KL(pi_theta || pi_{theta+d})`` around ``d = 0``: its value and gradient vanish there (a minimum)
 and its Hessian is the Fisher ``F``, so ``KL ~ 1/2 d^T F d``. Maximise the linear model of the
-objective inside that ellipsoid: ``max_d g^T d  s.t.  1/2 d^T F d <= epsilon``. The Lagrangian
-``g^T d - mu (1/2 d^T F d - epsilon)`` is stationary at ``d = F^{-1} g / mu``; the objective is linear,
-so the constraint is active, ``1/(2 mu^2) g^T F^{-1} g = epsilon``, ``mu = sqrt(g^T F^{-1} g / (2 epsilon))``::
+objective inside that ellipsoid: ``max_d g^T d  s.t.  1/2 d^T F d <= delta``. The Lagrangian
+``g^T d - mu (1/2 d^T F d - delta)`` is stationary at ``d = F^{-1} g / mu``; the objective is linear,
+so the constraint is active, ``1/(2 mu^2) g^T F^{-1} g = delta``, ``mu = sqrt(g^T F^{-1} g / (2 delta))``::
 
-    d = sqrt(2 epsilon / g^T F^{-1} g) F^{-1} g,     g^T d = sqrt(2 epsilon g^T F^{-1} g)     (N1)
+    d = sqrt(2 delta / g^T F^{-1} g) F^{-1} g,     g^T d = sqrt(2 delta g^T F^{-1} g)     (N1)
 
 Here ``x ~ (F + c I)^{-1} g`` comes from Cholesky or CG, and the scale uses ``x^T (F + c I) x``. For an
 exact solve that is ``g^T x``; for a CG iterate too, in exact arithmetic (``r_k`` is orthogonal to the
 Krylov space holding ``x_k``, so ``x_k^T (b - A x_k) = 0``). In float64 CG's loss of orthogonality makes
 the two differ (by up to 1e-3 relative at condition 1e4, measured), and only ``x^T (F + c I) x`` keeps
-``1/2 d^T (F + c I) d = epsilon`` to rounding. It costs one more ``matvec``, and it is what sb3-contrib's
+``1/2 d^T (F + c I) d = delta`` to rounding. It costs one more ``matvec``, and it is what sb3-contrib's
 TRPO does (``sb3_contrib/trpo/trpo.py`` divides by ``x^T (H + c I) x``), so steps can be compared.
 
 5. Backtracking line search (Nocedal & Wright 2006, Algorithm 3.1)
 ------------------------------------------------------------------
 (N1) trusts a quadratic KL model and a linear objective model. Both are checked on the true functions at
-``theta + ratio^j d``, ``j = 0, 1, ...``: the first fraction whose mean KL is ``<= max_kl`` and whose
+``theta + ratio^j d``, ``j = 0, 1, ...``: the first fraction whose mean KL is ``<= delta`` and whose
 surrogate improves (by at least ``accept_ratio * ratio^j * g^T d`` when that prediction is given) wins.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ class NaturalStep(NamedTuple):
     step: np.ndarray  # (P,)  d of (N1)
     x: np.ndarray  # (P,)  (F + c I)^{-1} g
     gFg: float  # g^T x
-    expected_improve: float  # g^T step = sqrt(2 epsilon g^T F^-1 g) for an exact solve
+    expected_improve: float  # g^T step = sqrt(2 delta g^T F^-1 g) for an exact solve
     ok: bool
     reason: str
     solver: str  # "cholesky" or "cg"
@@ -95,20 +95,20 @@ def _failed(g, reason, solver, iterations=0, x=None, residual=None):
     return NaturalStep(zero, zero.copy() if x is None else x, 0.0, 0.0, False, reason, solver, iterations, res)
 
 
-def natural_step(g, F_or_fvp, epsilon, *, damping=0.0, solver=None, cg_iters=10, cg_tol=1e-10) -> NaturalStep:
-    """The natural-gradient step (N1) ``d = sqrt(2 epsilon / x^T (F + c I) x) x``, ``x = (F + c I)^{-1} g``.
+def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, cg_tol=1e-10) -> NaturalStep:
+    """The natural-gradient step (N1) ``d = sqrt(2 delta / x^T (F + c I) x) x``, ``x = (F + c I)^{-1} g``.
 
     ``g`` is the gradient of the objective to MAXIMISE. ``F_or_fvp`` is the (P, P) Fisher (solved by
     Cholesky, or by CG with ``solver="cg"``) or a callable ``v -> F v`` (solved by CG). The result
-    satisfies ``1/2 d^T (F + c I) d = epsilon``. If ``F + c I`` is not positive definite (Cholesky
+    satisfies ``1/2 d^T (F + c I) d = delta``. If ``F + c I`` is not positive definite (Cholesky
     fails, CG meets non-positive curvature, or ``g^T x <= 0``), or ``g = 0``, nothing is NaN: ``ok`` is
     False, ``step`` is zero and ``reason`` says why. CG stopping at ``cg_iters`` still gives ``ok=True``.
 
-    Raises ``ValueError`` for ``epsilon <= 0``, ``damping < 0``, an unknown solver, or a callable with
+    Raises ``ValueError`` for ``delta <= 0``, ``damping < 0``, an unknown solver, or a callable with
     ``solver="cholesky"``.
     """
     g = _vector(g, "g", "pass the finite policy gradient (a NaN usually means a NaN in the batch)")
-    epsilon = _real(epsilon, "epsilon", 0.0, np.inf, "use a positive KL radius such as 0.01", lo_open=True)
+    delta = _real(delta, "delta", 0.0, np.inf, "use a positive KL radius such as 0.01", lo_open=True)
     damping = _real(damping, "damping", 0.0, np.inf, "pass 0.0, or a small positive value such as 1e-3")
     solver = solver or ("cg" if callable(F_or_fvp) else "cholesky")
     if solver not in ("cholesky", "cg"):
@@ -133,16 +133,16 @@ def natural_step(g, F_or_fvp, epsilon, *, damping=0.0, solver=None, cg_iters=10,
         if not cg.converged and not cg.reason.startswith("iteration limit"):
             return _failed(g, f"cg: {cg.reason}", solver, cg.iterations, cg.x, cg.residual)
         x, iterations, residual = cg.x, cg.iterations, cg.residual
-    return _scale(g, x, np.asarray(matvec(x), dtype=np.float64) + damping * x, epsilon, solver, iterations, residual)
+    return _scale(g, x, np.asarray(matvec(x), dtype=np.float64) + damping * x, delta, solver, iterations, residual)
 
 
-def _scale(g, x, Fx, epsilon, solver, iterations, residual) -> NaturalStep:
+def _scale(g, x, Fx, delta, solver, iterations, residual) -> NaturalStep:
     """Apply (N1) given ``x`` and ``Fx = (F + c I) x``; report a non-positive or non-finite model."""
     gFg, xFx = float(g @ x), float(x @ Fx)
     if not (np.isfinite(gFg) and np.isfinite(xFx) and gFg > 0.0 and xFx > 0.0):
         why = f"g^T x = {gFg:.3e}, x^T (F + c I) x = {xFx:.3e}: F + c I is not positive definite along g"
         return _failed(g, why + "; increase damping", solver, iterations, x, residual)
-    step = np.sqrt(2.0 * epsilon / xFx) * x  # (P,)  (N1)
+    step = np.sqrt(2.0 * delta / xFx) * x  # (P,)  (N1)
     return NaturalStep(step, x, gFg, float(g @ step), True, "ok", solver, iterations, residual)
 
 
@@ -166,12 +166,12 @@ def _scalar(value, name) -> float:
     return float(arr.reshape(()))
 
 
-def _ls_args(f, theta, step, constraint, max_kl, expected_improve, ratio, max_steps, accept_ratio):
+def _ls_args(f, theta, step, constraint, delta, expected_improve, ratio, max_steps, accept_ratio):
     _callable(f, "f")
     _callable(constraint, "constraint")
     theta = _vector(theta, "theta", "pass the current flat parameters")
     step = _vector(step, "step", "pass the finite full step, e.g. natural_step(...).step", theta.size)
-    max_kl = _real(max_kl, "max_kl", 0.0, np.inf, "use a positive KL bound such as 0.01", lo_open=True)
+    delta = _real(delta, "delta", 0.0, np.inf, "use a positive KL bound such as 0.01", lo_open=True)
     if expected_improve is not None:
         expected_improve = _real(expected_improve, "expected_improve", 0.0, np.inf,
                                  "pass g^T step > 0 (NaturalStep.expected_improve) or None", lo_open=True)
@@ -179,22 +179,22 @@ def _ls_args(f, theta, step, constraint, max_kl, expected_improve, ratio, max_st
                   lo_open=True, hi_open=True)
     max_steps = _int(max_steps, "max_steps", 1, "TRPO uses 10 backtracking steps")
     accept_ratio = _real(accept_ratio, "accept_ratio", 0.0, 1.0, "use 0.0 (any improvement) or e.g. 0.1")
-    return theta, step, max_kl, expected_improve, ratio, max_steps, accept_ratio
+    return theta, step, delta, expected_improve, ratio, max_steps, accept_ratio
 
 
-def backtracking_line_search(f, theta, step, *, constraint, max_kl, expected_improve=None, ratio=0.5,
+def backtracking_line_search(f, theta, step, *, constraint, delta, expected_improve=None, ratio=0.5,
                              max_steps=10, accept_ratio=0.0) -> LineSearchResult:
     """Try ``theta + ratio^j step``, ``j = 0..max_steps-1``; accept the first feasible improvement.
 
     Trial ``j`` (fraction ``a = ratio^j``) is accepted iff ``f(theta')`` and ``constraint(theta')`` are
-    finite, ``constraint(theta') <= max_kl``, ``f(theta') > f(theta)`` and, if ``expected_improve`` (the
+    finite, ``constraint(theta') <= delta``, ``f(theta') > f(theta)`` and, if ``expected_improve`` (the
     predicted gain of the full step, ``g^T step``) is given,
     ``f(theta') - f(theta) >= accept_ratio * expected_improve * a``.
 
     Parameters
     ----------
     f : callable, (P,) -> float, surrogate to maximise.  theta : (P,).  step : (P,) full step.
-    constraint : callable, (P,) -> float, mean KL(pi_theta || pi_theta').  max_kl : float > 0 (delta).
+    constraint : callable, (P,) -> float, mean KL(pi_theta || pi_theta').  delta : float > 0 (delta).
     expected_improve : float > 0 or None.  ratio : float in (0, 1).  max_steps : int >= 1.
     accept_ratio : float in [0, 1].
 
@@ -205,12 +205,12 @@ def backtracking_line_search(f, theta, step, *, constraint, max_kl, expected_imp
         ``step_fraction = 0.0`` and a reason counting KL violations, non-improvements and non-finite
         trials. ``trace`` has one ``(fraction, f, kl)`` per trial made.
     """
-    theta, step, max_kl, expected, ratio, max_steps, accept_ratio = _ls_args(
-        f, theta, step, constraint, max_kl, expected_improve, ratio, max_steps, accept_ratio)
+    theta, step, delta, expected, ratio, max_steps, accept_ratio = _ls_args(
+        f, theta, step, constraint, delta, expected_improve, ratio, max_steps, accept_ratio)
     f0 = _scalar(f(theta), "f")
     if not np.isfinite(f0):
         return LineSearchResult(theta.copy(), 0.0, False, f"f(theta) = {f0} is not finite", ())
-    trace, counts = [], {"non-finite": 0, "KL above max_kl": 0, "no improvement": 0}
+    trace, counts = [], {"non-finite": 0, "KL above delta": 0, "no improvement": 0}
     for j in range(max_steps):
         a = ratio**j
         theta_new = theta + a * step  # (P,)
@@ -218,8 +218,8 @@ def backtracking_line_search(f, theta, step, *, constraint, max_kl, expected_imp
         trace.append((a, f_new, kl))
         if not (np.isfinite(f_new) and np.isfinite(kl)):
             counts["non-finite"] += 1
-        elif kl > max_kl:
-            counts["KL above max_kl"] += 1
+        elif kl > delta:
+            counts["KL above delta"] += 1
         elif not f_new > f0 or (expected is not None and f_new - f0 < accept_ratio * expected * a):
             counts["no improvement"] += 1
         else:

@@ -92,7 +92,8 @@ from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+
+from purepg import kernels
 
 _BACKENDS = ("numba", "numpy")
 
@@ -179,28 +180,6 @@ def _weights(w, n):
 # ----------------------------------------------------------------------------- discounted sums
 
 
-@njit(cache=True)
-def _discount_cumsum_numba(x, gamma):
-    y = np.empty_like(x)  # (T,)
-    acc = 0.0
-    for t in range(x.shape[0] - 1, -1, -1):
-        acc = x[t] + gamma * acc  # eq. (2)
-        y[t] = acc
-    return y
-
-
-def _discount_cumsum_numpy(x, gamma):
-    """Reference for eq. (2): the backward recursion as a plain Python loop. It cannot be vectorised
-    without changing the rounding or dividing by gamma^t (which underflows); tests also compare it
-    with the O(T^2) definition (1)."""
-    y = np.empty_like(x)  # (T,)
-    acc = 0.0
-    for t in range(x.shape[0] - 1, -1, -1):
-        acc = x[t] + gamma * acc
-        y[t] = acc
-    return y
-
-
 def discount_cumsum(x, gamma, *, backend="numba"):
     """Discounted cumulative sum ``y_t = sum_{k>=t} gamma^(k-t) x_k`` (eq. 1, computed by eq. 2).
 
@@ -210,6 +189,8 @@ def discount_cumsum(x, gamma, *, backend="numba"):
         Finite reals (T may be 0).
     gamma : float in [0, 1]
     backend : {"numba", "numpy"}
+        The backward recursion (Numba kernel), or its reference in :mod:`purepg.kernels.returns`: the
+        same sums as a matrix product, O(T^2) (for tests).
 
     Returns
     -------
@@ -217,9 +198,7 @@ def discount_cumsum(x, gamma, *, backend="numba"):
     """
     x = _real_array("x", x, (1,))
     gamma = _unit_interval("gamma", gamma)
-    if _backend(backend) == "numba":
-        return _discount_cumsum_numba(x, gamma)
-    return _discount_cumsum_numpy(x, gamma)
+    return kernels.discount_cumsum(x, gamma, backend=_backend(backend))   # eq. (2), one backward pass
 
 
 def reward_to_go(rew, gamma=1.0, *, backend="numba"):
@@ -250,33 +229,6 @@ def _batch(rew, terminated, truncated, **values):
     return shape, as2d
 
 
-@njit(cache=True)
-def _returns_numba(rew, v_next, term, done, gamma):
-    T, E = rew.shape
-    G = np.empty((T, E))
-    nxt = np.zeros(E)  # G_{t+1} of each env
-    for t in range(T - 1, -1, -1):
-        for e in range(E):
-            boot = v_next[t, e] if (done[t, e] or t == T - 1) else nxt[e]
-            nonterm = 0.0 if term[t, e] else 1.0
-            nxt[e] = rew[t, e] + gamma * nonterm * boot  # eq. (4)
-            G[t, e] = nxt[e]
-    return G
-
-
-def _returns_numpy(rew, v_next, term, done, gamma):
-    """Reference for eq. (4): a backward loop over t, vectorised over the E envs."""
-    T, E = rew.shape
-    G = np.empty((T, E))
-    nxt = np.zeros(E)  # (E,)
-    for t in range(T - 1, -1, -1):
-        cut = done[t] | (t == T - 1)  # (E,)
-        boot = np.where(cut, v_next[t], nxt)  # (E,)
-        nxt = rew[t] + gamma * (1.0 - term[t]) * boot  # (E,)
-        G[t] = nxt
-    return G
-
-
 def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="numba"):
     """Bootstrapped Monte-Carlo returns of a time-major batch, restarting at episode boundaries.
 
@@ -291,6 +243,8 @@ def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="nu
         Value of the state after step t (see the layout contract; ignored where terminated).
     gamma : float in [0, 1]
     backend : {"numba", "numpy"}
+        The backward recursion (Numba kernel), or its reference in :mod:`purepg.kernels.returns`: the
+        same sums as a matrix product, O(T^2) (for tests).
 
     Returns
     -------
@@ -298,35 +252,8 @@ def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="nu
     """
     shape, (rew, term, done, v_next) = _batch(rew, terminated, truncated, v_next=v_next)
     gamma = _unit_interval("gamma", gamma)
-    kernel = _returns_numba if _backend(backend) == "numba" else _returns_numpy
-    return kernel(rew, v_next, term, done, gamma).reshape(shape)
-
-
-@njit(cache=True)
-def _gae_numba(rew, v, v_next, term, done, gamma, lam):
-    T, E = rew.shape
-    adv = np.empty((T, E))
-    a = np.zeros(E)  # A_{t+1} of each env
-    for t in range(T - 1, -1, -1):
-        for e in range(E):
-            nonterm = 0.0 if term[t, e] else 1.0
-            cont = 0.0 if done[t, e] else 1.0
-            delta = rew[t, e] + gamma * nonterm * v_next[t, e] - v[t, e]
-            a[e] = delta + gamma * lam * cont * a[e]  # eq. (6)
-            adv[t, e] = a[e]
-    return adv
-
-
-def _gae_numpy(rew, v, v_next, term, done, gamma, lam):
-    """Reference for eq. (6): a backward loop over t, vectorised over the E envs."""
-    T, E = rew.shape
-    adv = np.empty((T, E))
-    a = np.zeros(E)  # (E,)
-    for t in range(T - 1, -1, -1):
-        delta = rew[t] + gamma * (1.0 - term[t]) * v_next[t] - v[t]  # (E,)
-        a = delta + gamma * lam * (1.0 - done[t]) * a  # (E,)
-        adv[t] = a
-    return adv
+    G = kernels.discounted_returns(rew, v_next, term, done, gamma, backend=_backend(backend))   # (T, E) eq. (4)
+    return G.reshape(shape)
 
 
 def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
@@ -343,6 +270,8 @@ def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
     terminated, truncated : array_like of bool (or 0/1), same shape
     gamma, lam : float in [0, 1]
     backend : {"numba", "numpy"}
+        The backward recursion (Numba kernel), or its reference in :mod:`purepg.kernels.returns`: the
+        same sums as a matrix product, O(T^2) (for tests).
 
     Returns
     -------
@@ -352,8 +281,7 @@ def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
     shape, (rew, term, done, v, v_next) = _batch(rew, terminated, truncated, v=v, v_next=v_next)
     gamma = _unit_interval("gamma", gamma)
     lam = _unit_interval("lam", lam)
-    kernel = _gae_numba if _backend(backend) == "numba" else _gae_numpy
-    adv = kernel(rew, v, v_next, term, done, gamma, lam)  # (T, E)
+    adv = kernels.gae_advantages(rew, v, v_next, term, done, gamma, lam, backend=_backend(backend))  # (T, E) eq. (6)
     return GAEResult(adv.reshape(shape), (adv + v).reshape(shape))
 
 

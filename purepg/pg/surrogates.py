@@ -62,9 +62,9 @@ the small functions ``*_terms`` below, testable without a policy.
 
 5. Lagrangian of the notes' constrained TRPO problem ``max (2) s.t. D <= delta``::
 
-       L(theta', lam) = (2) - lam (D(theta') - delta),   grad = grad (2) - lam grad D,         (7)
+       L(theta', nu) = (2) - nu (D(theta') - delta),   grad = grad (2) - nu grad D,            (7)
 
-   maximised in ``theta'``; then dual ascent ``lam <- max(0, lam + alpha (D - delta))``: ``lam`` rises
+   maximised in ``theta'``; then dual ascent ``nu <- max(0, nu + alpha (D - delta))``: ``nu`` rises
    while the constraint is violated and decays towards (never below) 0 while it holds.        (8)
 
 The value-function loss (PPO, eq. 9) and its gradient live with the value function in
@@ -75,7 +75,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+
+from purepg import kernels
 
 _KL_HINT = "a non-finite KL means the policy update diverged; lower the step size and check theta for NaN"
 # Largest log-ratio whose exp is finite in float64: log(1.7976931348623157e308) ~ 709.78.
@@ -184,6 +185,8 @@ def clip_terms(logp_new, logp_old, adv, eps):
     The derivative follows the module docstring: ``r A / N`` where the unclipped term is active
     (including the closed interval ``1-eps <= r <= 1+eps``), ``0`` where strictly clipped, and an even
     split at a tie of the two terms outside that interval (``A = 0``, or a rounding coincidence).
+    The terms are one pass of the Numba kernel :func:`purepg.kernels.clip_terms`; eq. (3) in NumPy
+    (``np.clip``, ``np.minimum``, ``np.where``) is its reference beside it, :mod:`purepg.kernels.surrogates`.
 
     Parameters
     ----------
@@ -200,54 +203,7 @@ def clip_terms(logp_new, logp_old, adv, eps):
     """
     eps = _scalar(eps, "eps", low=0.0, strict=True, hint="use a clip range such as 0.2")
     r = ratio(logp_new, logp_old)                                # (N,)
-    return _clip_terms(r, _vector(adv, "adv", r.shape[0]), eps)
-
-
-def _clip_terms(r, A, eps, backend="numba"):
-    """:func:`clip_terms` from validated ratios ``r`` (N,), advantages ``A`` (N,) and ``eps > 0``.
-
-    ``backend="numba"``: one pass over the samples (:func:`_clip_terms_numba`) instead of about fifteen
-    NumPy calls; the same IEEE operations per sample and the same ``numpy.mean`` for ``L``, so the
-    same bits as the NumPy reference :func:`_clip_terms_numpy`.
-    """
-    if backend == "numba":
-        N = r.shape[0]
-        m, w = np.empty(N), np.empty(N)
-        clipped = _clip_terms_numba(r, A, float(eps), m, w)
-        return float(np.mean(m)), w, float(clipped / N) if N else float("nan")
-    if backend == "numpy":
-        return _clip_terms_numpy(r, A, eps)
-    raise ValueError(f"backend: expected 'numba' or 'numpy', got {backend!r}. Fix: pick one of those")
-
-
-@njit(cache=True)
-def _clip_terms_numba(r, A, eps, m, w):
-    """Per sample: ``m_i = min(r_i A_i, c_i A_i)`` and ``w_i`` of eq. (3); returns ``#{|r_i - 1| > eps}``."""
-    N = r.shape[0]
-    lo, hi = 1.0 - eps, 1.0 + eps
-    clipped = 0
-    for i in range(N):
-        ri, Ai = r[i], A[i]
-        c = min(max(ri, lo), hi)                                 # clip(r, 1 - eps, 1 + eps)
-        u_term, c_term = ri * Ai, c * Ai
-        w_u = 1.0 if u_term < c_term else (0.5 if u_term == c_term else 0.0)
-        inside = 1.0 if (ri >= lo and ri <= hi) else 0.0
-        w[i] = ((w_u + (1.0 - w_u) * inside) * Ai) * ri / N
-        m[i] = u_term if u_term < c_term else c_term             # numpy.minimum: the second at a tie
-        if abs(ri - 1.0) > eps:
-            clipped += 1
-    return clipped
-
-
-def _clip_terms_numpy(r, A, eps):
-    c = np.clip(r, 1.0 - eps, 1.0 + eps)                         # (N,)
-    u_term, c_term = r * A, c * A                                # (N,), (N,)
-    w_u = np.where(u_term < c_term, 1.0, np.where(u_term == c_term, 0.5, 0.0))  # share of the unclipped term
-    inside = (r >= 1.0 - eps) & (r <= 1.0 + eps)                 # clip'(r) = 1 on the closed interval
-    dL_dr = (w_u + (1.0 - w_u) * inside) * A                     # (N,)
-    N = r.shape[0]
-    L = float(np.mean(np.minimum(u_term, c_term)))
-    return L, dL_dr * r / N, float(np.mean(np.abs(r - 1.0) > eps))
+    return kernels.clip_terms(r, _vector(adv, "adv", r.shape[0]), eps)   # eq. (3) per sample, one pass
 
 
 # ----- through a policy ---------------------------------------------------------------------------
@@ -289,20 +245,23 @@ def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
 
     ``check=False`` skips the validation of the arguments (for a training loop that validated its
     batch once per iteration: float64 arrays of matching shapes, finite, ``eps > 0``); a log-ratio
-    that would overflow ``exp`` is still reported (:func:`ratio`).
+    that would overflow ``exp`` is still reported (:func:`ratio`). The per-sample terms are those of
+    :func:`clip_terms`, from the same kernel.
 
     Returns
     -------
     ClipObjective
         ``value`` (maximised), ``grad`` (P,), ``clip_fraction``.
     """
-    if not check:
-        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)           # (N,), w -> (P,)
-        L, w, frac = _clip_terms(_ratio(l, logp_old), adv, eps)
-        return ClipObjective(L, vjp(w), frac)
-    l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)
-    L, w, frac = clip_terms(l, logp_old, adv, eps)
-    return ClipObjective(L, vjp(w), frac)
+    if check:
+        l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)        # (N,), w -> (P,)
+        eps = _scalar(eps, "eps", low=0.0, strict=True, hint="use a clip range such as 0.2")
+        r, A = ratio(l, logp_old), _vector(adv, "adv", l.shape[0])          # (N,), (N,)  eq. (0)
+    else:
+        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)
+        r, A = _ratio(l, logp_old), adv
+    L, w, frac = kernels.clip_terms(r, A, eps)                   # eq. (3) per sample, one pass (Numba kernel)
+    return ClipObjective(L, vjp(w), frac)                        # eq. (1)
 
 
 def _penalised(pol, theta, obs, act, logp_old, adv, theta_old, coef):
@@ -323,16 +282,16 @@ def ppo_kl_penalty(pol, theta, obs, act, logp_old, adv, *, theta_old, beta):
     return PenaltyObjective(*_penalised(pol, theta, obs, act, logp_old, adv, theta_old, beta))
 
 
-def lagrangian(pol, theta, obs, act, logp_old, adv, *, theta_old, lam, delta):
-    """Eq. (7): ``L(theta', lam) = mean(r A) - lam (D(theta') - delta)`` and its gradient in theta'.
+def lagrangian(pol, theta, obs, act, logp_old, adv, *, theta_old, nu, delta):
+    """Eq. (7): ``L(theta', nu) = mean(r A) - nu (D(theta') - delta)`` and its gradient in theta'.
 
-    ``lam >= 0`` is the multiplier of the constraint ``D <= delta`` (``delta > 0``). Other arguments
+    ``nu >= 0`` is the multiplier of the constraint ``D <= delta`` (``delta > 0``). Other arguments
     as :func:`ppo_kl_penalty`. Returns a :class:`PenaltyObjective` (``kl`` = ``D``).
     """
-    lam = _scalar(lam, "lam", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
+    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
     delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
-    value, g, D = _penalised(pol, theta, obs, act, logp_old, adv, theta_old, lam)
-    return PenaltyObjective(value + lam * delta, g, D)
+    value, g, D = _penalised(pol, theta, obs, act, logp_old, adv, theta_old, nu)
+    return PenaltyObjective(value + nu * delta, g, D)
 
 
 def entropy_bonus(pol, theta, obs):
@@ -369,13 +328,13 @@ def update_beta(beta, kl, d_targ):
     return beta
 
 
-def update_lambda(lam, kl, delta, alpha):
-    """Eq. (8): dual ascent ``max(0, lam + alpha (kl - delta))`` on the constraint ``kl <= delta``.
+def update_nu(nu, kl, delta, alpha):
+    """Eq. (8): dual ascent ``max(0, nu + alpha (kl - delta))`` on the constraint ``kl <= delta``.
 
-    ``lam >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new lambda (float).
+    ``nu >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new multiplier (float).
     """
-    lam = _scalar(lam, "lam", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
+    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
     kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
     delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
     alpha = _scalar(alpha, "alpha", low=0.0, strict=True, hint="use a multiplier step size such as 1.0")
-    return max(0.0, lam + alpha * (kl - delta))
+    return max(0.0, nu + alpha * (kl - delta))

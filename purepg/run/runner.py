@@ -38,7 +38,7 @@ from gymnasium import spaces
 
 from purepg import __version__
 
-from purepg.run import checkpoint
+from purepg.run import checkpoint, formats
 
 from purepg.env import envs, rollout
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
@@ -46,7 +46,7 @@ from purepg.env.rollout import NonFiniteError
 from purepg.model.value import ValueFunction
 
 WALL_COLUMNS = ("time_s", "sps")
-RUN_FORMAT = "purepg-run-1"   # bump when config.json / progress.csv / checkpoint.npz change meaning
+RUN_FORMAT = formats.RUN_FORMAT   # the format written; older readable ones: purepg.run.formats
 RETURN_WINDOW = 100   # episode returns averaged in the log (the last 100 finished episodes)
 
 
@@ -88,7 +88,7 @@ def config_from_dict(Config, d: dict, *, algo: str):
     names = [f.name for f in dataclasses.fields(Config)]
     for k in d:
         if k not in names:
-            close = difflib.get_close_matches(k, names, n=3)
+            close = [formats.new_name(algo, k)] if formats.new_name(algo, k) else difflib.get_close_matches(k, names, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"unknown config field {k!r} for algorithm {algo}.{hint} "
                              f"Valid fields: {', '.join(names)}")
@@ -155,17 +155,16 @@ def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
     run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total)
     tree, ck = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"), required=("algo", "rollout", "loop"))
     _check_same_run(ck, meta, run_dir)
-    state = tree["algo"]
+    state = formats.upgrade_state(meta["algo"], tree["algo"])
     ro = _restore_env(run, tree, ck, run_dir)
     rng = np.random.default_rng()
     rng.bit_generator.state = json.loads(ck["rng_state"])
     loop = dict(tree["loop"])
     loop["recent_returns"] = np.atleast_1d(np.asarray(loop["recent_returns"], dtype=np.float64))
-    header = _truncate_progress(run_dir, int(loop["iteration"]))
-    if total != meta["total_steps"]:
-        meta["total_steps"] = total
-        checkpoint.atomic_write_bytes(os.path.join(run_dir, "config.json"),
-                                      (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    header = _truncate_progress(run_dir, int(loop["iteration"]), meta["algo"])
+    meta["total_steps"] = total                 # written back, in the current run_format
+    checkpoint.atomic_write_bytes(os.path.join(run_dir, "config.json"),
+                                  (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header=header)
 
 
@@ -277,8 +276,9 @@ def _append_progress(out_dir, row, header):
     return header
 
 
-def _truncate_progress(run_dir, n_rows):
-    """Keep the header and the first ``n_rows`` rows of progress.csv (those the checkpoint covers)."""
+def _truncate_progress(run_dir, n_rows, algo):
+    """Keep the header (older formats' columns renamed) and the first ``n_rows`` rows of progress.csv
+    (those the checkpoint covers)."""
     path = os.path.join(run_dir, "progress.csv")
     if not os.path.exists(path):
         return None
@@ -286,8 +286,14 @@ def _truncate_progress(run_dir, n_rows):
         lines = f.read().splitlines(keepends=True)
     if not lines:
         return None
+    old = next(csv.reader(io.StringIO(lines[0])))
+    header = formats.upgrade_columns(algo, old)
+    if header != old:
+        buf = io.StringIO()
+        csv.writer(buf).writerow(header)
+        lines[0] = buf.getvalue()
     checkpoint.atomic_write_bytes(path, "".join(lines[:1 + n_rows]).encode())
-    return next(csv.reader(io.StringIO(lines[0])))
+    return header
 
 
 def _progress_line(row):
@@ -376,15 +382,13 @@ def read_config(run_dir) -> dict:
                                          f"expected a directory written by purepg train") from None
     except json.JSONDecodeError as e:
         raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json is corrupt ({e})") from None
-    if meta.get("run_format") != RUN_FORMAT:
-        raise checkpoint.CheckpointError(
-            f"run directory {run_dir}: config.json has run_format {meta.get('run_format')!r} (purepg "
-            f"{meta.get('purepg_version', 'unknown')}), expected {RUN_FORMAT!r} (purepg {__version__}); the run "
-            f"was written by a purepg version whose format differs. Fix: use that version to resume or evaluate it")
     for k in ("algo", "env_id", "seed", "total_steps", "config", "purepg_version"):
         if k not in meta:
             raise checkpoint.CheckpointError(f"run directory {run_dir}: config.json has no field {k!r}")
-    return meta
+    try:
+        return formats.upgrade(meta, run_dir)
+    except ValueError as e:
+        raise checkpoint.CheckpointError(str(e)) from None
 
 
 def _check_same_run(ck, meta, run_dir):

@@ -11,7 +11,7 @@ Keys are ``section/name``; every 0-d entry is a structural constant, so the file
 
 *Global*: ``format`` (:data:`FORMAT`), ``purepg_version``, ``seed``, ``layout`` and ``conventions``
 (the two paragraphs below, as text), and the constants ``clip_eps`` (PPO ``eps``), ``beta`` (PPO KL
-penalty), ``damping`` (``c``), ``cg_iters``, ``natural_eps`` (the KL radius ``epsilon`` of the
+penalty), ``damping`` (``c``), ``cg_iters``, ``natural_eps`` (the KL radius ``delta`` of the
 natural step).
 
 *Batch* (``batch/``), time-major ``(T, E)`` = (:data:`T`, :data:`E`): ``rew``, ``terminated``,
@@ -44,7 +44,7 @@ fvp                    (P,)       ``F v``                                       
 pg                     (P,)       ``g = (1/N) sum_i A_i score_i``, the surrogate gradient at ``theta``
 cg_x                   (P,)       ``cg_iters`` CG steps on ``(F + c I) x = g`` from ``x_0 = 0``, no
                                   early stop (``optim.conjugate_gradient(..., tol=0)``)
-natural_step           (P,)       ``sqrt(2 epsilon / x^T (F + c I) x) x`` with ``x = cg_x`` (``natural_step``)
+natural_step           (P,)       ``sqrt(2 delta / x^T (F + c I) x) x`` with ``x = cg_x`` (``natural_step``)
 ppo_clip               ()         ``(1/N) sum_i min(r_i A_i, clip(r_i, 1-eps, 1+eps) A_i)`` at theta_new,
                                   ``r_i = exp(logp_new_i - logp_old_i)``        (``surrogates.ppo_clip``)
 ppo_clip_grad          (P,)       its gradient w.r.t. theta_new
