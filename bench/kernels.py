@@ -5,7 +5,7 @@ Run from the repository root::
     python bench/kernels.py                 # prints the machine, the versions, the table
     python bench/kernels.py --json out.json # also writes the figures
 
-Workload (issue 2): N = 2048 CartPole-sized observations (obs_dim 4, 2 actions), a categorical policy
+Workload: N = 2048 CartPole-sized observations (obs_dim 4, 2 actions), a categorical policy
 over a 64-64 tanh MLP (P = 4610 parameters). Rows:
 
 * ``score``  the (N, P) score matrix: Numba kernel vs the NumPy reference backend vs PyTorch per-sample
@@ -193,7 +193,7 @@ def row_fisher(ctx, repeats):
                 "explicit; reference: einsum of outer products, timed once")]
 
 
-N_TRPO = 1024      # issue 5: one TRPO update on a CartPole batch of rl-zoo's size (2 envs x 512 steps)
+N_TRPO = 1024      # one TRPO update on a CartPole batch of rl-zoo's size (2 envs x 512 steps)
 
 
 def _trpo_batch(ctx, pol, n=N_TRPO, seed=1):
@@ -242,7 +242,7 @@ def _torch_trpo_step(t, obs, act, logp_old, adv, cg_iters, n_trials, delta=0.01,
 
 
 def row_trpo_step(ctx, repeats):
-    """Issue 5: one TRPO policy update (gradient, CG with 10 fvp, scale, line search) on N = 1024 states,
+    """One TRPO policy update (gradient, CG with 10 fvp, scale, line search) on N = 1024 states,
     64-64 network -- purepg.algos.trpo.policy_step -- against sb3-contrib's procedure in PyTorch."""
     from purepg.algos import trpo
     from purepg.algos.common import Flat
@@ -279,7 +279,7 @@ def _split(ctx, theta):
 
 
 def row_explicit_natural_step(ctx, repeats):
-    """Issue 5: the explicit Fisher (P, P) of a 32-32 network (P = 1282) on N = 1024 states, then the
+    """The explicit Fisher (P, P) of a 32-32 network (P = 1282) on N = 1024 states, then the
     natural step by Cholesky with damping (what purepg.algos.npg does each iteration)."""
     from purepg.optim import natural_step
     pol = purepg.CategoricalPolicy(OBS_DIM, N_ACTIONS, (32, 32), "tanh")

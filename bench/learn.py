@@ -51,7 +51,7 @@ RUNS = {  # name: (algo, env id, config overrides, steps)
     "vpg-cartpole": ("reinforce", "CartPole-v1", {}, 100_000),
     "ppo-pendulum": ("ppo", "Pendulum-v1", PENDULUM, 100_000),
 }
-SOLVED = {"CartPole-v1": 475.0}   # issue 4's target: evaluation >= 475 on at least 4 of 5 seeds
+SOLVED = {"CartPole-v1": 475.0}   # the target: evaluation >= 475 on at least 4 of 5 seeds
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 

@@ -1,4 +1,4 @@
-"""Learning curves of the trust-region family (issue 5): TRPO, NPG, TRPO-Lagrangian, the off-policy learner.
+"""Learning curves of the trust-region family: TRPO, NPG, TRPO-Lagrangian, the off-policy learner.
 
 Run from the repository root (one thread; the runs are sequential)::
 

@@ -134,7 +134,7 @@ def test_first_order_and_notes_literal_are_biased_off_policy():
 
 
 def _per_decision_reference(pol, theta_p, obs, act, rew, logp, gamma, reward_slip, double_ratio):
-    """The per-decision sum written as loops, with the notes' two slips switchable (0-based t).
+    """The per-decision sum written as loops, with the two slips of docs/math/offpolicy.md, eq. (4.4), switchable (0-based t).
 
     e = sum_t g'_t sum_{t'>=t} gamma^t' r_x * ratio, with r_x = r_t (slip) or r_t', and ratio =
     prod_{t''<=t} rho * prod_{t''=t}^{t'} rho (slip: rho_t twice) or prod_{t''<=t'} rho.

@@ -85,7 +85,7 @@ def test_normalised_ess(w, scale):
 @pytest.mark.parametrize("weights", ["first_order", "per_decision"])
 @pytest.mark.parametrize("baseline", ["none", "value"])
 def test_k1_without_reuse_is_the_on_policy_reward_to_go_gradient(weights, baseline):
-    """Issue 5: with K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
+    """With K = 1 and one update per batch every ratio is 1, and the gradient is the on-policy
     reward-to-go estimate (1/n_runs) sum_runs sum_t gamma^t grad log pi(a_t|s_t) (Q_t - b_t), computed
     here from the score matrix; and it equals purepg.pg.estimators.reinforce_rtg on the same runs."""
     cfg = offpolicy.Config(buffer_batches=1, epochs=1, weights=weights, baseline=baseline, **SMALL)

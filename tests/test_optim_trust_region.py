@@ -124,7 +124,7 @@ def test_natural_step_bad_input(args, kwargs, match):
     lambda: purepg.GaussianPolicy(3, 2, hidden=(4,)),
 ])
 def test_natural_step_on_a_policy(make):
-    # Issue 5: on a real policy, the true mean KL of the step over its quadratic model 1/2 d^T F d tends
+    # On a real policy, the true mean KL of the step over its quadratic model 1/2 d^T F d tends
     # to 1 as epsilon -> 0 (the gap is the cubic Taylor term, O(|d|) = O(sqrt(epsilon)) relative), and
     # the explicit-Fisher (Cholesky) and matrix-free (CG on pol.fvp) steps agree.
     pol, rng = make(), np.random.default_rng(0)
@@ -323,7 +323,7 @@ def _kl_gaps(kind, seed, epsilons, hidden):
 
 @given(kind=st_kind, seed=M.st_seed)
 def test_true_kl_of_natural_step_over_epsilon_tends_to_one(kind, seed):
-    """Issue 5: mean KL(pi_theta || pi_theta+d) / epsilon -> 1 as epsilon -> 0 (damping 0), linear policies.
+    """Mean KL(pi_theta || pi_theta+d) / epsilon -> 1 as epsilon -> 0 (damping 0), linear policies.
 
     KL(theta + d) = 1/2 d^T F d + O(|d|^3) and |d| = O(sqrt(epsilon)), so |KL / epsilon - 1| = O(sqrt(epsilon)):
     from epsilon = 1e-4 to 1e-8 the gap should shrink about 100x; we require 10x, unless the gap at 1e-4

@@ -128,7 +128,7 @@ def _batch(config, seed=0, env_id="CartPole-v1"):
     return make_ctx(ppo_kl if isinstance(config, ppo_kl.Config) else ppo, config, env=env_id, seed=seed)
 
 
-def test_kl_stop_stops_after_the_first_step():
+def test_target_kl_stops_after_the_first_step():
     """KL is 0 before the first minibatch step and > 1.5 * 1e-12 before the second: one step, one epoch."""
     ctx, state, batch, rng = _batch(ppo.Config(**FAST, kl_stop=1e-12))
     _, logs = ppo.update(ctx, state, batch, rng, 0.0)

@@ -4,7 +4,7 @@ Tolerances
 ----------
 * DP against enumeration, and exact moments against each other: both are finite sums of at most
   ~2e4 products of float64 numbers of size O(10), so they agree to ~1e-13; we assert 1e-10 (the
-  oracle's contract in the issue).
+  oracle's contract, docs/math/reinforce.md).
 * Exact grad J against central differences of exact J: ``tests/helpers/finite_diff.py`` explains the 1e-6
   relative+absolute tolerance. Here J is a polynomial in the probabilities pi(a|s), which are smooth in
   theta in [-2, 2] with third derivatives O(1) per unit of reward; |J| <= T max|r| <= 8, so the
@@ -57,7 +57,7 @@ def test_enumeration_agrees_with_dynamic_programming(case):
     d = tb.state_distributions(mdp, pi)
     for t in range(mdp.T):
         np.testing.assert_allclose(np.bincount(enum.states[:, t], enum.prob, minlength=mdp.S), d[t], atol=1e-12)
-    # the REINFORCE identity E[(sum_t grad log pi) R] = grad J (notes, first display)
+    # the REINFORCE identity E[(sum_t grad log pi) R] = grad J (docs/math/reinforce.md, eq. (1.3))
     obs, act, _ = tb.as_batch(enum)
     G = pol.score(theta, obs.reshape(-1, mdp.S), act.ravel()).reshape(*act.shape, -1).sum(axis=1)  # (K, P)
     np.testing.assert_allclose(enum.prob @ (G * _discounted_returns(enum, mdp.gamma)[:, None]),

@@ -116,7 +116,7 @@ def test_trpo_logs_its_step_diagnostics():
 # ----------------------------------------------------------------------------- runs
 @pytest.mark.parametrize("name", ["npg", "trpo", "trpo-lagrangian"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, name):
-    """The algorithm state (AdamStates, nu) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
+    """The algorithm state (AdamStates, lam) survives a checkpoint: 3 + 3 iterations == 6 iterations."""
     algo = get_algo(name)
     cfg = algo.Config(num_steps=32, hidden=(8,), vf_hidden=(8,), vf_minibatch_size=32)
     full, part = tmp_path / "full", tmp_path / "part"

@@ -29,14 +29,14 @@ def _lagrangian_update(**kw):
     return ctx, state, new, logs
 
 
-def test_nu_rises_when_kl_exceeds_delta():
+def test_lambda_rises_when_kl_exceeds_delta():
     ctx, state, new, logs = _lagrangian_update(delta=1e-8, nu_init=0.5, nu_lr=10.0)
     assert logs["kl"] > 1e-8 and logs["nu"] == 0.5
     assert new["nu"] == 0.5 + 10.0 * (logs["kl"] - 1e-8) > 0.5
 
 
 @pytest.mark.parametrize("nu_lr", [0.5, 50.0])
-def test_nu_falls_when_kl_is_below_delta_and_stays_non_negative(nu_lr):
+def test_lambda_falls_when_kl_is_below_delta_and_stays_non_negative(nu_lr):
     ctx, state, new, logs = _lagrangian_update(delta=1.0, nu_init=1.0, nu_lr=nu_lr)
     assert logs["kl"] < 1.0
     assert new["nu"] == max(0.0, 1.0 + nu_lr * (logs["kl"] - 1.0)) < 1.0

@@ -1,6 +1,6 @@
 r"""Natural policy gradient (Kakade 2002) with the explicit Fisher matrix and a backtracking line search.
 
-The algorithm of the notes ("Rescale the gradient to avoid large jump"), one iteration per batch:
+The algorithm of docs/math/natural-gradient.md, eqs. (5.4)-(5.5), one iteration per batch:
 
 1. Advantages. From the batch and the current value function ``V``, GAE(gamma, lambda) advantages
    ``A_i`` and value targets ``R_i = A_i + V(s_i)`` (:func:`purepg.algos.common.flatten_with_gae`;
@@ -16,7 +16,7 @@ The algorithm of the notes ("Rescale the gradient to avoid large jump"), one ite
 
        mean_s KL(pi_theta(.|s) || pi_theta+d(.|s)) ~ 1/2 d^T F d.                                (2)
 
-4. Natural step. ``max_d g^T d  s.t.  1/2 d^T F d <= delta`` is solved by (notes; optim eq. N1)
+4. Natural step. ``max_d g^T d  s.t.  1/2 d^T F d <= delta`` is solved by (docs/math/natural-gradient.md, eq. (5.4); optim eq. N1)
 
        d = sqrt(2 delta / g^T F^-1 g) F^-1 g,                                                     (3)
 
@@ -25,7 +25,7 @@ The algorithm of the notes ("Rescale the gradient to avoid large jump"), one ite
    not positive definite along ``g`` (Cholesky fails, CG meets ``p^T A p <= 0``, or ``g^T x <= 0``), or
    ``g = 0``, there is no trust-region step: the update is **skipped** -- ``theta`` is kept, the reason
    is issued as a ``RuntimeWarning`` and logged (``skipped = 1``); nothing becomes NaN.
-5. Backtracking. (2) and the linear model of (1) are only models. The notes choose ``j`` as the
+5. Backtracking. (2) and the linear model of (1) are only models. Eq. (5.5) chooses ``j`` as the
    smallest integer such that ``theta + alpha^j d`` satisfies the KL constraint *and* improves the
    objective: with ``alpha = ls_ratio``, trial ``j = 0, 1, ...`` is accepted iff
    ``mean KL(pi_theta || pi_theta+alpha^j d) <= delta`` and ``L(theta + alpha^j d) > L(theta)``

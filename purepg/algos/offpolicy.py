@@ -1,10 +1,10 @@
-r"""Off-policy policy gradient of the notes: reuse the last K batches through importance weights.
+r"""Off-policy policy gradient (docs/math/offpolicy.md): reuse the last K batches through importance weights.
 
 Each batch is sampled by the parameters current at the time, the *behaviour* policy ``pi_b``, whose
 log-probabilities ``log pi_b(a_t|s_t)`` the batch records (``Batch.logp_old``). The learner keeps the
 last ``K`` batches and, at the current ``theta'``, estimates ``grad J(theta')`` from each of them with
-the ratios ``rho_t = pi_theta'(a_t|s_t) / pi_b(a_t|s_t)`` (:mod:`purepg.pg.estimators`, notes
-"Off-policy with importance sampling"):
+the ratios ``rho_t = pi_theta'(a_t|s_t) / pi_b(a_t|s_t)`` (:mod:`purepg.pg.estimators`,
+docs/math/offpolicy.md):
 
 * ``weights="per_decision"`` -- eq. (E4): the reward ``r_t'`` is weighted by the ratio of the prefix
   that produced it, ``prod_{t''<=t'} rho_t''``; unbiased, but the products' variance grows with t';

@@ -7,7 +7,7 @@ clipping and schedules); only the policy objective and one rule after the epochs
 
 maximised on each minibatch B (:func:`purepg.pg.surrogates.ppo_kl_penalty`, its exact gradient
 ``grad mean(r A) - beta grad KL``). After the K epochs, with ``d`` the exact mean KL over the whole
-batch (:meth:`Policy.kl`), the paper's rule with the target ``d_targ`` (field ``target_kl``; sec. 4,
+batch (:meth:`purepg.model.policy.Policy.kl`), the paper's rule with the target ``d_targ`` (field ``target_kl``; sec. 4,
 :func:`purepg.pg.surrogates.update_beta`)::
 
     d < d_targ / 1.5  ->  beta <- beta / 2;      d > 1.5 d_targ  ->  beta <- 2 beta.

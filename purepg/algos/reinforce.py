@@ -1,4 +1,4 @@
-r"""REINFORCE / vanilla policy gradient (Williams 1992; the notes' "Policy gradient" section).
+r"""REINFORCE / vanilla policy gradient (Williams 1992; docs/math/reinforce.md).
 
 One iteration on a batch of ``E`` envs times ``T`` steps (``M = E T`` samples)::
 
@@ -17,9 +17,9 @@ or the batch ended) is continued by its value, exactly as in eq. (4) of :mod:`pu
     G_t = r_t + gamma (1 - terminated_t) (V(s'_t) if t ends its segment else G_{t+1})      (2)
 
 (:func:`purepg.pg.returns.discounted_returns`, ``V`` before this iteration's fit, ``s'_t =
-final_obs``). ``G_t`` is the discounted reward-to-go (the notes' "causality" form), and the
+final_obs``). ``G_t`` is the discounted reward-to-go (docs/math/causality.md, eq. (2.2)), and the
 total-return weight of a step is ``G`` at the first step of its segment: the return from the
-segment start, the notes' ``sum_t r_t``. A segment that began in an earlier batch lacks its earlier
+segment start, the ``sum_t r_t`` of docs/math/reinforce.md, eq. (1.3). A segment that began in an earlier batch lacks its earlier
 rewards; they multiply later scores with zero mean (the causality argument of
 :mod:`purepg.pg.returns`, sec. 2), so dropping them keeps the expectation.
 Like most practical code we drop the ``gamma^t`` factor that makes reward-to-go exactly unbiased
@@ -39,7 +39,7 @@ Baselines (each keeps (1) unbiased because ``E_a[grad log pi(a|s)] = grad sum_a 
   ``sum_i E[(U_ik - b_k S_ik)^2] - const``, minimised by the pooled ratio
   ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.pg.returns.optimal_baseline_rtg` over the
   segments. For ``total``, ``psi`` is constant on a segment, ``U_i = R_i S_i``, and the ratio is
-  the notes' ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate
+  ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate (docs/math/baselines.md, eq. (3.2))
   (:func:`purepg.pg.returns.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
   other baselines need one VJP.
 """
@@ -66,9 +66,9 @@ class Config(BaseConfig):
     num_steps: int = like(BaseConfig, "num_steps", 128, "purepg")
     log_std_init: float = like(BaseConfig, "log_std_init", -0.5, "Spinning Up")
     returns: str = param("reward_to_go", "psi", "reward_to_go (G_t) or total (segment return)",
-                         " | ".join(RETURNS), "notes; Williams 1992")
+                         " | ".join(RETURNS), "docs/math/causality.md; Williams 1992")
     baseline: str = param("value", "b", "value, mean, none or optimal (per parameter)", " | ".join(BASELINES),
-                          "notes; Greensmith 2004")
+                          "docs/math/baselines.md; Greensmith 2004")
     lr: float = param(3e-3, "alpha", "policy Adam step size", "(0, inf)", "purepg")
     max_grad_norm: float | None = param(None, "", "global-norm clipping of g", "None or (0, inf)", "purepg")
     vf_lr: float = param(1e-3, "", "value-function Adam step size", "(0, inf)", "Spinning Up")

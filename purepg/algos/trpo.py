@@ -1,6 +1,6 @@
 r"""Trust region policy optimisation (Schulman et al. 2015), matrix-free by default.
 
-Why a trust region (the notes, "TRPO")
+Why a trust region (docs/math/trpo.md)
 --------------------------------------
 The performance-difference identity gives, for any two policies,
 

@@ -1,6 +1,6 @@
 r"""TRPO's constrained problem solved by its Lagrangian: Adam on theta', dual ascent on the multiplier nu.
 
-The notes end the TRPO section with the alternative to the natural step: the constrained problem
+docs/math/trpo.md, eqs. (6.7)-(6.9), gives the alternative to the natural step: the constrained problem
 
     max_theta'  L(theta') = (1/N) sum_i r_i(theta') A_i     s.t.  D(theta') <= delta,             (1)
 

@@ -249,7 +249,7 @@ def cmd_resume(args):
 def evaluate(run_dir, episodes=20, seed=0, stochastic=False):
     """Returns (episodes,) of the run's saved policy; episode ``i`` is reset with ``seed + i``.
 
-    The deterministic policy (:meth:`Policy.mode`) by default, else actions sampled with
+    The deterministic policy (:meth:`purepg.model.policy.Policy.mode`) by default, else actions sampled with
     ``numpy.random.default_rng(seed)``. Observations are normalised with the saved statistics
     (frozen); Gaussian actions are clipped to the action Box as during training.
     """

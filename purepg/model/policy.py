@@ -25,7 +25,7 @@ at ``theta' = theta``; its Hessian there is the Fisher matrix
 
 (the output-space Fisher; the second-derivative-of-the-network terms vanish because
 ``E_a[d log pi / d out] = 0``). Equivalently ``F = mean_i E_a[score score^T]`` -- the expectation over
-actions is exact here, unlike the *empirical* Fisher ``mean_i S[i] S[i]^T`` of the notes, which uses the
+actions is exact here, unlike the *empirical* Fisher ``mean_i S[i] S[i]^T`` (docs/math/natural-gradient.md, eq. (5.3)), which uses the
 sampled action only and equals ``F`` only in expectation.
 
 ``fisher`` factors ``M_i = R_i^T R_i`` (rows ``R_i`` of shape (K, d_L)), so that ``U = [R_i J_i]_i`` stacks
@@ -231,7 +231,7 @@ class Policy:
         return F
 
     def empirical_fisher(self, theta, obs, act):
-        """``mean_i S[i] S[i]^T`` (P, P): the notes' definition, with the sampled actions."""
+        """``mean_i S[i] S[i]^T`` (P, P): the empirical Fisher of docs/math/natural-gradient.md, eq. (5.3), with the sampled actions."""
         S = self.score(theta, self._obs(obs, nonempty=True), act)
         return S.T @ S / S.shape[0]
 

@@ -9,18 +9,18 @@ stacked arrays ``obs`` (N, T, obs_dim), ``act`` (N, T[, act_dim]), ``rew`` (N, T
 (``values``, ``logp_behaviour``) follow the format of ``rew``. One trajectory is a batch with N = 1.
 Every estimator returns the batch mean ``(1/N) sum_i e_i`` (P,), or the rows ``e_i`` (N, P) with
 ``per_trajectory=True`` (their spread gives a standard error; :mod:`purepg.verify.tabular` takes exact
-moments of them). The objective is ``J(theta) = E[sum_t gamma^t r_t]`` (``gamma = 1``: the notes).
+moments of them). The objective is ``J(theta) = E[sum_t gamma^t r_t]`` (``gamma = 1``: docs/math/reinforce.md, eq. (1.3)).
 
 Write ``g_t = grad_theta log pi_theta(a_t|s_t)`` (the score), ``R = sum_t gamma^t r_t`` (total return)
 and ``Q_t = sum_{t'>=t} gamma^(t'-t) r_t'`` (reward-to-go, :func:`purepg.pg.returns.reward_to_go`).
 
 On-policy
 ---------
-Total return (notes, "Policy gradient", third line of the first display; Williams 1992):
+Total return (docs/math/reinforce.md, eq. (1.5); Williams 1992):
 
     e = (sum_t g_t) (R - b).                                                                 (E1)
 
-Reward-to-go (notes, the "Causality" display): past rewards multiply future scores with zero mean,
+Reward-to-go (docs/math/causality.md, eq. (2.2)): past rewards multiply future scores with zero mean,
 so dropping them keeps the expectation and usually lowers the variance:
 
     e = sum_t gamma^t g_t (Q_t - b_t).                                                       (E2)
@@ -35,13 +35,13 @@ leave (E1)-(E2) unbiased, because ``E[g_t | s_t, past] = sum_a grad pi(a|s_t) = 
     E[e_i] = E[g_i R_i] - (1/N) E[g_i R_i] - (1/N) sum_{j != i} E[g_i] E[R_j] = (1 - 1/N) grad J,
 
 exactly, for equal-length batches (the estimate is shrunk by (N-1)/N; a single trajectory gives 0).
-``"optimal"`` is the notes' variance-optimal constant per parameter,
+``"optimal"`` is the variance-optimal constant per parameter (docs/math/baselines.md, eqs. (3.2)-(3.3)),
 ``b_k = E[g_k^2 R] / E[g_k^2]`` (:func:`purepg.pg.returns.optimal_baseline`) and its reward-to-go analogue
 (:func:`purepg.pg.returns.optimal_baseline_rtg`, with the scores ``gamma^t g_t``), likewise from the batch
 (bias O(1/N)). Passing the exact constants (e.g. from :mod:`purepg.verify.tabular`) removes the bias.
 
-Off-policy (notes, "Off-policy with importance sampling")
----------------------------------------------------------
+Off-policy (docs/math/offpolicy.md)
+-----------------------------------
 Data come from the behaviour policy ``pi_theta`` (its log-probabilities ``logp_behaviour`` are given);
 the gradient is taken at ``theta'``. Ratios ``rho_t = pi_theta'(a_t|s_t) / pi_theta(a_t|s_t)``; the
 transition probabilities cancel in ``p_theta'(tau) / p_theta(tau) = prod_t rho_t``; ``g'_t`` is the score
@@ -54,7 +54,7 @@ step t', so its likelihood ratio is that prefix's, ``prod_{t''<=t'} rho_t''``:
 
     e = sum_t g'_t sum_{t'>=t} gamma^t' r_t' prod_{t''=0}^{t'} rho_t''.                       (E4)
 
-First-order approximation (the notes' last off-policy display): one ratio per step, the ratio of
+First-order approximation (docs/math/offpolicy.md, eq. (4.5)): one ratio per step, the ratio of
 state distributions and the ratios of later steps dropped,
 
     e = sum_t rho_t gamma^t g'_t Q_t,                                                         (E5)
@@ -253,8 +253,8 @@ def _scores_by_trajectory(pol, theta, st, h):
 def reinforce(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", values=None, per_trajectory=False):
     """REINFORCE with the total return, eq. (E1): ``(1/N) sum_i (sum_t g_it) (R_i - b)``.
 
-    Implements the notes' first display, ``E[(sum_t grad log pi(a_t|s_t)) (sum_t r_t)]``, with the
-    discount of ``J = E[sum_t gamma^t r_t]`` inside R (gamma = 1 is the notes' case) and a baseline.
+    Implements docs/math/reinforce.md, eq. (1.5), ``E[(sum_t grad log pi(a_t|s_t)) (sum_t r_t)]``, with the
+    discount of ``J = E[sum_t gamma^t r_t]`` inside R (gamma = 1: undiscounted) and a baseline.
 
     Parameters
     ----------
@@ -285,7 +285,7 @@ def reinforce(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", values=N
 def reinforce_rtg(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", values=None, per_trajectory=False):
     """REINFORCE with reward-to-go (causality), eq. (E2): ``(1/N) sum_i sum_t gamma^t g_it (Q_it - b_t)``.
 
-    Implements the notes' causality display, ``E[sum_t grad log pi(a_t|s_t) sum_{t'>=t} r_t']``; for
+    Implements docs/math/causality.md, eq. (2.2), ``E[sum_t grad log pi(a_t|s_t) sum_{t'>=t} r_t']``; for
     gamma < 1 the factor ``gamma^t`` keeps it unbiased for the discounted J (module docstring).
 
     Parameters
@@ -321,7 +321,7 @@ def _offpolicy(pol, theta_prime, obs, act, rew, logp_behaviour, gamma):
 def offpolicy_whole(pol, theta_prime, obs, act, rew, logp_behaviour, *, gamma=1.0, per_trajectory=False):
     """Whole-trajectory importance sampling, eq. (E3): ``(prod_t rho_t) sum_t gamma^t g'_t Q_t``.
 
-    The notes' first off-policy display, ``E_theta[p_theta'(tau)/p_theta(tau) sum_t grad log
+    docs/math/offpolicy.md, eq. (4.2), ``E_theta[p_theta'(tau)/p_theta(tau) sum_t grad log
     pi_theta'(a_t|s_t) sum_{t'>=t} r_t']``, as written (plus gamma). Unbiased for grad J(theta').
 
     Parameters
@@ -340,7 +340,7 @@ def offpolicy_whole(pol, theta_prime, obs, act, rew, logp_behaviour, *, gamma=1.
 def offpolicy_per_decision(pol, theta_prime, obs, act, rew, logp_behaviour, *, gamma=1.0, per_trajectory=False):
     """Per-decision importance sampling, eq. (E4): ``sum_t g'_t sum_{t'>=t} gamma^t' r_t' prod_{t''<=t'} rho_t''``.
 
-    The notes' second off-policy display intends this but writes (1-based)
+    The usual statement of this estimator (docs/math/offpolicy.md, eq. (4.3)) is often written (1-based)
     ``(sum_t grad log pi')(prod_{t'=1}^{t} rho_t')(sum_{t'=t}^T r(s_t, a_t) prod_{t''=t}^{t'} rho_t'')``,
     which has three slips: the sum over t closes before the factors that use t; the reward is
     indexed by t instead of t'; and the two products overlap at t'' = t, so rho_t is counted twice.
@@ -358,7 +358,7 @@ def offpolicy_per_decision(pol, theta_prime, obs, act, rew, logp_behaviour, *, g
 def offpolicy_first_order(pol, theta_prime, obs, act, rew, logp_behaviour, *, gamma=1.0, per_trajectory=False):
     """First-order approximation, eq. (E5): ``sum_t rho_t gamma^t g'_t Q_t`` with the sampled ``Q_t``.
 
-    The notes' last off-policy display, ``(1/N) sum_i sum_t rho_it grad log pi_theta'(a_it|s_it) Q_it``
+    docs/math/offpolicy.md, eq. (4.5), ``(1/N) sum_i sum_t rho_it grad log pi_theta'(a_it|s_it) Q_it``
     (plus ``gamma^t``). It drops the ratio of state distributions ``p_theta'(s_t)/p_theta(s_t)`` and the
     ratios of later steps inside Q_t, so it is biased unless theta' = theta, where it equals
     :func:`reinforce_rtg`. Parameters as :func:`offpolicy_whole`.
@@ -369,14 +369,14 @@ def offpolicy_first_order(pol, theta_prime, obs, act, rew, logp_behaviour, *, ga
 
 
 def offpolicy_notes_literal(pol, theta_prime, obs, act, rew, logp_behaviour, *, gamma=1.0, per_trajectory=False):
-    """The notes' per-decision formula transcribed literally -- BIASED; kept only to show the bias.
+    """The usual per-decision formula transcribed literally -- BIASED; kept only to show the bias.
 
     With 0-based t, and the sum over t taken around every factor that uses t (the only reading
-    in which the formula is defined), the notes' display is
+    in which the formula is defined), the display is (docs/math/offpolicy.md, eq. (4.4))
 
         e = sum_t g'_t (prod_{t'=0}^{t} rho_t') sum_{t'=t}^{T-1} gamma^t' r_t prod_{t''=t}^{t'} rho_t''
 
-    (``gamma^t'`` added; it is 1 in the notes). It keeps the reward slip (``r_t`` for ``r_t'``) and the
+    (``gamma^t'`` added; the usual display is undiscounted). It keeps the reward slip (``r_t`` for ``r_t'``) and the
     double ratio (``rho_t`` in both products). Since ``prod_{t''=t}^{t'} rho = rho_t prod_{t''<=t'} rho /
     prod_{t''<=t} rho``, the weight is ``rho_t r_t sum_{t'>=t} gamma^t' prod_{t''<=t'} rho_t''``.
     Use :func:`offpolicy_per_decision`. Parameters as :func:`offpolicy_whole`.

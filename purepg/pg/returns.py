@@ -15,7 +15,7 @@ so one backward sweep computes every y_t in O(T) (``discount_cumsum``).
 2. Total return and reward-to-go
 --------------------------------
 The total return of a trajectory is ``R = sum_t gamma^t r_t = y_0`` of (1) with ``x = r``; the
-reward-to-go is ``Q_t = y_t`` itself. The policy gradient (notes, first display) is
+reward-to-go is ``Q_t = y_t`` itself. The policy gradient (docs/math/reinforce.md, eq. (1.3)) is
 
     grad J = E[ (sum_t grad log pi(a_t|s_t)) * (sum_t' r_t') ].                        (3)
 
@@ -69,7 +69,7 @@ Per parameter k, with ``g_k = sum_t d log pi(a_t|s_t) / d theta_k`` the estimato
     Var X_k(b) = E[g_k^2 (R - b)^2] - E[g_k R]^2,
     d Var / db = -2 E[g_k^2 (R - b)] = 0   =>   b_k = E[g_k^2 R] / E[g_k^2],             (7)
 
-a minimum since ``d^2 Var / db^2 = 2 E[g_k^2] >= 0``. The notes write ``(sum grad log pi)^2``: it is
+a minimum since ``d^2 Var / db^2 = 2 E[g_k^2] >= 0``. Written ``(sum grad log pi)^2`` (docs/math/baselines.md, eq. (3.2)), it is
 this element-wise square, one b_k per parameter. If ``E[g_k^2] = 0`` then g_k = 0 almost surely,
 X_k(b) = 0 for every b and any b is optimal: we return b_k = 0. With sample weights w the
 expectations become weighted averages; (7) then minimises ``E_w[g_k^2 (R - b)^2]``, which is the

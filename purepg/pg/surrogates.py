@@ -27,7 +27,7 @@ derive ``w_i = dL/dl_i`` in closed form, and chain once through the policy:
 which is one vector-Jacobian product, never an (N, P) matrix. The per-sample pairs ``(L, w)`` are
 the small functions ``*_terms`` below, testable without a policy.
 
-1. Importance-weighted surrogate (Schulman et al. 2015, "TRPO", eq. 14; the notes' ``L_pi``)::
+1. Importance-weighted surrogate (Schulman et al. 2015, "TRPO", eq. 14; docs/math/trpo.md, eq. (6.5))::
 
        L = (1/N) sum_i r_i A_i,              w_i = r_i A_i / N.                                 (2)
 
@@ -60,7 +60,7 @@ the small functions ``*_terms`` below, testable without a policy.
 
 4. Entropy bonus: ``S = mean_s H(pi_theta'(.|s))``, gradient ``pol.entropy_grad`` (PPO, eq. 9).     (6)
 
-5. Lagrangian of the notes' constrained TRPO problem ``max (2) s.t. D <= delta``::
+5. Lagrangian (docs/math/trpo.md, eqs. (6.8)-(6.9)) of the constrained TRPO problem ``max (2) s.t. D <= delta``::
 
        L(theta', nu) = (2) - nu (D(theta') - delta),   grad = grad (2) - nu grad D,            (7)
 

@@ -13,7 +13,7 @@ An algorithm is a module (see :mod:`purepg.algos`) with
   :class:`purepg.env.rollout.Batch`; ``progress`` in [0, 1] drives schedules; ``logs`` is a flat dict of
   floats for ``progress.csv``.
 
-Run directory (contract, DESIGN sec. 3): ``config.json`` (algorithm, env id, every hyperparameter,
+Run directory (contract, docs/guides/runs.md): ``config.json`` (algorithm, env id, every hyperparameter,
 seed, total steps, purepg version), ``progress.csv`` (one row per iteration), ``checkpoint.npz``
 (algorithm state, rollout state with the observation normaliser and reward scaling, environment state, sampler RNG
 state, iteration and step counts). All three are written atomically. A resumed run reproduces the

@@ -1,7 +1,7 @@
 r"""Golden vectors: reference values for checking another implementation against purepg.
 
 :func:`write_golden` writes one ``.npz`` file (load it with ``numpy.load``) holding, for fixed seeds,
-two small policies, one batch, and every quantity of the notes that purepg computes on them. Another
+two small policies, one batch, and every quantity of the math pages (docs/math/) that purepg computes on them. Another
 implementation (PyTorch, JAX, ...) loads the parameters, recomputes each quantity and compares; the
 PyTorch version of that comparison is ``tests/test_golden_torch.py`` (and ``docs/verify.md``).
 

@@ -26,7 +26,7 @@ and the action values run backward (``Q_t`` discounts from time ``t`` on),
     Q_{T-1} = rbar,   V_t(s) = sum_a pi(a|s) Q_t(s, a),   Q_t = rbar + gamma P V_{t+1}.         (T3)
 
 So ``J = sum_s mu0(s) V_0(s)``. Differentiating (T1) through the policy only (the likelihood-ratio
-argument of the notes, grouped by time step) gives the policy-gradient theorem for a finite horizon,
+argument of docs/math/reinforce.md, eq. (1.3), grouped by time step) gives the policy-gradient theorem for a finite horizon,
 
     grad J = sum_t gamma^t sum_s d_t(s) sum_a pi(a|s) grad log pi(a|s) Q_t(s, a).              (T4)
 

@@ -16,7 +16,7 @@ def st_mdp(draw, max_S=3, max_A=3, max_T=4, gamma=None):
     """A small MDP: S in [1, 3], A in [2, 3], T in [1, 4]; probabilities may be exactly 0.
 
     Rows are drawn in [0, 1] and normalised (an all-zero row becomes uniform); rewards in [-2, 2];
-    gamma is 1 (the notes' case), 0 or in [0, 1]; rewards r(s, a, s') when the count stays <= MAX_COUNT.
+    gamma is 1 (docs/math/reinforce.md, eq. (1.3)), 0 or in [0, 1]; rewards r(s, a, s') when the count stays <= MAX_COUNT.
     """
     S, A, T = draw(st.integers(1, max_S)), draw(st.integers(2, max_A)), draw(st.integers(1, max_T))
     unit = st.floats(0.0, 1.0, allow_nan=False, width=64)
