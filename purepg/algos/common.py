@@ -45,12 +45,23 @@ def flatten_with_gae(ctx, theta_v, batch, gamma, gae_lambda) -> Flat:
                 ret.reshape(-1), v.reshape(-1))
 
 
-def normalize_advantage(adv):
-    """``(A - mean A) / std A`` (a per-minibatch convention of PPO implementations).
+ADVANTAGE_NORMS = ("population", "sample_eps")
 
-    With ``std A = 0`` (all advantages equal, e.g. one sample) there is no direction to rescale:
-    the centred advantages (all zero) are returned.
+
+def normalize_advantage(adv, convention="population"):
+    """Standardised advantages, by one of two conventions (:data:`ADVANTAGE_NORMS`).
+
+    ``"population"`` (purepg): ``(A - mean A) / std A`` with the population std (ddof 0, no offset);
+    with ``std A = 0`` (all advantages equal, e.g. one sample) there is no direction to rescale: the
+    centred advantages (all zero) are returned.
+
+    ``"sample_eps"`` (Stable-Baselines3 ``ppo/ppo.py``, sb3-contrib ``trpo/trpo.py``, CleanRL ``ppo.py``,
+    Tianshou ``ppo.py``): ``(A - mean A) / (std_1 A + 1e-8)`` with the sample std (ddof 1, torch's
+    ``Tensor.std``); a single advantage is returned unchanged, as SB3 skips the normalisation for a
+    minibatch of one.
     """
+    if convention == "sample_eps":
+        return adv.copy() if adv.size < 2 else (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
     c = adv - adv.mean()
     s = c.std()
     return c / s if s > 0 else c

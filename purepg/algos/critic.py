@@ -7,11 +7,17 @@ from purepg.algos.common import flatten_with_gae, normalize_advantage
 from purepg.optim import adam_init
 
 
-def fit_value(ctx, state, flat, rng):
-    """Step 6: minibatch Adam on the value targets ``flat.ret``; returns ``(theta_v, opt_v, logs)``."""
+def fit_value(ctx, state, flat, rng, order=None):
+    """Step 6: minibatch Adam on the value targets ``flat.ret``; returns ``(theta_v, opt_v, logs)``.
+
+    The conventions ``vf_loss`` (``"half_mse"``: purepg's eq. (1), ``"mse"``: twice it) and ``vf_adam_eps``
+    apply where the Config has them; ``order`` (one permutation per epoch) replaces the draws of ``rng``.
+    """
     c = ctx.config
+    scale = 2.0 if getattr(c, "vf_loss", "half_mse") == "mse" else 1.0
     theta_v, opt_v, info = ctx.vf.fit(state["theta_v"], state["opt_v"], flat.obs, flat.ret, lr=c.vf_lr,
-                                      epochs=c.vf_epochs, minibatch_size=c.vf_minibatch_size, rng=rng)
+                                      epochs=c.vf_epochs, minibatch_size=c.vf_minibatch_size, rng=rng,
+                                      eps=getattr(c, "vf_adam_eps", 1e-8), scale=scale, order=order)
     return theta_v, opt_v, {"value_loss": info.loss_after, "explained_variance": info.explained_variance_before}
 
 
@@ -19,7 +25,8 @@ def advantages(ctx, state, batch):
     """Step 1: the flattened batch with GAE advantages, and ``A`` (standardised if configured)."""
     c = ctx.config
     flat = flatten_with_gae(ctx, state["theta_v"], batch, c.gamma, c.gae_lambda)
-    return flat, (normalize_advantage(flat.adv) if c.normalize_advantage else flat.adv)   # (N,)
+    norm = getattr(c, "advantage_norm", "population")
+    return flat, (normalize_advantage(flat.adv, norm) if c.normalize_advantage else flat.adv)   # (N,)
 
 
 def init(ctx, rng):

@@ -50,9 +50,10 @@ import numpy as np
 
 from purepg import _check
 from purepg._check import BOOLEAN
+from purepg.algos import conventions
 from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_advantage
 from purepg.algos.fields import configclass, like, param
-from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices
+from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatches_of
 from purepg.pg.surrogates import entropy_bonus, ppo_clip
 from purepg.model.value import explained_variance
 
@@ -81,6 +82,14 @@ class Shared(BaseConfig):
     kl_stop: float | None = param(None, "d_stop", "stop the epochs once the minibatch KL > 1.5 d_stop",
                                   "None or (0, inf)", "SB3 target_kl")
     adam_eps: float = param(1e-5, "epsilon", "Adam's epsilon", "(0, inf)", "SB3 ActorCriticPolicy")
+    advantage_norm: str = conventions.option("advantage_norm", "population")
+    grad_clip_offset: float = conventions.option("grad_clip_offset", 0.0)
+    value_clip: str = conventions.option("value_clip", "max", "eps_v")
+    vf_loss: str = conventions.option("vf_loss", "mse")
+    schedule_at: str = conventions.option("schedule_at", "start")
+    kl_stop_at: str = conventions.option("kl_stop_at", "minibatch")
+    kl_stop_factor: float = conventions.option("kl_stop_factor", 1.5)
+    kl_stop_estimator: str = conventions.option("kl_stop_estimator", "exact")
 
     def __post_init__(self):
         super().__post_init__()
@@ -130,6 +139,8 @@ class Step(NamedTuple):
     g_v: np.ndarray
     clip_fraction: float
     value_mse: float
+    policy_loss: float = float("nan")     # -objective (e.g. -L^CLIP)
+    entropy: float = float("nan")         # mean entropy S (computed when ent_coef > 0)
 
 
 class Joint(NamedTuple):
@@ -165,14 +176,20 @@ def init(ctx, rng):
     return {"theta": theta, "theta_v": theta_v, "opt": adam_init(theta.size), "opt_v": adam_init(theta_v.size)}
 
 
-def update(ctx, state, batch, rng, progress):
-    """One PPO-clip iteration on ``batch`` (module docstring); returns ``(state, logs)``."""
-    return run(ctx, state, batch, rng, progress, CLIP)
+def update(ctx, state, batch, rng, progress, *, order=None, trace=None):
+    """One PPO-clip iteration on ``batch`` (module docstring); returns ``(state, logs)``.
+
+    ``order`` (one permutation of the N flattened samples per epoch) replaces the minibatch draws of
+    ``rng``, to replay another library's update; ``trace`` (a list) receives one record per minibatch
+    (:func:`_record`).
+    """
+    return run(ctx, state, batch, rng, progress, CLIP, order=order, trace=trace)
 
 
-def run(ctx, state, batch, rng, progress, variant):
+def run(ctx, state, batch, rng, progress, variant, *, order=None, trace=None):
     """The loop of the module docstring for a :class:`Variant`; returns ``(state, logs)``."""
     cfg, pol = ctx.config, ctx.pol
+    progress = schedule_point(ctx, batch, progress)
     lr = linear_schedule(cfg.lr, cfg.lr_final, progress)
     coefs = variant.schedule(cfg, state, progress)
     _check_state(ctx, state)
@@ -180,7 +197,7 @@ def run(ctx, state, batch, rng, progress, variant):
     theta_old = state["theta"]
     data = _check_data(ctx, data)
     coefs = {**coefs, "check": False}                            # validated: the minibatch steps skip it
-    new, hist = _epochs(ctx, dict(state), data, rng, lr, coefs, variant, theta_old)
+    new, hist = _epochs(ctx, dict(state), data, (rng, order, trace), lr, coefs, variant, theta_old)
     kl = pol.kl(theta_old, new["theta"], data.obs)               # exact mean KL(pi_old || pi_new)
     new, extra = variant.after(cfg, new, kl)
     logs = {"kl": kl, "entropy": float(np.mean(pol.entropy(new["theta"], data.obs))),
@@ -191,6 +208,14 @@ def run(ctx, state, batch, rng, progress, variant):
         logs.update(clip_fraction=_mean(hist["clip_fraction"]), clip_range=coefs["clip_range"])
     logs.update(extra)
     return new, logs
+
+
+def schedule_point(ctx, batch, progress):
+    """The progress at which the schedules are read: the iteration's start (``schedule_at="start"``) or
+    after its batch of ``T E`` steps was collected (``"after_collection"``, as Stable-Baselines3)."""
+    if ctx.config.schedule_at == "start":
+        return progress
+    return min(1.0, progress + batch.rew.size / ctx.total_steps)
 
 
 def _mean(xs):
@@ -216,30 +241,69 @@ def _check_data(ctx, data):
     return Flat(obs, act, *(_check.as_vector(getattr(data, k), N, k) for k in ("logp_old", "adv", "ret", "v")))
 
 
-def _epochs(ctx, state, data, rng, lr, coefs, variant, theta_old):
-    """K epochs of minibatch steps (Algorithm 1, line 6) on :class:`Joint`, with the optional KL early stop."""
-    cfg, pol = ctx.config, ctx.pol
+def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
+    """K epochs of minibatch steps (Algorithm 1, line 6) on :class:`Joint`, with the optional KL early stop.
+
+    ``draw = (rng, order, trace)``: the Generator, the optional explicit order and the optional trace list.
+    """
+    cfg, (rng, order, trace) = ctx.config, draw
     hist = {"value_mse": [], "clip_fraction": [], "epochs": 0}
     joint, P = join(state), state["theta"].size
-    for _ in range(cfg.epochs):
+    norm = cfg.advantage_norm if cfg.normalize_advantage else None
+    for epoch in range(cfg.epochs):
         hist["epochs"] += 1
-        for idx in minibatch_indices(data.adv.size, cfg.minibatch_size, rng):
-            mb = minibatch(data, idx, cfg.normalize_advantage)
+        for idx in minibatches_of(data.adv.size, cfg.minibatch_size, rng, order, epoch):
+            mb = minibatch(data, idx, norm)
             theta, theta_v = joint.x[:P], joint.x[P:]                          # (P,), (P_v,) views
-            if cfg.kl_stop is not None and pol.kl(theta_old, theta, mb.obs) > 1.5 * cfg.kl_stop:
+            kl = stop_kl(ctx, theta_old, theta, mb)
+            if cfg.kl_stop_at == "minibatch" and _over(cfg, kl):
+                if trace is not None:                                         # its losses, never stepped
+                    trace.append({"idx": idx, "kl": kl, "stopped": True,
+                                  "step": loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)})
                 return split(state, joint), hist
             step = loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)
             joint = clip_and_step(joint, step, lr, cfg)
             hist["value_mse"].append(step.value_mse)
             hist["clip_fraction"].append(step.clip_fraction)
+            if trace is not None:
+                trace.append(_record(idx, mb, step, joint, kl, cfg))
+        if cfg.kl_stop_at == "epoch" and _over(cfg, kl):                      # the last minibatch's KL
+            break
     return split(state, joint), hist
 
 
+def stop_kl(ctx, theta_old, theta, mb):
+    """The KL the early stop tests on minibatch ``mb`` before its step (None without ``kl_stop``):
+    the exact mean ``KL(pi_old || pi_theta)`` over its states, or the k3 estimate
+    ``mean((r - 1) - log r)``, ``r = pi_theta(a|s) / pi_old(a|s)``, over its actions."""
+    cfg, pol = ctx.config, ctx.pol
+    if cfg.kl_stop is None:
+        return None
+    if cfg.kl_stop_estimator == "exact":
+        return pol.kl(theta_old, theta, mb.obs)
+    log_r = pol.log_prob(theta, mb.obs, mb.act) - mb.logp_old                # (M,)
+    return float(np.mean(np.expm1(log_r) - log_r))
+
+
+def _over(cfg, kl):
+    return kl is not None and kl > cfg.kl_stop_factor * cfg.kl_stop
+
+
+def _record(idx, mb, step, joint, kl, cfg):
+    """One minibatch of a trace: its rows, normalised advantages, loss terms, clipped gradient of
+    ``x = [theta, theta_v]``, the KL the stop tested, and ``x`` with Adam's moments after the step."""
+    return {"idx": idx, "adv": mb.adv, "step": step, "g": clipped_gradient(step, cfg), "kl": kl,
+            "x": joint.x.copy(), "m": joint.opt.m.copy(), "v": joint.opt.v.copy()}
+
+
 def minibatch(data, idx, normalize):
-    """The rows ``idx`` of the flattened batch, advantages normalised over them if ``normalize``."""
+    """The rows ``idx`` of the flattened batch, advantages normalised over them by the convention
+    ``normalize`` (:func:`purepg.algos.common.normalize_advantage`; True means purepg's; None: not normalised)."""
     adv = data.adv[idx]                                          # (M,)
+    if normalize is True:
+        normalize = "population"
     return Minibatch(data.obs[idx], data.act[idx], data.logp_old[idx],
-                     normalize_advantage(adv) if normalize else adv, data.ret[idx], data.v[idx])
+                     normalize_advantage(adv, normalize) if normalize else adv, data.ret[idx], data.v[idx])
 
 
 def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
@@ -262,13 +326,15 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     cfg = ctx.config
     obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
     loss, g = -obj.value, -obj.grad                              # (P,)
+    S = float("nan")
     if cfg.ent_coef > 0:
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
-        loss, g = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad
-    clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip}
+        loss, g, S = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad, ent.value
+    clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
     vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=coefs.get("check", True))   # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
-    return Step(loss + 2.0 * cfg.vf_coef * vl.value, g, 2.0 * cfg.vf_coef * vl.grad, frac, 2.0 * vl.value)
+    w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
+    return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)
 
 
 def join(state) -> Joint:
@@ -288,9 +354,14 @@ def split(state, joint) -> dict:
             "opt": AdamState(m[:P].copy(), v[:P].copy(), t), "opt_v": AdamState(m[P:].copy(), v[P:].copy(), t)}
 
 
-def clip_and_step(joint, step, lr, cfg) -> Joint:
-    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``."""
+def clipped_gradient(step, cfg):
+    """``(g, g_v)`` concatenated (P + P_v,), clipped by their joint global norm (offset ``grad_clip_offset``)."""
     g = np.concatenate([step.g, step.g_v])                       # (P + P_v,)
     if cfg.max_grad_norm is not None:
-        g, _ = clip_grad_norm(g, cfg.max_grad_norm, check=False)
-    return Joint(*adam_step(joint.x, g, joint.opt, lr=lr, eps=cfg.adam_eps, check=False))
+        g, _ = clip_grad_norm(g, cfg.max_grad_norm, offset=getattr(cfg, "grad_clip_offset", 0.0), check=False)
+    return g
+
+
+def clip_and_step(joint, step, lr, cfg) -> Joint:
+    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``."""
+    return Joint(*adam_step(joint.x, clipped_gradient(step, cfg), joint.opt, lr=lr, eps=cfg.adam_eps, check=False))

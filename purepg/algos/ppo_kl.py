@@ -68,6 +68,6 @@ def init(ctx, rng):
     return {**ppo.init(ctx, rng), "beta": float(ctx.config.beta_init)}
 
 
-def update(ctx, state, batch, rng, progress):
+def update(ctx, state, batch, rng, progress, *, order=None, trace=None):
     """One iteration of the PPO loop with the KL-penalty objective and the beta rule."""
-    return ppo.run(ctx, state, batch, rng, progress, KL_PENALTY)
+    return ppo.run(ctx, state, batch, rng, progress, KL_PENALTY, order=order, trace=trace)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from purepg.algos import critic, trust_region
+from purepg.algos import conventions, critic, trust_region
 from purepg.algos.fields import configclass, param
 
 NAME = "trpo"
@@ -57,6 +57,12 @@ class Config(trust_region.StepConfig):
     """
 
     fisher: str = param("fvp", "", "fvp (matrix-free) or explicit (pol.fisher)", "fvp | explicit", "purepg")
+    advantage_norm: str = conventions.option("advantage_norm", "population")
+    line_search_kl: str = conventions.option("line_search_kl", "old_new_le", "delta")
+    cg_x0: str = conventions.option("cg_x0", "zero", "x_0")
+    cg_stop: str = conventions.option("cg_stop", "relative")
+    vf_loss: str = conventions.option("vf_loss", "half_mse")
+    vf_adam_eps: float = conventions.option("vf_adam_eps", 1e-8)
 
 
 def fisher_operator(ctx, theta, obs):
@@ -67,19 +73,30 @@ def fisher_operator(ctx, theta, obs):
     return ctx.pol.fisher_operator(theta, obs)                                  # (P,) -> (P,)
 
 
-def policy_step(ctx, theta, flat, adv) -> trust_region.PolicyStep:
-    """Steps 2-4 on a flattened batch (CG on ``F`` in either form)."""
+def policy_step(ctx, theta, flat, adv, x0=None) -> trust_region.PolicyStep:
+    """Steps 2-4 on a flattened batch (CG on ``F`` in either form), CG started from ``x0`` if given."""
     c = ctx.config
     return trust_region.natural_policy_step(ctx.pol, theta, flat.obs, flat.act, flat.logp_old, adv,
                                    fisher_operator(ctx, theta, flat.obs), delta=c.delta,
                                    damping=c.damping, solver="cg", cg_iters=c.cg_iters, cg_tol=c.cg_tol,
-                                   ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps)
+                                   ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps, cg_x0=x0,
+                                   cg_stop=c.cg_stop, line_search_kl=c.line_search_kl)
 
 
-def update(ctx, state, batch, rng, progress):
-    """One TRPO iteration (module docstring, steps 1-5)."""
+def cg_start(ctx, rng, P):
+    """CG's ``x_0``: None (zeros) or, with ``cg_x0="randn"``, ``1e-4 z``, ``z ~ N(0, I)`` drawn from ``rng``."""
+    return None if ctx.config.cg_x0 == "zero" else 1e-4 * rng.standard_normal(P)
+
+
+def update(ctx, state, batch, rng, progress, *, order=None, cg_x0=None):
+    """One TRPO iteration (module docstring, steps 1-5).
+
+    ``order`` (one permutation of the N samples per critic epoch) replaces the critic's minibatch draws
+    and ``cg_x0`` (P,) CG's random start, to replay another library's update.
+    """
     flat, adv = critic.advantages(ctx, state, batch)                               # 1
-    ps = policy_step(ctx, state["theta"], flat, adv)                            # 2-4
-    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng)                # 5
+    x0 = cg_start(ctx, rng, state["theta"].size) if cg_x0 is None else cg_x0
+    ps = policy_step(ctx, state["theta"], flat, adv, x0)                         # 2-4
+    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng, order)         # 5
     logs = {**trust_region.step_logs(ps), **vlogs, "entropy": float(np.mean(ctx.pol.entropy(ps.theta, flat.obs)))}
     return {"theta": ps.theta, "theta_v": theta_v, "opt_v": opt_v}, logs

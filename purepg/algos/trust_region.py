@@ -64,7 +64,8 @@ def surrogate_value(pol, theta_new, obs, act, logp_old, adv):
 
 
 def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, delta, damping, solver,
-                        cg_iters, cg_tol, ls_ratio, ls_max_steps) -> PolicyStep:
+                        cg_iters, cg_tol, ls_ratio, ls_max_steps, cg_x0=None, cg_stop="relative",
+                        line_search_kl="old_new_le") -> PolicyStep:
     """Steps 2, 4 and 5 of the module docstring on one batch.
 
     Parameters
@@ -74,6 +75,9 @@ def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, delta,
     adv : (N,) advantages.  F_or_fvp : (P, P) Fisher at ``theta`` or a callable ``v -> F v``.
     delta : KL radius.  damping, solver, cg_iters, cg_tol : see :func:`purepg.optim.natural_step`.
     ls_ratio, ls_max_steps : backtracking factor and number of trials.
+    cg_x0, cg_stop : CG's start (P,) or None, and its stopping test (:func:`purepg.optim.conjugate_gradient`).
+    line_search_kl : ``"old_new_le"``: accept ``KL(pi_theta || pi_theta') <= delta`` (TRPO paper eq. 14);
+        ``"new_old_lt"``: ``KL(pi_theta' || pi_theta) < delta`` (sb3-contrib ``trpo/trpo.py``).
 
     Returns
     -------
@@ -81,14 +85,16 @@ def natural_policy_step(pol, theta, obs, act, logp_old, adv, F_or_fvp, *, delta,
     """
     obj = surrogate(pol, theta, obs, act, logp_old, adv)                       # L(theta), g (P,) eq. (1)
     ns = natural_step(obj.grad, F_or_fvp, delta, damping=damping, solver=solver,  # d (P,) eq. (3)
-                      cg_iters=cg_iters, cg_tol=cg_tol)
+                      cg_iters=cg_iters, cg_tol=cg_tol, cg_x0=cg_x0, cg_stop=cg_stop)
     if not ns.ok:
         warnings.warn(f"natural policy step skipped, theta kept: {ns.reason}", RuntimeWarning, stacklevel=2)
         return PolicyStep(theta.copy(), ns.step, True, False, ns.reason, 0.0, 0, 0.0, 0.0, 0.0,
                           ns.iterations, ns.residual)
+    reverse = line_search_kl == "new_old_lt"
+    kl_of = (lambda th: pol.kl(th, theta, obs)) if reverse else (lambda th: pol.kl(theta, th, obs))
     ls = backtracking_line_search(                                               # step 5
         lambda th: surrogate_value(pol, th, obs, act, logp_old, adv), theta, ns.step,
-        constraint=lambda th: pol.kl(theta, th, obs), delta=delta, ratio=ls_ratio, max_steps=ls_max_steps)
+        constraint=kl_of, delta=delta, ratio=ls_ratio, max_steps=ls_max_steps, strict=reverse)
     gain, kl = (ls.trace[-1][1] - obj.value, ls.trace[-1][2]) if ls.accepted else (0.0, 0.0)
     return PolicyStep(ls.theta, ns.step, False, ls.accepted, ls.reason, ls.step_fraction, len(ls.trace),
                       gain, kl, ns.expected_improve, ns.iterations, ns.residual)

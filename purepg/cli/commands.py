@@ -41,10 +41,12 @@ import sys
 import numpy as np
 
 from purepg.algos.fields import show
+from purepg.cli import verify_commands
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
-_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds", "jobs")
+_FIXED = ("algo", "env", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds", "jobs",
+          "conventions")
 
 
 class UsageError(Exception):
@@ -147,6 +149,9 @@ def _train_parser(sub, algo):
                               "--help). Values: numbers (3e-4), true/false, layer widths 64,64 ('' for none), "
                               "none for an optional field.", allow_abbrev=False)
     p.add_argument("--seed", type=lambda s: _parse("int", False, s), default=0, help="random seed [default: 0]")
+    p.add_argument("--conventions", default=None, metavar="PROFILE",
+                   help="convention profile: purepg, sb3, cleanrl or tianshou (purepg algos --conventions NAME); "
+                        "explicit options win and config.json records both [default: purepg]")
     _run_options(p, algo, out_help="run directory [default: runs/ALGO-ENV-sSEED]", quiet_help="no progress line")
     return p
 
@@ -182,21 +187,27 @@ def cmd_train(args):
     from purepg.algos import get_algo
 
     algo = get_algo(args.algo)
-    config = _config_from_args(args, algo)
+    config, record = _config_from_args(args, algo)
     _check_env(args.env)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
     summary = _during_training(args.quiet, lambda: runner.train(
         algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
-        checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet))
+        checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet, conventions=record))
     _report(summary)
     return 0
 
 
 def _config_from_args(args, algo, command="train"):
-    """The algorithm's Config from the ``--FIELD`` options given (defaults for the others)."""
+    """``(config, conventions record)``: the algorithm's Config from the ``--FIELD`` options given over the
+    ``--conventions`` profile's values (defaults for the others); the record is None without a profile."""
+    from purepg.algos import conventions
+
     overrides = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg:")}
+    profile = getattr(args, "conventions", None)
     try:
-        return algo.Config(**overrides)
+        if profile is None:
+            return algo.Config(**overrides), None
+        return conventions.configure(algo.Config, profile, **overrides)
     except (ValueError, TypeError) as e:
         raise UsageError(f"purepg {command}: error: invalid configuration for {algo.NAME}: {e}") from None
 
@@ -309,6 +320,8 @@ def cmd_eval(args):
 def cmd_algos(args):
     from purepg.algos import ALGOS, get_algo
 
+    if args.conventions is not None:
+        return verify_commands.print_conventions(args.conventions, [args.name] if args.name else [])
     names = [args.name] if args.name else list(ALGOS)
     for name in names:
         try:
@@ -344,7 +357,7 @@ def cmd_seeds(args):
     from purepg.algos import get_algo
 
     algo = get_algo(args.algo)
-    config = _config_from_args(args, algo, "seeds")
+    config, _ = _config_from_args(args, algo, "seeds")
     try:
         seed_list = seeds.parse_seeds(args.seeds)
     except ValueError as e:
@@ -432,12 +445,15 @@ def build_parser(algo=None):
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     a = sub.add_parser("algos", help="list the algorithms with their fields, defaults and meaning")
     a.add_argument("name", nargs="?")
+    a.add_argument("--conventions", default=None, metavar="PROFILE",
+                   help="print the convention profile PROFILE (purepg, sb3, cleanrl, tianshou) with each option's source")
+    verify_commands.add_conformance_parser(sub)
     _product_parsers(sub, algo)
     return p
 
 
 _COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "algos": cmd_algos, "seeds": cmd_seeds,
-             "plot": cmd_plot, "golden": cmd_golden}
+             "plot": cmd_plot, "golden": cmd_golden, "conformance": verify_commands.cmd_conformance}
 
 
 def _dispatch(argv):
@@ -449,7 +465,8 @@ def _dispatch(argv):
     algo = get_algo(_algo_from_argv(argv)) if argv[0] in ("train", "seeds") else None
     args, extra = build_parser(algo).parse_known_args(argv)
     if args.command is None:                                     # purepg -h handled by argparse
-        raise UsageError("purepg: error: expected a command: train, resume, eval, algos, seeds, plot or golden")
+        raise UsageError("purepg: error: expected a command: train, resume, eval, algos, seeds, plot, golden or "
+                         "conformance")
     if extra:
         if args.command not in ("train", "seeds"):
             raise UsageError(f"purepg {args.command}: error: unrecognized arguments: {' '.join(extra)}")

@@ -7,9 +7,9 @@ modules call the wrappers one level below the function that states the equation.
 never drawn inside a kernel: callers pass them in. ``tests/test_kernels.py`` tests every kernel against
 its reference to the accuracy below (Hypothesis inputs) and finds every ``@njit`` of the package here.
 
-================================================  ======================================  ================================
+================================================  ======================================  ===========================
 kernel (module: wrapper)                          NumPy reference                         accuracy
-================================================  ======================================  ================================
+================================================  ======================================  ===========================
 nn: ``persample_fill``                            per-layer broadcast outer products      bit for bit
 nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer products        ``R eps sum_r |U_ra U_rb|``
 nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
@@ -17,12 +17,12 @@ adam: ``adam_update``                             (A1)-(A3) on whole vectors    
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
 distributions: ``categorical_log_prob_and_grad``  log-softmax, ``e_a - p``                ``8 eps (1 + |value|)``
-returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps sum_k M_tk |x_k|``
-returns: ``discounted_returns``                   eq. (4) as a segment matrix product     ``4 (T+1) eps sum_k M_tk |x_k|``
-returns: ``gae_advantages``                       eq. (5) as a segment matrix product     ``4 (T+1) eps sum_k M_tk |x_k|``
+returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps (M |x|)_t``
+returns: ``discounted_returns``                   eq. (4) as a segment matrix product     ``4 (T+1) eps (M |x|)_t``
+returns: ``gae_advantages``                       eq. (5) as a segment matrix product     ``4 (T+1) eps (M |x|)_t``
 rollout: ``step_flags``                           ``isfinite(...).all()``, ``any(...)``   exact (booleans)
 surrogates: ``clip_terms``                        eq. (3) with ``np.clip``, ``np.where``  bit for bit
-================================================  ======================================  ================================
+================================================  ======================================  ===========================
 
 Bit for bit where kernel and reference do the same IEEE operations per entry in the same order (no
 fastmath, so nothing is fused); a bound where the C library's ``exp``/``log`` meet NumPy's own, or where

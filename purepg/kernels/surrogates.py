@@ -1,4 +1,4 @@
-r"""The PPO clipped objective per sample (:func:`purepg.pg.surrogates.ppo_clip`), eq. (3) of :mod:`purepg.pg.surrogates`.
+r"""The PPO clipped objective per sample, eq. (3) of :mod:`purepg.pg.surrogates` (for ``ppo_clip``).
 
 From ratios ``r`` (N,), advantages ``A`` (N,) and the clip range ``eps > 0``: the objective
 ``L = mean(min(r A, clip(r, 1 - eps, 1 + eps) A))``, its derivative ``w = dL/dlogp_new`` (``r A / N``

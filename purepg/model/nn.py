@@ -320,10 +320,10 @@ class MLP:
         """:meth:`jvp_from_cache` of validated ``theta`` and ``v``, each product written into the
         :meth:`workspace` ``ws`` (``ws.jz``, ``ws.jt``): the same bits; ``J v`` is a view of ``ws.jz[-1]``."""
         self._check_ws(ws, cache.hs[0].shape[0])
-        dz = np.matmul(cache.hs[0], self.unflatten(v)[0][0].T, out=ws.jz[0])     # eq. (8) at l = 1: dh_0 = 0
-        dz += self.unflatten(v)[0][1]
-        for (W, _), (dW, db), h, jz, jt in zip(self.unflatten(theta)[1:], self.unflatten(v)[1:], cache.hs[1:],
-                                               ws.jz[1:], ws.jt[1:]):
+        (dW, db), *tangents = self.unflatten(v)
+        dz = np.matmul(cache.hs[0], dW.T, out=ws.jz[0])      # eq. (8) at l = 1: dh_0 = 0
+        dz += db
+        for (W, _), (dW, db), h, jz, jt in zip(self.unflatten(theta)[1:], tangents, cache.hs[1:], ws.jz[1:], ws.jt[1:]):
             dh = kernels.dphi_mul(dz, h, self.activation)    # eq. (9), in place
             dz = np.matmul(h, dW.T, out=jz)                   # eq. (8)
             dz += np.matmul(dh, W.T, out=jt)

@@ -66,8 +66,13 @@ class FitInfo(NamedTuple):
     n_updates: int                # number of Adam steps taken
 
 
-def value_loss_terms(v, target, *, v_old=None, clip_eps=None):
+def value_loss_terms(v, target, *, v_old=None, clip_eps=None, clip_style="max"):
     """Eq. (1), or the clipped eq. (2) when ``v_old`` and ``clip_eps`` are given.
+
+    ``clip_style`` says what is clipped: ``"max"`` is eq. (2), the larger of the unclipped and clipped
+    squared errors (PPO paper's code, CleanRL ``ppo.py`` ``clip_vloss``, Tianshou ``ppo.py``);
+    ``"prediction"`` regresses the clipped prediction alone, ``1/2 mean (v_c - R)^2`` with
+    ``v_c = v_old + clip(v - v_old, +-eps_v)`` (eq. 2', Stable-Baselines3 ``ppo/ppo.py`` ``clip_range_vf``).
 
     Parameters
     ----------
@@ -95,23 +100,35 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None):
     if v_old is None:
         return _value_loss_terms(v, R)
     eps_v = _scalar(clip_eps, "clip_eps", low=0.0, strict=True, hint="use a value clip range such as 0.2")
-    return _value_loss_terms(v, R, _vector(v_old, "v_old", N, like="v"), eps_v)
+    _check_clip_style(clip_style)
+    return _value_loss_terms(v, R, _vector(v_old, "v_old", N, like="v"), eps_v, clip_style)
 
 
-def _value_loss_terms(v, R, v_old=None, eps_v=None):
+CLIP_STYLES = ("max", "prediction")
+
+
+def _check_clip_style(clip_style):
+    if clip_style not in CLIP_STYLES:
+        raise ValueError(f"clip_style: expected one of {', '.join(CLIP_STYLES)}, got {clip_style!r}. "
+                         f"Fix: 'max' (PPO paper, CleanRL) or 'prediction' (Stable-Baselines3)")
+
+
+def _value_loss_terms(v, R, v_old=None, eps_v=None, clip_style="max"):
     """:func:`value_loss_terms` of validated (N,) float64 arrays (``v_old`` and ``eps_v > 0`` both or neither)."""
     N = v.shape[0]
     if v_old is None:
         return float(0.5 * np.mean((v - R) ** 2)), (v - R) / N     # eq. (1)
     vc = v_old + np.clip(v - v_old, -eps_v, eps_v)               # (N,)
+    inside = (v - v_old >= -eps_v) & (v - v_old <= eps_v)        # clip' = 1 on the closed interval
+    if clip_style == "prediction":
+        return float(0.5 * np.mean((vc - R) ** 2)), inside * (vc - R) / N    # eq. (2')
     u, c = (v - R) ** 2, (vc - R) ** 2                           # (N,), (N,)
     w_u = np.where(u > c, 1.0, np.where(u == c, 0.5, 0.0))      # share of the unclipped square
-    inside = (v - v_old >= -eps_v) & (v - v_old <= eps_v)        # clip' = 1 on the closed interval
     dloss_dv = (w_u * (v - R) + (1.0 - w_u) * inside * (vc - R)) / N   # (N,)
     return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
 
 
-def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True):
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True):
     """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
 
     Parameters
@@ -121,7 +138,7 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=Tr
     theta_v : ndarray, shape (P_v,)
     obs : ndarray, shape (N, obs_dim)
     target : ndarray, shape (N,)
-    v_old, clip_eps : optional, see :func:`value_loss_terms`.
+    v_old, clip_eps, clip_style : optional, see :func:`value_loss_terms`.
     check : bool
         ``False`` skips the validation of the arguments (for a training loop that validated its batch
         once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
@@ -133,13 +150,13 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, check=Tr
     """
     if not check:
         out, cache = net.forward(theta_v, obs, check=False)     # (N, 1)
-        loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps)
+        loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps, clip_style)
         return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
     out, cache = net.forward(theta_v, obs)                       # (N, 1)
-    loss, dv = value_loss_terms(out[:, 0], target, v_old=v_old, clip_eps=clip_eps)
+    loss, dv = value_loss_terms(out[:, 0], target, v_old=v_old, clip_eps=clip_eps, clip_style=clip_style)
     return Objective(loss, net.backward(theta_v, dv[:, None], cache))
 
 
@@ -226,12 +243,14 @@ class ValueFunction:
         out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
         return out[:, 0]
 
-    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, check=True) -> Objective:
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True) -> Objective:
         """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check``)."""
-        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, check=check)
+        return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, clip_style=clip_style,
+                          check=check)
 
     def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
-            v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8):
+            v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8, scale=1.0,
+            order=None):
         """Minibatch Adam on eq. (1) (or (2)) via :func:`purepg.optim.adam_fit`.
 
         Parameters
@@ -253,6 +272,12 @@ class ValueFunction:
             Global-norm clipping of each minibatch gradient (:func:`purepg.optim.clip_grad_norm`).
         beta1, beta2, eps : float
             Adam's hyperparameters (PyTorch's defaults; PPO implementations often use ``eps=1e-5``).
+        scale : float
+            The regressed loss is ``scale`` times eq. (1): 1 is the halved mean square, 2 the plain mean
+            square of ``torch.nn.functional.mse_loss`` (sb3-contrib TRPO's critic). Adam is invariant to it
+            but for ``eps``.
+        order : sequence of (N,) permutations, optional
+            One per epoch, replacing the ``rng`` draws (to replay another library's minibatch order).
 
         Returns
         -------
@@ -281,11 +306,13 @@ class ValueFunction:
             M = idx.shape[0]
             if M not in workspaces:
                 workspaces[M] = self.net.workspace(M)
-            return _value_loss_into(workspaces[M], self.net, th, obs[idx], targets[idx], sub_old, clip_eps)
+            out = _value_loss_into(workspaces[M], self.net, th, obs[idx], targets[idx], sub_old, clip_eps)
+            return out if scale == 1.0 else Objective(scale * out.value, scale * out.grad)
 
         theta_v, adam_state, losses = optim.adam_fit(loss_grad, theta_v, adam_state, targets.shape[0],
                                                      epochs=epochs, batch_size=mb, lr=lr, rng=rng,
-                                                     max_grad_norm=max_grad_norm, beta1=beta1, beta2=beta2, eps=eps)
+                                                     max_grad_norm=max_grad_norm, beta1=beta1, beta2=beta2, eps=eps,
+                                                     order=order)
         v = self.predict(theta_v, obs)                           # (N,) after the fit
         after = value_loss_terms(v, targets, v_old=v_old, clip_eps=clip_eps)[0]
         ev_after = explained_variance(v, targets)

@@ -151,14 +151,30 @@ def minibatch_indices(n, batch_size, rng: np.random.Generator) -> list[np.ndarra
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def minibatches_of(n, batch_size, rng, order=None, epoch=0) -> list[np.ndarray]:
+    """Epoch ``epoch``'s minibatches: :func:`minibatch_indices` from ``rng``, or, with ``order`` (a sequence
+    of (n,) permutations, one per epoch), ``order[epoch]`` cut the same way (an outside library's order)."""
+    if order is None:
+        return minibatch_indices(n, batch_size, rng)
+    if epoch >= len(order):
+        raise ValueError(f"order: expected a permutation for epoch {epoch}, got {len(order)} permutations. "
+                         "Fix: pass one permutation of range(n) per epoch")
+    perm = np.asarray(order[epoch])
+    if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+        raise ValueError(f"order[{epoch}]: expected a permutation of range({n}), got shape {perm.shape}. "
+                         "Fix: pass each epoch's sample order as a permutation of the flattened batch")
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
 def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, rng, max_grad_norm=None,
-             beta1=0.9, beta2=0.999, eps=1e-8):
+             beta1=0.9, beta2=0.999, eps=1e-8, order=None):
     """Minibatch Adam on ``loss_grad(theta, idx) -> (loss, g)`` (e.g. a value-function regression).
 
     Each epoch draws :func:`minibatch_indices` and takes one :func:`adam_step` (with ``lr``, ``beta1``,
     ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm`. Returns
     ``(theta, state, losses)``, ``losses`` (epochs * n_batches,) holding each minibatch's loss before its step.
     The arguments are validated once, before the first step; each gradient ``g`` is checked (finite, (P,)).
+    ``order`` (one (n,) permutation per epoch) replaces the draws of ``rng`` (:func:`minibatches_of`).
     """
     _callable(loss_grad, "loss_grad")
     epochs = _int(epochs, "epochs", 1, "pass the number of passes over the data")
@@ -167,8 +183,8 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
         max_grad_norm = _real(max_grad_norm, "max_grad_norm", 0.0, np.inf, "use a positive bound such as 0.5",
                               lo_open=True)
     losses = []
-    for _ in range(epochs):
-        for idx in minibatch_indices(n, batch_size, rng):
+    for epoch in range(epochs):
+        for idx in minibatches_of(n, batch_size, rng, order, epoch):
             loss, g = loss_grad(theta, idx)
             g = _gradient(g, theta.size)
             if max_grad_norm is not None:

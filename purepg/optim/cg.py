@@ -56,8 +56,12 @@ def _cg_args(matvec, b, iters, tol, damping):
     return b, iters, tol, damping
 
 
-def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0) -> CGResult:
-    """Solve ``(A + damping I) x = b`` by conjugate gradient, eqs. (C1)-(C3), from ``x_0 = 0``.
+CG_STOPS = ("relative", "absolute")
+
+
+def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0, x0=None,
+                       stop="relative") -> CGResult:
+    """Solve ``(A + damping I) x = b`` by conjugate gradient, eqs. (C1)-(C3), from ``x_0 = 0`` or ``x0``.
 
     ``A`` is seen only through ``matvec(v) = A @ v``; it must be symmetric, and positive definite once
     damped, for CG to apply -- this is checked along every search direction.
@@ -68,11 +72,17 @@ def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0)
     rescaling ``A`` and ``b`` (a Fisher averaged over N states, a normalised advantage) does not change
     how far CG goes. ``b = 0`` returns ``x = 0`` with ``converged=True`` and 0 iterations.
 
+    Conventions (both as sb3-contrib ``common/utils.py`` ``conjugate_gradient_solver``): ``x0`` starts
+    from a given point (sb3-contrib draws ``1e-4 * randn``), ``r_0 = b - (A + c I) x0``;
+    ``stop="absolute"`` stops when ``||r_k||^2 < tol`` (squared, absolute: sb3-contrib's
+    ``residual_tol``), also before the first step, instead of the relative test.
+
     Parameters
     ----------
     matvec : callable, (n,) -> (n,), ``v -> A v`` (e.g. ``lambda v: pol.fvp(theta, obs, v)``).
     b : (n,) finite right-hand side.  iters : int >= 1, maximum number of CG steps.
     tol : float >= 0, relative tolerance of the test above.  damping : float >= 0, ``c`` in ``A + c I``.
+    x0 : (n,) start, optional (default zeros).  stop : ``"relative"`` (default) or ``"absolute"``.
 
     Returns
     -------
@@ -88,13 +98,14 @@ def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0)
     ValueError : iters < 1, tol < 0, damping < 0, b not a finite vector, matvec returning a wrong shape.
     """
     b, iters, tol, damping = _cg_args(matvec, b, iters, tol, damping)
-    x = np.zeros_like(b)  # (n,)
-    r = b.copy()  # (n,)  r_0 = b - A x_0
+    if stop not in CG_STOPS:
+        raise ValueError(f"stop: expected one of {', '.join(CG_STOPS)}, got {stop!r}; 'relative' is purepg's test")
+    x, r = _start(matvec, b, damping, x0)  # (n,), (n,)  r_0 = b - (A + c I) x_0
     p = r.copy()  # (n,)
     rr = float(r @ r)
-    threshold = tol * np.sqrt(rr)
-    if rr == 0.0:
-        return CGResult(x, 0, True, 0.0, "converged: b = 0, so x = 0 solves exactly")
+    threshold = tol * np.sqrt(rr) if stop == "relative" else np.sqrt(tol)
+    if rr == 0.0 or (stop == "absolute" and rr < tol):
+        return CGResult(x, 0, True, np.sqrt(rr), "converged: the start solves the system within tol")
     for k in range(iters):
         Ap = np.asarray(matvec(p), dtype=np.float64)  # (n,)
         if Ap.shape != b.shape:
@@ -110,10 +121,20 @@ def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0)
         x = x + alpha * p  # (n,)  (C2)
         r = r - alpha * Ap  # (n,)
         rr_new = float(r @ r)
-        if np.sqrt(rr_new) <= threshold:
+        if np.sqrt(rr_new) <= threshold if stop == "relative" else rr_new < tol:
             return CGResult(x, k + 1, True, np.sqrt(rr_new), f"converged: ||r|| <= tol ||b|| after {k + 1} steps")
         p = r + (rr_new / rr) * p  # (n,)  (C3); rr > 0 since the test above failed
         rr = rr_new
     return CGResult(x, iters, False, np.sqrt(rr), f"iteration limit reached ({iters} steps)")
 
 
+
+
+def _start(matvec, b, damping, x0):
+    """``(x_0, r_0)``: zeros and ``b``, or ``x0`` and ``b - (A + c I) x0``."""
+    if x0 is None:
+        return np.zeros_like(b), b.copy()
+    x0 = _vector(x0, "x0", "pass a finite start of the shape of b, or None for zeros")
+    if x0.shape != b.shape:
+        raise ValueError(f"x0: expected shape {b.shape} (that of b), got {x0.shape}; pass a start like b")
+    return x0.copy(), b - (np.asarray(matvec(x0), dtype=np.float64) + damping * x0)

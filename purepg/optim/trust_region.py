@@ -95,7 +95,8 @@ def _failed(g, reason, solver, iterations=0, x=None, residual=None):
     return NaturalStep(zero, zero.copy() if x is None else x, 0.0, 0.0, False, reason, solver, iterations, res)
 
 
-def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, cg_tol=1e-10) -> NaturalStep:
+def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, cg_tol=1e-10, cg_x0=None,
+                 cg_stop="relative") -> NaturalStep:
     """The natural-gradient step (N1) ``d = sqrt(2 delta / x^T (F + c I) x) x``, ``x = (F + c I)^{-1} g``.
 
     ``g`` is the gradient of the objective to MAXIMISE. ``F_or_fvp`` is the (P, P) Fisher (solved by
@@ -103,6 +104,8 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
     satisfies ``1/2 d^T (F + c I) d = delta``. If ``F + c I`` is not positive definite (Cholesky
     fails, CG meets non-positive curvature, or ``g^T x <= 0``), or ``g = 0``, nothing is NaN: ``ok`` is
     False, ``step`` is zero and ``reason`` says why. CG stopping at ``cg_iters`` still gives ``ok=True``.
+
+    ``cg_x0`` and ``cg_stop`` are :func:`purepg.optim.conjugate_gradient`'s ``x0`` and ``stop``.
 
     Raises ``ValueError`` for ``delta <= 0``, ``damping < 0``, an unknown solver, or a callable with
     ``solver="cholesky"``.
@@ -129,7 +132,7 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
             return _failed(g, str(err), solver)
         iterations, residual = 0, float(np.linalg.norm(g - F @ x - damping * x))
     else:
-        cg = conjugate_gradient(matvec, g, iters=cg_iters, tol=cg_tol, damping=damping)
+        cg = conjugate_gradient(matvec, g, iters=cg_iters, tol=cg_tol, damping=damping, x0=cg_x0, stop=cg_stop)
         if not cg.converged and not cg.reason.startswith("iteration limit"):
             return _failed(g, f"cg: {cg.reason}", solver, cg.iterations, cg.x, cg.residual)
         x, iterations, residual = cg.x, cg.iterations, cg.residual
@@ -183,7 +186,7 @@ def _ls_args(f, theta, step, constraint, delta, expected_improve, ratio, max_ste
 
 
 def backtracking_line_search(f, theta, step, *, constraint, delta, expected_improve=None, ratio=0.5,
-                             max_steps=10, accept_ratio=0.0) -> LineSearchResult:
+                             max_steps=10, accept_ratio=0.0, strict=False) -> LineSearchResult:
     """Try ``theta + ratio^j step``, ``j = 0..max_steps-1``; accept the first feasible improvement.
 
     Trial ``j`` (fraction ``a = ratio^j``) is accepted iff ``f(theta')`` and ``constraint(theta')`` are
@@ -197,6 +200,7 @@ def backtracking_line_search(f, theta, step, *, constraint, delta, expected_impr
     constraint : callable, (P,) -> float, mean KL(pi_theta || pi_theta').  delta : float > 0 (delta).
     expected_improve : float > 0 or None.  ratio : float in (0, 1).  max_steps : int >= 1.
     accept_ratio : float in [0, 1].
+    strict : bool, accept only ``constraint(theta') < delta`` (sb3-contrib ``trpo/trpo.py``) instead of ``<=``.
 
     Returns
     -------
@@ -218,7 +222,7 @@ def backtracking_line_search(f, theta, step, *, constraint, delta, expected_impr
         trace.append((a, f_new, kl))
         if not (np.isfinite(f_new) and np.isfinite(kl)):
             counts["non-finite"] += 1
-        elif kl > delta:
+        elif kl > delta or (strict and kl == delta):
             counts["KL above delta"] += 1
         elif not f_new > f0 or (expected is not None and f_new - f0 < accept_ratio * expected * a):
             counts["no improvement"] += 1

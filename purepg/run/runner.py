@@ -122,8 +122,11 @@ def _check_total_steps(total_steps, config):
 
 # ---------------------------------------------------------------------------- the loop -----
 def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_every=10, force=False,
-          verbose=True):
+          verbose=True, conventions=None):
     """Train ``algo`` on ``env_id`` and write the run directory ``out_dir``; return the summary dict.
+
+    ``conventions`` is the record of :func:`purepg.algos.conventions.configure` (the profile, its values
+    and the explicit fields that overrode it), kept in ``config.json`` beside the config it produced.
 
     Refuses an existing non-empty ``out_dir`` unless ``force``. ``checkpoint_every`` iterations (and at
     the end, and on SIGINT) the checkpoint is replaced atomically.
@@ -137,6 +140,8 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
                        gamma=config.gamma)
     meta = {"run_format": RUN_FORMAT, "algo": algo.NAME, "env_id": env_id, "seed": int(seed), "total_steps": int(total_steps),
             "purepg_version": __version__, "config": config_to_dict(config)}
+    if conventions is not None:
+        meta["conventions"] = conventions
     checkpoint.atomic_write_bytes(os.path.join(out_dir, "config.json"),
                                   (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     loop = {"iteration": 0, "recent_returns": np.zeros(0), "episodes": 0, "time_s": 0.0}
