@@ -7,10 +7,13 @@ Run from the repository root (one thread)::
 The step is rl-zoo's CartPole-v1 PPO (``ppo.Config()``): N = 256 samples, the 4-64-64-2 policy and
 4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad`` + ``ppo.clip_and_step`` as
 ``ppo.run`` calls them (validated once, then ``check=False``). The parts: one network's forward and
-backward pass, the categorical log-prob and gradient, the clip terms (Numba kernel and NumPy
-reference). The TRPO update is ``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch,
-next to one forward pass of the policy network on its 1024 states. Each figure is the median of repeated blocks of calls, in microseconds. It runs against
-any checkout with these functions, so a figure before and after a change comes from the same script.
+backward pass, the categorical log-prob and gradient, the clip terms, and ``tanh`` on one 256 x 64
+layer (NumPy's and, where the checkout has it, purepg's vectorised kernel). The TRPO update is
+``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch, next to one forward pass of the
+policy network on its 1024 states. Each figure is the median of repeated blocks of calls, in
+microseconds; ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time instead of wall time (on a
+shared machine). It runs against any checkout with these functions, so a figure before and after a
+change comes from the same script.
 """
 import os
 
@@ -45,7 +48,8 @@ def median_us(fn, repeats=15, inner=300):
 
 
 def main():
-    print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}\n")
+    clock = " (clock: CPU time of this process)" if os.environ.get("PUREPG_BENCH_CLOCK") == "cpu" else ""
+    print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}{clock}\n")
     cfg, rng, N = ppo.Config(), np.random.default_rng(0), 256
     pol, vf = CategoricalPolicy(4, 2, cfg.hidden, cfg.activation), ValueFunction(4, cfg.vf_hidden, cfg.activation)
     ctx = Context(pol, vf, cfg, 100_000)
@@ -71,6 +75,13 @@ def main():
             ("policy network backward", lambda: pol.net.backward(th, dout, cache, check=False)),
             ("categorical log-prob and gradient", lambda: pol.dist.log_prob_and_grad(out, th[:0], act)),
             ("clip terms", lambda: clip_terms(r, A, 0.2))]
+    z, zo = rng.standard_normal((N, 64)), np.empty((N, 64))
+    rows.append(("np.tanh, 256 x 64", lambda: np.tanh(z, out=zo)))
+    try:
+        from purepg.kernels import elementwise
+        rows.append(("kernels.elementwise.tanh, 256 x 64", lambda: elementwise.tanh(z, out=zo)))
+    except ImportError:                                          # a checkout before the kernel
+        pass
     for name, fn in rows:
         print(f"{name:55s} {median_us(fn):8.1f} us")
     tcfg = trpo.Config()

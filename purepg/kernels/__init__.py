@@ -15,6 +15,7 @@ nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer produc
 nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
+elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp (mpmath)
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
 distributions: ``categorical_log_prob_and_grad``  log-softmax, ``e_a - p``                ``8 eps (1 + |value|)``
 returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps (M |x|)_t``
@@ -30,6 +31,7 @@ a sum is taken in another order (each module's docstring gives the reason). ``fi
 fast path is BLAS (``U.T @ U``), its Numba loop a second check.
 """
 from purepg.kernels.adam import adam_update
+from purepg.kernels import elementwise  # noqa: F401  (vectorised tanh: purepg.kernels.elementwise.tanh)
 from purepg.kernels.distributions import categorical_log_prob_and_grad, log_softmax
 from purepg.kernels.nn import STREAM_BYTES, dphi_mul, fisher_accumulate, persample_fill
 from purepg.kernels.returns import discount_cumsum, discounted_returns, gae_advantages

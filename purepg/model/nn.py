@@ -334,7 +334,7 @@ class MLP:
     def _phi(self, z):
         """``phi(z)`` written over ``z`` (the pre-activation is never needed again, see eq. (7)); returns it."""
         if self.activation == "tanh":
-            return np.tanh(z, out=z)
+            return kernels.elementwise.tanh(z, out=z)       # np.tanh to <= 4 ulp, SIMD on any x86-64
         return np.maximum(z, 0.0, out=z)
 
     # phi'(z) = 1 - h^2 (tanh) or [h > 0] (relu) from h = phi(z): the in-place kernel ``kernels.dphi_mul``.

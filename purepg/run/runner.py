@@ -38,6 +38,7 @@ from gymnasium import spaces
 
 from purepg import __version__
 
+from purepg.kernels import compiling
 from purepg.run import checkpoint, formats
 
 from purepg.env import envs, rollout
@@ -196,6 +197,8 @@ def _restore_env(run, tree, ck, run_dir):
 
 
 def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
+    if verbose:
+        compiling.announce()              # one line on stderr if this run compiles kernels (no Numba cache)
     interrupted = []
     old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     t_start = time.perf_counter() - float(loop["time_s"])

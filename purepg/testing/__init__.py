@@ -17,7 +17,7 @@ Example::
     TestMyPPO = suite(profile="sb3", log_prob=my_log_prob, gae=my_gae, ppo_update=my_update)
 """
 from purepg.testing.policy_checks import check_entropy, check_fvp, check_kl, check_log_prob, check_score
-from purepg.testing.profiles import PROFILES, Conventions, conventions
+from purepg.testing.profiles import Conventions, conventions
 from purepg.testing.report import Mismatch, Tolerance
 from purepg.testing.solver_checks import check_cg, check_line_search, check_natural_step
 from purepg.testing.spec import PolicySpec
@@ -25,7 +25,7 @@ from purepg.testing.suite import CHECKS, suite
 from purepg.testing.update_checks import (check_gae, check_ppo_clip, check_ppo_kl_penalty, check_ppo_update,
                                           check_returns, check_value_loss)
 
-__all__ = ["PolicySpec", "Mismatch", "Tolerance", "Conventions", "PROFILES", "conventions", "suite", "CHECKS",
+__all__ = ["PolicySpec", "Mismatch", "Tolerance", "Conventions", "conventions", "suite", "CHECKS",
            "check_log_prob", "check_entropy", "check_kl", "check_score", "check_fvp", "check_gae", "check_returns",
            "check_ppo_clip", "check_ppo_kl_penalty", "check_value_loss", "check_ppo_update", "check_cg",
            "check_natural_step", "check_line_search"]

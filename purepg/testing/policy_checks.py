@@ -21,7 +21,7 @@ POLICY_TOL = Tolerance(1e-9, 1e-10, "float64 both sides; rounding of a bounded f
 FVP_TOL = Tolerance(1e-8, 1e-10, "F v sums N (P,) vectors of size O(1e3): rounding below 1e-12 relative")
 
 
-def _cases(specs, with_act=True, second_theta=False, vector=False, min_n=1):
+def _cases(specs, with_act=True, second_theta=False, vector=False):
     """Strategy of dict cases ``spec, theta[, theta_new], obs[, act][, v]``."""
     from hypothesis import strategies as st
 
@@ -36,7 +36,7 @@ def _cases(specs, with_act=True, second_theta=False, vector=False, min_n=1):
         case = {"spec": spec, "theta": _theta(draw, pol)}
         if second_theta:
             case["theta_new"] = _theta(draw, pol)
-        n = draw(st.integers(min_n, S.MAX_N))
+        n = draw(S.batch_sizes())
         case["obs"] = draw(S.observations(n, pol.obs_dim))
         if with_act:
             case["act"] = draw(S.discrete_actions(n, pol.act_dim) if pol.discrete else S.box_actions(n, pol.act_dim))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from purepg.algos.common import normalize_advantage
+from purepg.model.value import value_loss_terms
 from purepg.optim import AdamState, adam_step, clip_grad_norm
 from purepg.pg.returns import discounted_returns, gae
 from purepg.pg.surrogates import ppo_clip, ppo_kl_penalty
@@ -68,12 +70,12 @@ def check_returns(fn, *, max_examples=100):
            lambda c: [c[0].rew.shape])
 
 
-def _objective_cases(second_theta=False, specs=None, min_n=1):
+def _objective_cases(second_theta=False, specs=None):
     """Policy cases with old log-probs, advantages and hyperparameters."""
     import purepg.testing.strategies as S
     from hypothesis import strategies as st
 
-    policy_cases = _cases(specs, second_theta=second_theta, min_n=min_n)
+    policy_cases = _cases(specs, second_theta=second_theta)
 
     @st.composite
     def draw(d):
@@ -113,14 +115,12 @@ def check_ppo_kl_penalty(fn, *, specs=None, max_examples=50):
 
 
 def value_loss_reference(v, target, v_old, clip_range, profile="purepg"):
-    """The value loss under a profile's conventions (:mod:`purepg.testing.profiles`)."""
+    """The value loss under a profile's conventions (:mod:`purepg.testing.profiles`), by purepg's
+    :func:`purepg.model.value.value_loss_terms` (``1/2`` mean squared error; ``mse`` doubles it)."""
     cv = conventions(profile)
-    if clip_range is None:
-        return cv.value_loss_scale * np.mean((v - target) ** 2)
-    v_clip = v_old + np.clip(v - v_old, -clip_range, clip_range)
-    if cv.value_clip == "clipped":                 # regress the clipped prediction
-        return cv.value_loss_scale * np.mean((v_clip - target) ** 2)
-    return cv.value_loss_scale * np.mean(np.maximum((v - target) ** 2, (v_clip - target) ** 2))
+    clip = {} if clip_range is None else {"v_old": v_old, "clip_eps": clip_range}
+    loss, _ = value_loss_terms(v, target, clip_style=cv.value_clip, **clip)
+    return 2.0 * loss if cv.vf_loss == "mse" else loss
 
 
 def check_value_loss(fn, *, profile="purepg", clipped=None, max_examples=100):
@@ -139,23 +139,13 @@ def check_value_loss(fn, *, profile="purepg", clipped=None, max_examples=100):
            lambda c: dict(c), lambda c: [()])
 
 
-def normalize_advantage_reference(adv, profile="purepg"):
-    """Per-minibatch advantage standardisation under a profile's conventions."""
-    cv = conventions(profile)
-    if adv.shape[0] == 1 and not cv.normalize_single:
-        return adv
-    c = adv - adv.mean()
-    s = c.std(ddof=cv.advantage_ddof) if adv.shape[0] > cv.advantage_ddof else 0.0
-    return c / (s + cv.advantage_eps) if s + cv.advantage_eps > 0 else c
-
-
 def ppo_update_reference(c, profile="purepg"):
     """One PPO minibatch step on the policy: standardised advantages, the clipped loss's gradient,
     global-norm clipping and Adam, under a profile's conventions."""
     cv, hp, pol = conventions(profile), c["hp"], c["spec"].policy()
-    adv = normalize_advantage_reference(c["adv"], profile)
+    adv = normalize_advantage(c["adv"], cv.advantage_norm)
     o = ppo_clip(pol, c["theta"], c["obs"], c["act"], c["logp_old"], adv, eps=hp["clip_range"])
-    g, _ = clip_grad_norm(-o.grad, hp["max_grad_norm"], offset=cv.clip_grad_offset)
+    g, _ = clip_grad_norm(-o.grad, hp["max_grad_norm"], offset=cv.grad_clip_offset)
     theta, st = adam_step(c["theta"], g, AdamState(c["m"], c["v"], c["t"]), lr=hp["lr"], eps=cv.adam_eps)
     return theta, st.m, st.v
 
@@ -165,15 +155,12 @@ def check_ppo_update(fn, *, profile="purepg", specs=None, max_examples=30):
     clipped loss, global-norm clipping, Adam from the given moments ``m``, ``v`` after ``t`` steps).
 
     Adam divides by ``sqrt(v_hat) + eps``: where ``v`` is tiny a rounding difference of ``g`` is amplified up
-    to ``lr / eps``, so moments are drawn of the size a few earlier steps leave (``v >= 1e-6``). Under a
-    profile that standardises with ddof 1 even a single sample (CleanRL: NaN there), minibatches have >= 2.
+    to ``lr / eps``, so moments are drawn of the size a few earlier steps leave (``v >= 1e-6``).
     """
-    cv = conventions(profile)
-    min_n = 2 if cv.advantage_ddof == 1 and cv.normalize_single else 1
     import purepg.testing.strategies as S
     from hypothesis import strategies as st
 
-    objective_cases = _objective_cases(specs=specs, min_n=min_n)
+    objective_cases = _objective_cases(specs=specs)
 
     @st.composite
     def cases(d):

@@ -2,7 +2,8 @@
 
 Every function has the NumPy-in / NumPy-out signature of the quantity it implements
 (:mod:`purepg.testing`), computes with torch autograd in float64, and follows CleanRL's conventions
-(``std`` with ddof 1 plus 1e-8, ``clip_grad_norm_``, Adam epsilon 1e-5). ``BUGS`` names the planted
+(``std`` with ddof 1 plus 1e-8, ``clip_grad_norm_``, Adam epsilon 1e-5, half the squared error), leaving a
+minibatch of one unstandardised as Stable-Baselines3 does. ``BUGS`` names the planted
 mistakes :func:`implementation` can switch on, each a bug seen in real code.
 """
 import numpy as np
@@ -109,6 +110,8 @@ def _returns(rew, v_next, terminated, truncated, gamma):
 
 def _normalize(adv, bugs):
     a = torch.as_tensor(adv)
+    if a.numel() < 2:                       # one sample: no spread to standardise (torch's std would be NaN)
+        return a
     if "advantage_normalization" in bugs:
         return a / (a.std() + 1e-8)
     return (a - a.mean()) / (a.std() + 1e-8)
