@@ -106,8 +106,13 @@ def shaped_rewards(ctx, theta_v, b):
 
 
 def normalised_ess(w):
-    """``(sum w)^2 / (M sum w^2)`` in (0, 1] for weights w (M,) >= 0, not all zero."""
-    return float(np.sum(w) ** 2 / (w.size * np.sum(w * w)))
+    """``(sum w)^2 / (M sum w^2)`` in (0, 1] for weights w (M,) >= 0, not all zero.
+
+    The ratio does not change when every weight is scaled, so it is computed on ``u = w / max w`` in
+    [0, 1]: ``sum u^2 >= 1`` cannot underflow, as ``w^2`` does for weights below ~1e-154 (importance
+    ratios ``exp(log pi' - log pi_b)`` of far-off actions), which would give 0 / 0."""
+    u = w / np.max(w)                                                            # (M,)
+    return float(np.sum(u) ** 2 / (w.size * np.sum(u * u)))
 
 
 def batch_gradient(ctx, theta, theta_v, b):
