@@ -16,31 +16,32 @@ import re
 import numpy as np
 
 
-def _as_float(x, name):
+def _as_float(x, name, fix=None):
     if type(x) is np.ndarray and x.dtype == np.float64:        # the common case: only finiteness to check
         if np.isfinite(x).all():
             return x
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}. Fix: "
-                         f"pass real numbers (convert with np.asarray({name}, dtype=float))")
+        fail(name, "a numeric array", f"dtype {arr.dtype}",
+             f"pass real numbers (convert with np.asarray({name}, dtype=float))")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name}: expected real numbers, got complex dtype {arr.dtype}. Fix: "
-                         f"pass {name}.real if the imaginary part is meant to be zero")
+        fail(name, "real numbers", f"complex dtype {arr.dtype}",
+             f"pass {name}.real if the imaginary part is meant to be zero")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index "
-                         f"{tuple(int(i) for i in bad)}. Fix: remove or replace NaN/inf entries before the call")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        fail(name, "finite values", f"{arr[bad]} at index {bad[0] if len(bad) == 1 else bad}",
+             fix or "remove or replace NaN/inf entries before the call")
     return arr
 
 
-def as_vector(x, size, name, hint=None):
-    """A finite float64 vector of length ``size``; ``hint`` replaces the default fix in the message."""
-    arr = _as_float(x, name)
-    if arr.ndim != 1 or arr.shape[0] != size:
-        fix = hint or f"pass a 1-D array of length {size}"
-        raise ValueError(f"{name}: expected shape ({size},), got {arr.shape}. Fix: {fix}")
+def as_vector(x, size, name, hint=None, fix=None):
+    """A finite float64 vector of length ``size`` (any length if None); ``hint`` replaces the default fix
+    of a wrong shape, ``fix`` that of every error."""
+    arr = _as_float(x, name, fix)
+    if arr.ndim != 1 or (size is not None and arr.shape[0] != size):
+        fail(name, f"shape ({'P' if size is None else size},)", arr.shape,
+             fix or hint or f"pass a 1-D array of length {'P' if size is None else size}")
     return arr
 
 
@@ -55,7 +56,7 @@ def as_matrix(x, cols, name, rows=None):
             fix = f"pass one row per sample of the batch ({rows} rows) and {cols} columns"
         else:
             fix = f"pass a 2-D array with one row per sample and {cols} columns"
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}. Fix: {fix}")
+        fail(name, f"shape {want}", arr.shape, fix)
     return arr
 
 
@@ -63,17 +64,16 @@ def as_actions_discrete(a, n, n_actions, name="act"):
     """Integer actions in ``[0, n_actions)`` of shape (n,)."""
     arr = np.asarray(a)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}. Fix: pass one action index per state")
+        fail(name, f"shape ({n},)", arr.shape, "pass one action index per state")
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise ValueError(f"{name}: expected integer actions, got dtype {arr.dtype}. Fix: "
-                             f"pass whole action indices (e.g. {name}.astype(np.int64))")
+            fail(name, "integer actions", f"dtype {arr.dtype}",
+                 f"pass whole action indices (e.g. {name}.astype(np.int64))")
     if arr.size and (arr.min() < 0 or arr.max() >= n_actions):
         bad = arr[(arr < 0) | (arr >= n_actions)][0]
-        raise ValueError(f"{name}: expected actions in [0, {n_actions}), got {int(bad)}. Fix: "
-                         f"actions index the policy's {n_actions} outputs")
+        fail(name, f"actions in [0, {n_actions})", int(bad), f"actions index the policy's {n_actions} outputs")
     return arr.astype(np.int64, copy=False)
 
 
@@ -121,10 +121,11 @@ def real(x, name, lo=-np.inf, hi=np.inf, *, lo_open=False, hi_open=False, fix=No
     return float(x)
 
 
-def integer(x, name, lo=1, fix=None):
-    """``int(x)`` for an integer ``x >= lo`` (not a bool), else ValueError."""
+def integer(x, name, lo=1, fix=None, lo_is=""):
+    """``int(x)`` for an integer ``x >= lo`` (not a bool), else ValueError; ``lo_is`` says what ``lo`` is."""
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < lo:
-        fail(name, f"an integer >= {lo}", repr(x), fix or f"pass a whole number >= {lo}, such as {max(lo, 1)} or 10")
+        fail(name, f"an integer >= {lo_is + ' = ' if lo_is else ''}{lo}", repr(x),
+             fix or f"pass a whole number >= {lo}, such as {max(lo, 1)} or 10")
     return int(x)
 
 
@@ -158,6 +159,13 @@ def one_of(x, name, options):
     if x not in options:
         fail(name, f"one of {', '.join(map(repr, options))}", repr(x), "pick one of those")
     return x
+
+
+def generator(rng, name="rng"):
+    """``rng`` if it is a ``numpy.random.Generator`` (every random function takes one), else TypeError."""
+    if not isinstance(rng, np.random.Generator):
+        fail(name, "a numpy.random.Generator", type(rng).__name__, "pass numpy.random.default_rng(seed)", TypeError)
+    return rng
 
 
 def function(f, name, fix):

@@ -1,6 +1,6 @@
 """Tests of purepg.algos.trust_region, the policy step NPG and TRPO share: the natural step on a real batch
 against a hand solve, CG against Cholesky, the line search's guarantees, a skipped step on a zero gradient,
-the surrogate's overflow guard, the logged columns and the shared config checks."""
+the surrogate's overflow guard, the logged columns and the shared config fields."""
 import warnings
 
 import numpy as np
@@ -91,10 +91,11 @@ def test_step_logs_are_the_progress_columns():
     ("cg_iters", 0, r"cg_iters: expected an integer >= 1, got 0"),
     ("ls_ratio", 1.0, r"ls_ratio: expected a finite number in \(0, 1\), got 1\.0"),
     ("ls_max_steps", 0, r"ls_max_steps: expected an integer >= 1, got 0"),
-    ("vf_epochs", 0, r"vf_epochs: expected an integer >= 1, got 0"),
+    ("damping", -1.0, r"damping: expected a finite number >= 0, got -1\.0"),
 ])
 def test_shared_step_fields_are_checked_for_npg_and_trpo(field, value, match):
-    """The fields NPG and TRPO share (declared once in trust_region.StepConfig) are refused by both."""
+    """StepConfig's fields, declared once, checked the same way by both algorithms' configs."""
+    assert issubclass(npg.Config, trust_region.StepConfig) and issubclass(trpo.Config, trust_region.StepConfig)
     for Config in (npg.Config, trpo.Config):
         with pytest.raises(ValueError, match=match):
             Config(**{field: value})

@@ -111,9 +111,9 @@ def test_cg_zero_rhs_and_non_finite_matvec():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(iters=0), r"iters: expected an integer >= 1, got 0; CG needs at least one"),
-    (dict(tol=-1e-3), r"tol: expected .*got -0\.001; pass a relative tolerance"),
-    (dict(damping=-1.0), r"damping: expected .*got -1\.0; pass 0\.0"),
+    (dict(iters=0), r"iters: expected an integer >= 1, got 0\. Fix: CG needs at least one"),
+    (dict(tol=-1e-3), r"tol: expected .*got -0\.001\. Fix: pass a relative tolerance"),
+    (dict(damping=-1.0), r"damping: expected .*got -1\.0\. Fix: pass 0\.0"),
 ])
 def test_cg_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -73,7 +73,7 @@ def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
     (corrupt / "checkpoint.npz").write_bytes(data[: len(data) // 2])
     (tmp_path / "sitecustomize.py").write_text(NAN_ENV)       # registers NanEnv-v0 in the subprocesses
     cases = [
-        (["train", "--algo", "ppx"], r"unknown algorithm 'ppx'\. Did you mean ppo"),
+        (["train", "--algo", "ppx"], r"algo: expected one of reinforce, ppo, .*got 'ppx'\. Fix: did you mean ppo"),
         (["train", "--env", "CartPol-v1"], r"unknown id 'CartPol-v1'.*did you mean 'CartPole-v1'"),
         (["train", "--lrr", "3"], r"unknown option or config field '--lrr' for algorithm ppo\. Did you mean --lr"),
         (["train", "--algo", "reinforce", "--lam", "0.9"], r"unknown option or config field '--lam' for algorithm "

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 from helpers.finite_diff import gradient
 from purepg import cli
 from purepg.algos import conventions, ppo, trpo
-from purepg.algos.common import normalize_advantage
+from purepg.algos.common import Flat, normalize_advantage
 from purepg.env import envs, rollout
 from purepg.model.value import ValueFunction, value_loss_terms
 from purepg.optim import backtracking_line_search, conjugate_gradient, linear_schedule
@@ -154,8 +154,8 @@ def test_clip_offset_and_half_mse_value_term(offset):
     assert np.allclose(g, 2.0 * 1e-3 / (4.0 + offset), rtol=1e-15, atol=0)
     pol, vf, cfg = ctx.pol, ctx.vf, ctx.config
     obs = batch.obs.reshape(64, -1)[:16]
-    mb = ppo.Minibatch(obs, batch.act.reshape(64)[:16], batch.logp_old.reshape(64)[:16], np.ones(16), np.ones(16),
-                       np.zeros(16))
+    mb = Flat(obs, batch.act.reshape(64)[:16], batch.logp_old.reshape(64)[:16], np.ones(16), np.ones(16),
+              np.zeros(16))
     full = ppo.loss_and_grad(ctx, state["theta"], state["theta_v"], mb, state["theta"], {"clip_range": 0.2})
     half_ctx = ctx._replace(config=dataclasses.replace(cfg, vf_loss="half_mse"))
     half = ppo.loss_and_grad(half_ctx, state["theta"], state["theta_v"], mb, state["theta"], {"clip_range": 0.2})
@@ -193,7 +193,7 @@ def test_configure_explicit_wins_and_is_recorded():
     assert cfg.grad_clip_offset == 0.0 and cfg.advantage_norm == "sample_eps" and cfg.num_envs == 16
     assert record["overridden"] == {"grad_clip_offset": {"profile": 1e-6, "explicit": 0.0}}
     assert conventions.configure(ppo.Config)[0] == ppo.Config()
-    with pytest.raises(ValueError, match="unknown profile 'sb4'; valid profiles: purepg, sb3, cleanrl, tianshou"):
+    with pytest.raises(ValueError, match="conventions: expected a profile among purepg, sb3, cleanrl, tianshou, got the unknown profile 'sb4'"):
         conventions.configure(ppo.Config, "sb4")
     with pytest.raises(ValueError, match="cg_stop: expected one of 'relative', 'absolute', got 'never'"):
         trpo.Config(cg_stop="never")
@@ -204,7 +204,7 @@ def test_cli_profiles_errors_and_config_json(tmp_path, capsys):
     assert "kl_stop_at" in capsys.readouterr().out
     assert cli.main(["algos", "--conventions", "nope"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "valid profiles: purepg, sb3, cleanrl, tianshou" in err
+    assert len(err.splitlines()) == 1 and "expected a profile among purepg, sb3, cleanrl, tianshou" in err
     assert cli.main(["train", "--conventions", "sb3", "--value_clip", "wide", "--quiet"]) == 2
     assert "value_clip: expected one of 'max', 'prediction'" in capsys.readouterr().err
     out = tmp_path / "run"

@@ -1,11 +1,10 @@
 """Tests of purepg.algos.critic, the critic NPG, TRPO, TRPO-Lagrangian and the off-policy learner share:
 GAE advantages of the current V against a plain loop (raw and standardised), the value fit's loss and
-Adam steps, a fresh state, and the field checks."""
-
+Adam steps, a fresh state, and the checks of the critic fields every sharing Config makes."""
 import numpy as np
 import pytest
 
-from purepg.algos import critic, npg
+from purepg.algos import critic, npg, offpolicy, trpo, trpo_lagrangian
 
 from helpers.algo_runs import SMALL, make_ctx
 from helpers.gae_loop import plain_gae
@@ -59,6 +58,8 @@ def test_init_gives_fresh_parameters_and_adam_state():
     ("vf_minibatch_size", 0, r"vf_minibatch_size: expected an integer >= 1, got 0"),
     ("vf_minibatch_size", 100, r"vf_minibatch_size: expected a divisor of the batch N = num_envs \* num_steps"),
 ])
-def test_critic_fields_are_checked(field, value, match):
-    with pytest.raises(ValueError, match=match):
-        npg.Config(**{**SMALL, field: value})
+def test_critic_fields_are_checked_by_every_config_sharing_them(field, value, match):
+    """CriticConfig's fields and its check that the critic minibatch divides the batch, in each algorithm."""
+    for algo in (npg, trpo, trpo_lagrangian, offpolicy):
+        with pytest.raises(ValueError, match=match):
+            algo.Config(**{**SMALL, field: value})

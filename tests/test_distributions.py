@@ -61,6 +61,20 @@ def test_reference_log_softmax_is_as_exact(z, backend):
     assert np.all(np.abs(lp - ref) <= 4 * np.finfo(float).eps * (1.0 + np.abs(ref)))
 
 
+@given(st_logits(extreme=True), st.data())
+def test_categorical_score_is_e_a_minus_p(z, data):
+    """(C1) g = e_a - p: each row sums to 0, g_a = 1 - p_a in [0, 1], the others -p_b in [-1, 0]. Row sum:
+    log p has error <= 4 eps (1 + |log p|) (test above), so sum_b |dp_b| <= 4 eps (1 + H) <= 4 eps
+    (1 + log A), plus one ulp per exp and A roundings in the sum: < 8 (A + 1) eps for every A."""
+    a = np.asarray(data.draw(S.discrete_actions(z.shape[0], z.shape[1])), dtype=np.int64)
+    g = D.categorical_log_prob_grad(z, a)                                        # (N, A)
+    A = z.shape[1]
+    assert np.all(np.abs(g.sum(axis=1)) <= 8 * (A + 1) * np.finfo(float).eps)
+    own = np.zeros(z.shape, dtype=bool)
+    own[np.arange(z.shape[0]), a] = True
+    assert np.all((g[own] >= 0) & (g[own] <= 1)) and np.all((g[~own] >= -1) & (g[~own] <= 0))
+
+
 def test_categorical_kernel_refuses_an_action_out_of_range():
     with pytest.raises(IndexError):
         D.categorical_log_prob_and_grad(np.zeros((2, 3)), np.array([0, 3]))

@@ -47,7 +47,7 @@ def test_make_vec_env_bad_arguments():
         make_vec_env([counting(2)] * 2, 3, seed=0)
     with pytest.raises(TypeError, match=r"env: expected an env id \(str\).*got int\. Fix:"):
         make_vec_env(5, 2, seed=0)
-    with pytest.raises(ValueError, match=r"vectorization: 'vector_entry_point' expected a registered env id"):
+    with pytest.raises(ValueError, match=r"vectorization: expected 'auto', 'sync' or 'async' for an env factory \('vector_entry_point' needs a registered env id\)"):
         make_vec_env(counting(2), 2, seed=0, vectorization="vector_entry_point")
 
 

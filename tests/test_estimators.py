@@ -374,8 +374,8 @@ def _bad_batch():
     (dict(obs=[]), r"obs: expected at least one trajectory, got 0\. Fix"),
     (dict(obs=np.zeros(3)), r"obs: expected \(T, obs_dim\), \(N, T, obs_dim\) or a list .*got shape \(3,\)\. Fix"),
     (dict(obs=[np.eye(2)[[0, 1, 0]], np.zeros((0, 2))]), r"obs\[1\]: expected shape \(T, 2\) with T >= 1, got \(0, 2\)\. Fix"),
-    (dict(gamma=1.5), r"gamma: expected a discount in \[0, 1\], got 1\.5\. Fix"),
-    (dict(gamma=-0.5), r"gamma: expected a discount in \[0, 1\], got -0\.5\. Fix"),
+    (dict(gamma=1.5), r"gamma: expected a finite number in \[0, 1\], got 1\.5\. Fix"),
+    (dict(gamma=-0.5), r"gamma: expected a finite number in \[0, 1\], got -0\.5\. Fix"),
     (dict(baseline="median"), r"baseline: expected 'none', 'mean', 'optimal', a number or a \(6,\) array, got 'median'\. Fix"),
     (dict(baseline=np.zeros(5)), r"baseline: expected a finite number or a finite \(6,\) array, got ndarray of shape \(5,\)\. Fix"),
     (dict(baseline=[0.1, "x"]), r"baseline: expected a finite number or a finite \(6,\) array, got list of shape \(2,\)\. Fix"),
@@ -398,5 +398,5 @@ def test_bad_off_policy_input():
             f(pol, theta, obs, act, rew, [np.zeros(2), np.zeros(2)])
         with pytest.raises(ValueError, match=r"logp_behaviour: expected finite values, got nan\. Fix"):
             f(pol, theta, obs, act, rew, [np.zeros(3), np.array([0.0, np.nan])])
-        with pytest.raises(ValueError, match=r"gamma: expected a discount in \[0, 1\], got 2\. Fix"):
+        with pytest.raises(ValueError, match=r"gamma: expected a finite number in \[0, 1\], got 2\. Fix"):
             f(pol, theta, obs, act, rew, [np.zeros(3), np.zeros(2)], gamma=2)

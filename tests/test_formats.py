@@ -34,13 +34,20 @@ def test_current_format_and_unrenamed_fields_print_nothing(capsys):
     assert formats.upgrade(meta, "d") is meta
     assert formats.upgrade({"run_format": OLD, "algo": "reinforce", "config": {"lr": 1.0}}, "d")["config"] == {"lr": 1.0}
     assert capsys.readouterr().err == ""
-    with pytest.raises(ValueError, match=r"run_format 'purepg-run-9' .* expected one of 'purepg-run-1', "):
+    with pytest.raises(ValueError, match=r"run_format of d/config.json: expected one of 'purepg-run-1', 'purepg-run-2', got 'purepg-run-9' "):
         formats.upgrade({"run_format": "purepg-run-9", "algo": "ppo", "config": {}}, "d")
 
 
 def test_an_old_name_passed_today_points_at_the_new_one():
-    with pytest.raises(ValueError, match=r"unknown config field 'lam' for algorithm ppo\. Did you mean gae_lambda\?"):
+    with pytest.raises(ValueError, match=r"config field 'lam': expected a field of algorithm ppo, got an unknown name\. Fix: did you mean gae_lambda\? "):
         runner.config_from_dict(ppo.Config, {"lam": 0.9}, algo="ppo")
+
+
+def test_an_old_option_on_the_command_line_points_at_the_new_one(capsys):
+    from purepg.cli import commands as cli
+    assert cli.main(["train", "--algo", "ppo-kl", "--d-targ", "0.02"]) == 2
+    assert "unknown option or config field '--d-targ' for algorithm ppo-kl. Did you mean --target_kl?" in \
+        capsys.readouterr().err
 
 
 def _downgrade(run_dir):

@@ -257,11 +257,11 @@ def test_write_into_missing_directory(tmp_path):
 def test_read_rejects_other_files(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match=r"path: .*junk.npz is not a readable \.npz .*Fix: regenerate"):
+    with pytest.raises(ValueError, match=r"path: expected a readable \.npz, got .*junk.npz .*Fix: regenerate"):
         golden.read_golden(junk)
     other = tmp_path / "other.npz"
     np.savez(other, format=np.array("something-else"))
-    with pytest.raises(ValueError, match=r"has format 'something-else', expected 'purepg-golden-1'\. Fix"):
+    with pytest.raises(ValueError, match=r"path: expected golden vectors of format 'purepg-golden-1', got .* of format 'something-else'\. Fix"):
         golden.read_golden(other)
 
 

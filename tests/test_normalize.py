@@ -108,12 +108,12 @@ def test_to_dict_from_dict_round_trip_through_npz(tmp_path):
 
 
 @pytest.mark.parametrize("d, match", [
-    ({"mean": np.zeros(2), "var": np.ones(2)}, "field 'count' is missing"),
-    ({"count": np.array(-1), "mean": np.zeros(2), "var": np.ones(2)}, "'count' must be an integer >= 0"),
-    ({"count": np.array(1.5), "mean": np.zeros(2), "var": np.ones(2)}, "'count' must be an integer"),
+    ({"mean": np.zeros(2), "var": np.ones(2)}, "normaliser state: expected the keys count, mean, var, got \\['mean', 'var'\\]"),
+    ({"count": np.array(-1), "mean": np.zeros(2), "var": np.ones(2)}, "count: expected an integer >= 0, got array\\(-1\\)"),
+    ({"count": np.array(1.5), "mean": np.zeros(2), "var": np.ones(2)}, "count: expected an integer >= 0"),
     ({"count": np.array(3), "mean": np.zeros(2), "var": np.ones(3)}, "one equal shape"),
-    ({"count": np.array(3), "mean": np.zeros(2), "var": -np.ones(2)}, "finite with var >= 0"),
-    ({"count": np.array(3), "mean": np.array([0.0, np.nan]), "var": np.ones(2)}, "finite with var"),
+    ({"count": np.array(3), "mean": np.zeros(2), "var": -np.ones(2)}, "expected finite values with var >= 0"),
+    ({"count": np.array(3), "mean": np.array([0.0, np.nan]), "var": np.ones(2)}, "expected finite values with var"),
 ])
 def test_from_dict_rejects_corrupt_states(d, match):
     with pytest.raises(ValueError, match=match):
@@ -212,11 +212,11 @@ def test_reward_scaling_frozen_does_not_merge_and_roundtrips():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: nz.return_scale_init(0, 0.9), r"num_envs: expected an integer >= 1, got 0\. Fix: "),
-    (lambda: nz.return_scale_init(2, 1.5), r"gamma: expected a number in \[0, 1\], got 1\.5\. Fix: "),
+    (lambda: nz.return_scale_init(2, 1.5), r"gamma: expected a finite number in \[0, 1\], got 1\.5\. Fix: "),
     (lambda: nz.scale_rewards(nz.return_scale_init(2, 0.9), np.zeros(3), np.zeros(3, bool)),
      r"r, done: expected shape \(2,\) \(one per copy\), got \(3,\) and \(3,\)\. Fix: "),
     (lambda: nz.return_scale_from_dict({"count": 1, "mean": [0.0], "var": [1.0]}),
-     r"reward-scaling state: field 'ret' is missing.*Fix: the checkpoint is corrupt"),
+     r"reward-scaling state: expected the keys ret, gamma, got .*Fix: the checkpoint is corrupt"),
     (lambda: nz.return_scale_from_dict({"count": 1, "mean": [0.0], "var": [1.0], "ret": [np.nan], "gamma": 0.9}),
      r"reward-scaling state: expected 1-D statistics and a finite \(E,\) field 'ret'"),
 ])

@@ -221,7 +221,7 @@ def test_buffer_keeps_the_last_k_batches_and_state_is_not_mutated():
     assert logs1["ess_min"] == 1.0 and logs2["ess_min"] < 1.0 and logs2["ess_mean"] > logs2["ess_min"]
 
 
-def test_several_updates_per_batch_use_every_stored_batch():
+def test_several_epochs_use_every_stored_batch():
     cfg = offpolicy.Config(buffer_batches=1, epochs=3, **SMALL)
     ctx, state, batch, rng = make_ctx(offpolicy, cfg, seed=7)
     new, logs = offpolicy.update(ctx, state, batch, rng, 0.0)

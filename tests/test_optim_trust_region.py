@@ -1,5 +1,5 @@
 """Tests of purepg.optim.trust_region: the natural step (Cholesky and CG agree, its quadratic KL model
-equals epsilon, it solves the trust-region problem on real policies, its true KL over epsilon tends to
+equals delta, it solves the trust-region problem on real policies, its true KL over delta tends to
 1) and the backtracking line search (its guarantees on quadratic problems and on policies: it never
 accepts a KL-violating or non-improving step).
 
@@ -19,54 +19,54 @@ from helpers import matrices as M
 
 
 @given(M.st_spd(n_max=20), st.floats(1e-4, 1.0), st.floats(0.0, 1.0))
-def test_natural_step_kl_model_equals_epsilon(Ab, epsilon, c):
+def test_natural_step_kl_model_equals_delta(Ab, delta, c):
     F, g = Ab
-    ns = natural_step(g, F, epsilon, damping=c)
+    ns = natural_step(g, F, delta, damping=c)
     assert ns.ok and ns.solver == "cholesky" and ns.reason == "ok"
     Fc = F + c * np.eye(g.size)
     # 1e-10 relative: a P <= 20 quadratic form and one square root, all in float64.
-    assert 0.5 * ns.step @ Fc @ ns.step == pytest.approx(epsilon, rel=1e-10)
+    assert 0.5 * ns.step @ Fc @ ns.step == pytest.approx(delta, rel=1e-10)
     x_star = np.linalg.solve(Fc, g)
     np.testing.assert_allclose(ns.x, x_star, rtol=1e-10, atol=1e-12 * np.linalg.norm(x_star))
     assert ns.gFg == pytest.approx(g @ x_star, rel=1e-10)
-    # (N1): g^T d = sqrt(2 epsilon g^T F^-1 g), and it is the largest g^T d on the ellipsoid.
-    assert ns.expected_improve == pytest.approx(np.sqrt(2 * epsilon * ns.gFg), rel=1e-10)
+    # (N1): g^T d = sqrt(2 delta g^T F^-1 g), and it is the largest g^T d on the ellipsoid.
+    assert ns.expected_improve == pytest.approx(np.sqrt(2 * delta * ns.gFg), rel=1e-10)
     D = np.random.default_rng(0).standard_normal((16, g.size))  # (16, P) other directions
-    D *= np.sqrt(2 * epsilon / np.einsum("kp,pq,kq->k", D, Fc, D))[:, None]  # on the boundary
+    D *= np.sqrt(2 * delta / np.einsum("kp,pq,kq->k", D, Fc, D))[:, None]  # on the boundary
     assert np.all(D @ g <= ns.expected_improve * (1 + 1e-10))
     assert ns.residual <= 1e-10 * np.linalg.norm(g)
 
 
 @given(M.st_spd(n_max=20), st.floats(1e-4, 1.0), st.floats(0.0, 1.0))
-def test_natural_step_cholesky_and_cg_agree(Ab, epsilon, c):
+def test_natural_step_cholesky_and_cg_agree(Ab, delta, c):
     F, g = Ab
-    chol = natural_step(g, F, epsilon, damping=c)
-    cg_dense = natural_step(g, F, epsilon, damping=c, solver="cg", cg_iters=200, cg_tol=1e-12)
-    cg_fvp = natural_step(g, M.matvec(F), epsilon, damping=c, cg_iters=200, cg_tol=1e-12)
+    chol = natural_step(g, F, delta, damping=c)
+    cg_dense = natural_step(g, F, delta, damping=c, solver="cg", cg_iters=200, cg_tol=1e-12)
+    cg_fvp = natural_step(g, M.matvec(F), delta, damping=c, cg_iters=200, cg_tol=1e-12)
     assert cg_fvp.solver == "cg" and cg_fvp.ok and cg_fvp.iterations >= 1
     # CG x has relative error <= condition (100) * 1e-12; the scale inherits it.
     np.testing.assert_allclose(cg_fvp.step, chol.step, atol=1e-9 * np.linalg.norm(chol.step))
     np.testing.assert_array_equal(cg_dense.step, cg_fvp.step)
-    # Even a truncated CG keeps the damped KL model exactly at epsilon.
-    short = natural_step(g, M.matvec(F), epsilon, damping=c, cg_iters=2)
+    # Even a truncated CG keeps the damped KL model exactly at delta.
+    short = natural_step(g, M.matvec(F), delta, damping=c, cg_iters=2)
     Fc = F + c * np.eye(g.size)
-    assert short.ok and 0.5 * short.step @ Fc @ short.step == pytest.approx(epsilon, rel=1e-10)
+    assert short.ok and 0.5 * short.step @ Fc @ short.step == pytest.approx(delta, rel=1e-10)
 
 
 @given(M.st_indefinite(n_max=12), st.floats(1e-3, 1.0))
-def test_natural_step_not_positive_definite(Ab, epsilon):
+def test_natural_step_not_positive_definite(Ab, delta):
     F, g = Ab
-    for ns in (natural_step(g, F, epsilon), natural_step(g, M.matvec(F), epsilon, cg_iters=g.size)):
+    for ns in (natural_step(g, F, delta), natural_step(g, M.matvec(F), delta, cg_iters=g.size)):
         assert not ns.ok and np.all(ns.step == 0.0)
         assert "not positive definite" in ns.reason and "increase damping" in ns.reason
         assert all(np.all(np.isfinite(v)) for v in (ns.x, ns.gFg, ns.expected_improve, ns.residual))
     # Enough damping makes it positive definite again (eigenvalues >= -10).
-    assert natural_step(g, F, epsilon, damping=10.5).ok
+    assert natural_step(g, F, delta, damping=10.5).ok
 
 
 def test_natural_step_scale_survives_cg_rounding():
     # Condition 1e4, n = 40, 30 CG steps: float64 CG loses orthogonality, so g^T x and x^T F x differ
-    # (by 3e-4 relative here, checked below); the step is scaled by x^T F x, so 1/2 d^T F d = epsilon
+    # (by 3e-4 relative here, checked below); the step is scaled by x^T F x, so 1/2 d^T F d = delta
     # still holds to rounding (1e-10 relative: one quadratic form of size 40 at this condition).
     rng = np.random.default_rng(3)
     Q = M.orthogonal(40, 3)
@@ -107,11 +107,11 @@ def test_solve_spd():
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    ((np.ones(2), np.eye(2), 0.0), {}, r"delta: expected .*got 0\.0; use a positive KL radius"),
+    ((np.ones(2), np.eye(2), 0.0), {}, r"delta: expected .*got 0\.0\. Fix: use a positive KL radius"),
     ((np.ones(2), np.eye(2), -1.0), {}, r"delta: expected .*got -1\.0"),
     ((np.ones(2), np.eye(2), 0.01), dict(damping=-1e-3), r"damping: expected .*got -0\.001"),
-    ((np.ones(2), np.eye(2), 0.01), dict(solver="lu"), r"solver: expected 'cholesky' or 'cg', got 'lu'"),
-    ((np.ones(2), lambda v: v, 0.01), dict(solver="cholesky"), r"solver: 'cholesky' needs .*solver='cg'"),
+    ((np.ones(2), np.eye(2), 0.01), dict(solver="lu"), r"solver: expected one of 'cholesky', 'cg', got 'lu'"),
+    ((np.ones(2), lambda v: v, 0.01), dict(solver="cholesky"), r"solver: expected 'cg' for a callable .*got 'cholesky'\. Fix: pass solver='cg'"),
     ((np.array([1.0, np.inf]), np.eye(2), 0.01), {}, r"g: expected finite values, got inf at index 1"),
 ])
 def test_natural_step_bad_input(args, kwargs, match):
@@ -125,7 +125,7 @@ def test_natural_step_bad_input(args, kwargs, match):
 ])
 def test_natural_step_on_a_policy(make):
     # On a real policy, the true mean KL of the step over its quadratic model 1/2 d^T F d tends
-    # to 1 as epsilon -> 0 (the gap is the cubic Taylor term, O(|d|) = O(sqrt(epsilon)) relative), and
+    # to 1 as delta -> 0 (the gap is the cubic Taylor term, O(|d|) = O(sqrt(delta)) relative), and
     # the explicit-Fisher (Cholesky) and matrix-free (CG on pol.fvp) steps agree.
     pol, rng = make(), np.random.default_rng(0)
     theta = pol.init(rng) + 0.3 * rng.standard_normal(pol.num_params)  # (P,)
@@ -134,13 +134,13 @@ def test_natural_step_on_a_policy(make):
     g = pol.log_prob_grad(theta, obs, act, rng.standard_normal(20) / 20)  # (P,)
     F = pol.fisher(theta, obs)  # (P, P)
     gaps = []
-    # epsilon <= 1e-5: the asymptotic regime here (at 1e-4 the Gaussian's gap still changes sign); >= 1e-9
-    # keeps the rounding of a KL of O(1) terms (~1e-16 / epsilon relative) far below the gap.
-    for epsilon in (1e-5, 1e-7, 1e-9):
-        d = natural_step(g, F, epsilon, damping=1e-3).step
+    # delta <= 1e-5: the asymptotic regime here (at 1e-4 the Gaussian's gap still changes sign); >= 1e-9
+    # keeps the rounding of a KL of O(1) terms (~1e-16 / delta relative) far below the gap.
+    for delta in (1e-5, 1e-7, 1e-9):
+        d = natural_step(g, F, delta, damping=1e-3).step
         gaps.append(abs(pol.kl(theta, theta + d, obs) / (0.5 * d @ F @ d) - 1.0))
     assert gaps[2] < 1e-3
-    # Each factor 100 in epsilon shrinks the gap about 10x (sqrt); allow 4x for the higher-order terms.
+    # Each factor 100 in delta shrinks the gap about 10x (sqrt); allow 4x for the higher-order terms.
     assert gaps[1] < gaps[0] / 4 and gaps[2] < gaps[1] / 4
     chol = natural_step(g, F, 0.01, damping=1e-3)
     mf = natural_step(g, lambda v: pol.fvp(theta, obs, v), 0.01, damping=1e-3, cg_iters=300, cg_tol=1e-14)
@@ -169,7 +169,7 @@ def st_quadratic_problem(draw):
 
 @given(st_quadratic_problem(), st.floats(1e-3, 1.0), st.floats(0.1, 0.9), st.integers(1, 15),
        st.one_of(st.none(), st.floats(1e-3, 10.0)), st.floats(0.0, 1.0))
-def test_line_search_properties(problem, max_kl, ratio, max_steps, expected, accept_ratio):
+def test_line_search_properties(problem, delta, ratio, max_steps, expected, accept_ratio):
     f, kl, theta0, step = problem
     calls = []
 
@@ -178,7 +178,7 @@ def test_line_search_properties(problem, max_kl, ratio, max_steps, expected, acc
         return f(th)
 
     theta_in = theta0.copy()
-    res = backtracking_line_search(f_counted, theta0, step, constraint=kl, delta=max_kl, ratio=ratio,
+    res = backtracking_line_search(f_counted, theta0, step, constraint=kl, delta=delta, ratio=ratio,
                                    max_steps=max_steps, expected_improve=expected, accept_ratio=accept_ratio)
     np.testing.assert_array_equal(theta0, theta_in)  # input untouched
     assert len(res.trace) == len(calls) - 1  # one f(theta) plus one call per trial
@@ -188,12 +188,12 @@ def test_line_search_properties(problem, max_kl, ratio, max_steps, expected, acc
         assert fv == f(theta0 + a * step) and kv == kl(theta0 + a * step)
     if res.accepted:
         a, fv, kv = res.trace[-1]
-        assert res.step_fraction == a and kv <= max_kl and fv > f0
+        assert res.step_fraction == a and kv <= delta and fv > f0
         if expected is not None:
             assert fv - f0 >= accept_ratio * expected * a
         np.testing.assert_array_equal(res.theta, theta0 + a * step)
         for a_j, fv, kv in res.trace[:-1]:  # every earlier trial was rightly rejected
-            assert kv > max_kl or fv <= f0 or (expected is not None and fv - f0 < accept_ratio * expected * a_j)
+            assert kv > delta or fv <= f0 or (expected is not None and fv - f0 < accept_ratio * expected * a_j)
     else:
         assert len(res.trace) == max_steps and res.step_fraction == 0.0
         np.testing.assert_array_equal(res.theta, theta0)
@@ -201,7 +201,7 @@ def test_line_search_properties(problem, max_kl, ratio, max_steps, expected, acc
 
 
 def test_line_search_by_hand():
-    # f(th) = th - th^2 (max at 0.5), KL(th) = th^2 / 2, theta = 0, step = 4, ratio 0.5, max_kl 0.1:
+    # f(th) = th - th^2 (max at 0.5), KL(th) = th^2 / 2, theta = 0, step = 4, ratio 0.5, delta 0.1:
     # j=0: th=4, KL 8 > 0.1; j=1: th=2, KL 2; j=2: th=1, KL 0.5; j=3: th=0.5, KL 0.125;
     # j=4: th=0.25, KL 0.03125 <= 0.1 and f = 0.1875 > 0: accepted at fraction 1/16.
     f = lambda th: th[0] - th[0] ** 2  # noqa: E731
@@ -210,7 +210,7 @@ def test_line_search_by_hand():
     assert res.accepted and res.step_fraction == 0.0625 and res.theta[0] == 0.25
     assert [t[2] for t in res.trace] == [8.0, 2.0, 0.5, 0.125, 0.03125]
     assert "accepted at step 4" in res.reason
-    # The KL bound is inclusive: KL == max_kl is accepted, one ulp-scale above is not.
+    # The KL bound is inclusive: KL == delta is accepted, one ulp-scale above is not.
     res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, delta=0.125)
     assert res.accepted and res.step_fraction == 1.0
     res = backtracking_line_search(f, np.zeros(1), np.array([0.5]), constraint=kl, delta=0.125 - 1e-15)
@@ -242,12 +242,12 @@ def test_line_search_never_accepts_non_finite():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(delta=0.0), r"delta: expected .*got 0\.0; use a positive KL bound"),
-    (dict(ratio=1.0), r"ratio: expected .*\(0\.0, 1\.0\), got 1\.0; use a shrink factor"),
+    (dict(delta=0.0), r"delta: expected .*got 0\.0\. Fix: use a positive KL bound"),
+    (dict(ratio=1.0), r"ratio: expected .*\(0, 1\), got 1\.0\. Fix: use a shrink factor"),
     (dict(max_steps=0), r"max_steps: expected an integer >= 1, got 0"),
     (dict(accept_ratio=-0.1), r"accept_ratio: expected .*got -0\.1"),
-    (dict(expected_improve=-1.0), r"expected_improve: expected .*got -1\.0; pass g\^T step > 0"),
-    (dict(step=np.ones(3)), r"step: expected a vector of shape \(2,\), got shape \(3,\)"),
+    (dict(expected_improve=-1.0), r"expected_improve: expected .*got -1\.0\. Fix: pass g\^T step > 0"),
+    (dict(step=np.ones(3)), r"step: expected shape \(2,\), got \(3,\)"),
 ])
 def test_line_search_bad_input(kwargs, match):
     args = dict(step=np.ones(2), constraint=lambda th: 0.0, delta=0.01)
@@ -285,22 +285,22 @@ def _problem(kind, seed, N=60, hidden=(4,), noise=0.1):
     return pol, theta, obs, act, adv, g, pol.fisher(theta, obs)
 
 
-def _step(kind, g, F, epsilon):
+def _step(kind, g, F, delta):
     if kind == "gaussian":
-        return natural_step(g, F, epsilon, damping=0.0)                         # Cholesky, F PD
-    return natural_step(g, F, epsilon, damping=0.0, solver="cg", cg_iters=500, cg_tol=1e-13)
+        return natural_step(g, F, delta, damping=0.0)                         # Cholesky, F PD
+    return natural_step(g, F, delta, damping=0.0, solver="cg", cg_iters=500, cg_tol=1e-13)
 
 
-@given(kind=st_kind, seed=M.st_seed, epsilon=st.floats(1e-6, 1.0))
-def test_natural_step_solves_the_trust_region_problem(kind, seed, epsilon):
-    """d = argmax g^T d s.t. 1/2 d^T F d <= epsilon, on the exact Fisher of a policy, damping 0."""
+@given(kind=st_kind, seed=M.st_seed, delta=st.floats(1e-6, 1.0))
+def test_natural_step_solves_the_trust_region_problem(kind, seed, delta):
+    """d = argmax g^T d s.t. 1/2 d^T F d <= delta, on the exact Fisher of a policy, damping 0."""
     pol, theta, obs, act, adv, g, F = _problem(kind, seed)
-    ns = _step(kind, g, F, epsilon)
+    ns = _step(kind, g, F, delta)
     assert ns.ok, ns.reason
     d = ns.step                                                                  # (P,)
-    # The constraint is active: 1/2 d^T F d = epsilon, to rounding (1e-10 relative: the scale is
+    # The constraint is active: 1/2 d^T F d = delta, to rounding (1e-10 relative: the scale is
     # computed from x^T F x, so only the float error of two matvecs of O(1) entries enters).
-    np.testing.assert_allclose(0.5 * d @ F @ d, epsilon, rtol=1e-10)
+    np.testing.assert_allclose(0.5 * d @ F @ d, delta, rtol=1e-10)
     # Stationarity of the Lagrangian: F d is parallel to g (F d = mu g with mu > 0) -- checked without
     # inverting F, so it holds for the singular categorical Fisher too. 1e-7 relative covers CG's
     # residual (tol 1e-13) amplified by the condition number of F on its range (<= 1e5 here).
@@ -308,12 +308,12 @@ def test_natural_step_solves_the_trust_region_problem(kind, seed, epsilon):
     mu = (Fd @ g) / (g @ g)
     assert mu > 0
     np.testing.assert_allclose(Fd, mu * g, atol=1e-7 * np.linalg.norm(Fd))
-    # Optimality: no feasible direction beats g^T d = sqrt(2 epsilon g^T F^+ g).
+    # Optimality: no feasible direction beats g^T d = sqrt(2 delta g^T F^+ g).
     rng = np.random.default_rng(seed + 1)
     for u in rng.standard_normal((20, g.size)):
         uFu = u @ F @ u
         if uFu > 1e-12 * (u @ u):
-            assert g @ (u * np.sqrt(2 * epsilon / uFu)) <= g @ d * (1 + 1e-9)
+            assert g @ (u * np.sqrt(2 * delta / uFu)) <= g @ d * (1 + 1e-9)
 
 
 def _kl_gaps(kind, seed, epsilons, hidden):
@@ -323,13 +323,13 @@ def _kl_gaps(kind, seed, epsilons, hidden):
 
 @given(kind=st_kind, seed=M.st_seed)
 def test_true_kl_of_natural_step_over_epsilon_tends_to_one(kind, seed):
-    """Mean KL(pi_theta || pi_theta+d) / epsilon -> 1 as epsilon -> 0 (damping 0), linear policies.
+    """Mean KL(pi_theta || pi_theta+d) / delta -> 1 as delta -> 0 (damping 0), linear policies.
 
-    KL(theta + d) = 1/2 d^T F d + O(|d|^3) and |d| = O(sqrt(epsilon)), so |KL / epsilon - 1| = O(sqrt(epsilon)):
-    from epsilon = 1e-4 to 1e-8 the gap should shrink about 100x; we require 10x, unless the gap at 1e-4
+    KL(theta + d) = 1/2 d^T F d + O(|d|^3) and |d| = O(sqrt(delta)), so |KL / delta - 1| = O(sqrt(delta)):
+    from delta = 1e-4 to 1e-8 the gap should shrink about 100x; we require 10x, unless the gap at 1e-4
     is already tiny because the cubic and quartic Taylor terms cancel there (seen once in 600 draws),
-    in which case 1e-6 bounds it. epsilon >= 1e-8 keeps the rounding of KL (a second-order quantity
-    computed from O(1) log-probs: ~1e-16 / epsilon relative) near 1e-8, below both thresholds.
+    in which case 1e-6 bounds it. delta >= 1e-8 keeps the rounding of KL (a second-order quantity
+    computed from O(1) log-probs: ~1e-16 / delta relative) near 1e-8, below both thresholds.
     """
     g4, g8 = _kl_gaps(kind, seed, (1e-4, 1e-8), hidden=())
     assert g8 < 1e-3 and g8 < max(g4 / 10, 1e-6)
@@ -338,7 +338,7 @@ def test_true_kl_of_natural_step_over_epsilon_tends_to_one(kind, seed):
 @pytest.mark.parametrize("kind", ["categorical", "gaussian"])
 def test_true_kl_over_epsilon_with_a_hidden_layer(kind):
     """The same limit through a tanh layer. F has eigenvalues down to ~1e-6 on its range there, so the
-    natural step is long and the quadratic model holds only for small epsilon: we test 1e-8 -> 1e-10
+    natural step is long and the quadratic model holds only for small delta: we test 1e-8 -> 1e-10
     (below 1e-10 the rounding floor above, ~1e-5, is reached)."""
     for seed in range(8):
         g8, g10 = _kl_gaps(kind, seed, (1e-8, 1e-10), hidden=(4,))

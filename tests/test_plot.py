@@ -56,7 +56,7 @@ def test_interpolation_of_linear_runs_is_exact(runs):
     series = [(np.sort(np.array(xs, dtype=float)), a, b) for xs, a, b in runs]
     start, stop = max(x[0] for x, _, _ in series), min(x[-1] for x, _, _ in series)
     if start > stop:
-        with pytest.raises(ValueError, match="do not overlap"):
+        with pytest.raises(ValueError, match="that overlap in x"):
             plot.aggregate([(x, a * x + b) for x, a, b in series])
         return
     u, mean, lo, hi = plot.aggregate([(x, a * x + b) for x, a, b in series])
@@ -140,7 +140,7 @@ def test_bad_run_lists(tmp_path):
         plot.curves([str(tmp_path)])
     a = fake_run(tmp_path / "a", [32], [1.0])
     (tmp_path / "a" / "progress.csv").unlink()
-    with pytest.raises(ValueError, match=r"run_dirs: .*a has no progress.csv.*Fix: check the path"):
+    with pytest.raises(ValueError, match=r"run_dirs: expected run directories written by purepg train, got .*a without progress.csv\. Fix: check the path"):
         plot.curves([a])
 
 
@@ -152,11 +152,11 @@ def test_bad_columns_and_data(tmp_path):
     with pytest.raises(ValueError, match=r"x: expected a column .* got 'steps'"):
         plot.curves([a], x="steps")
     b = fake_run(tmp_path / "b", [32, 64], [float("nan")] * 2)
-    with pytest.raises(ValueError, match=r"has no row with finite step and ep_return_mean \(got 2 rows\)\. Fix"):
+    with pytest.raises(ValueError, match=r"expected rows with finite step and ep_return_mean, got 2 rows, none finite, in .*\. Fix"):
         plot.curves([b])
     c = fake_run(tmp_path / "c", [1, 2], [1.0, 2.0], seed=1)
     d = fake_run(tmp_path / "d", [3, 4], [1.0, 2.0], seed=2)
-    with pytest.raises(ValueError, match=r"do not overlap in x \(one starts at 3.0, another ends at 2.0\)"):
+    with pytest.raises(ValueError, match=r"expected runs of one configuration that overlap in x, got one starting at 3.0, another ending at 2.0"):
         plot.curves([c, d])
 
 

@@ -303,7 +303,7 @@ O = np.zeros((3, 2))
     (lambda: CAT.fvp(TC, np.zeros((0, 2)), TC), r"obs: expected at least one state"),
     (lambda: CAT.sample(TC, O, 0), r"rng: expected a numpy.random.Generator, got int"),
     (lambda: purepg.CategoricalPolicy(2, 1), r"n_actions: expected an integer >= 2, got 1"),
-    (lambda: purepg.CategoricalPolicy(0, 2), r"obs_dim: expected a positive integer, got 0"),
+    (lambda: purepg.CategoricalPolicy(0, 2), r"obs_dim: expected an integer >= 1, got 0"),
     (lambda: purepg.CategoricalPolicy(2, 2, (2.5,)), r"sizes: expected integer layer sizes.*got \(2, 2.5, 2\)"),
     (lambda: purepg.GaussianPolicy(2, 2, log_std_init=np.nan), r"log_std_init: expected a finite number, got nan"),
     (lambda: purepg.CategoricalPolicy(2, 2, backend="torch"), r"backend: expected one of \('numba', 'numpy'\), got 'torch'"),

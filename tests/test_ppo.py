@@ -10,6 +10,7 @@ from helpers.algo_runs import PPO_FAST as FAST, make_ctx
 from helpers.finite_diff import gradient
 from purepg.run import runner
 from purepg.algos import ppo, ppo_kl
+from purepg.algos.common import Flat
 from purepg.optim import adam_init, adam_step
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
 from purepg.model.value import ValueFunction
@@ -33,8 +34,8 @@ def _minibatch_case(seed, discrete, N=12):
     act = pol.sample(theta_old, obs, rng)
     theta = theta_old + 0.15 * rng.standard_normal(pol.num_params)             # (P,)
     theta_v = vf.init(rng)                                                      # (P_v,)
-    mb = ppo.Minibatch(obs, act, pol.log_prob(theta_old, obs, act), rng.standard_normal(N),
-                       rng.standard_normal(N), vf.predict(theta_v, obs) + 0.3 * rng.standard_normal(N))
+    mb = Flat(obs, act, pol.log_prob(theta_old, obs, act), rng.standard_normal(N),
+              rng.standard_normal(N), vf.predict(theta_v, obs) + 0.3 * rng.standard_normal(N))
     return pol, vf, theta_old, theta, theta_v + 0.2 * rng.standard_normal(theta_v.size), mb
 
 

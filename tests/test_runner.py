@@ -234,7 +234,7 @@ def test_total_steps_must_cover_one_iteration(tmp_path):
 
 
 def test_unknown_config_field_suggests():
-    with pytest.raises(ValueError, match=r"unknown config field 'lrr' for algorithm noop\. Did you mean lr"):
+    with pytest.raises(ValueError, match=r"config field 'lrr': expected a field of algorithm noop, got an unknown name\. Fix: did you mean lr"):
         runner.config_from_dict(NoopConfig, {"lrr": 1.0}, algo="noop")
 
 
@@ -273,6 +273,7 @@ def test_run_from_another_format_is_refused(tmp_path, noop_registered):
     assert meta["run_format"] == runner.RUN_FORMAT
     meta["run_format"], meta["purepg_version"] = "purepg-run-0", "0.0.1"
     (out / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(checkpoint.CheckpointError, match=r"run_format 'purepg-run-0' \(purepg 0\.0\.1\), expected one "
-                                                         r"of 'purepg-run-1', 'purepg-run-2'.*Fix: use that version"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"run_format of .*config.json: expected one of 'purepg-run-1', "
+                                                         r"'purepg-run-2', got 'purepg-run-0' \(purepg 0\.0\.1\)\. "
+                                                         r"Fix: .*use that version"):
         runner.resume(str(out), verbose=False)

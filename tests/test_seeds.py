@@ -102,13 +102,13 @@ def test_bad_arguments(tmp_path):
     kw = dict(out_root=tmp_path, total_steps=64)
     with pytest.raises(ValueError, match=r"jobs: expected an integer >= 1, got 0\. Fix"):
         seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0", jobs=0, **kw)
-    with pytest.raises(ValueError, match=r"total_steps: expected an integer >= num_envs \* num_steps = 64 .*got 10"):
+    with pytest.raises(ValueError, match=r"total_steps: expected an integer >= num_envs \* num_steps = 64 \(one iteration\), got 10"):
         seeds.run_seeds("reinforce", "CartPole-v1", TINY, "0", out_root=tmp_path, total_steps=10)
     with pytest.raises(TypeError, match=r"config: expected a purepg.algos.reinforce.Config, got dict\. Fix"):
         seeds.run_seeds("reinforce", "CartPole-v1", {}, "0", **kw)
-    with pytest.raises(ValueError, match=r"unknown algorithm 'reinforc'.*Did you mean reinforce"):
+    with pytest.raises(ValueError, match=r"algo: expected one of .*got 'reinforc'\. Fix: did you mean reinforce"):
         seeds.run_seeds("reinforc", "CartPole-v1", TINY, "0", **kw)
-    with pytest.raises(ValueError, match=r"seeds: expected integers >= 0, got -2 in \[-2\]"):
+    with pytest.raises(ValueError, match=r"seeds: expected integers >= 0, got -2 in \[-2\]\. Fix: use seeds 0, 1, 2, \.\.\."):
         seeds.run_seeds("reinforce", "CartPole-v1", TINY, [-2], **kw)
     with pytest.raises(ValueError, match=r"seeds: expected at least one seed, got \[\]"):
         seeds.run_seeds("reinforce", "CartPole-v1", TINY, [], **kw)

@@ -176,7 +176,7 @@ def test_clip_terms_match_pytorch_autograd_including_exact_kinks(b, eps, x, side
 # ----- errors of the per-sample terms -------------------------------------------------------------
 @pytest.mark.parametrize("eps", [0.0, -0.1, np.nan, np.inf])
 def test_clip_rejects_bad_eps(eps):
-    with pytest.raises(ValueError, match=r"eps: expected a finite value > 0.0, got .*Fix: use a clip range"):
+    with pytest.raises(ValueError, match=r"eps: expected a finite number > 0, got .*Fix: use a clip range"):
         S.clip_terms([0.0], [0.0], [1.0], eps)
 
 
@@ -211,15 +211,15 @@ def test_update_beta_follows_the_paper(beta, d_targ, u):
 
 def test_update_beta_boundaries_and_errors():
     assert S.update_beta(1.0, 0.01 / 1.5, 0.01) == 1.0 and S.update_beta(1.0, 0.01 * 1.5, 0.01) == 1.0
-    with pytest.raises(ValueError, match=r"beta: expected a finite value > 0.0, got 0.0\. Fix"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite number > 0, got 0.0\. Fix"):
         S.update_beta(0.0, 0.1, 0.01)
-    with pytest.raises(ValueError, match=r"beta: expected a finite value > 0.0, got -1.0"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite number > 0, got -1.0"):
         S.update_beta(-1.0, 0.1, 0.01)
-    with pytest.raises(ValueError, match=r"d_targ: expected a finite value > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match=r"d_targ: expected a finite number > 0, got 0.0"):
         S.update_beta(1.0, 0.1, 0.0)
-    with pytest.raises(TypeError, match=r"d_targ: expected a real number, got str '0.01'\. Fix"):
+    with pytest.raises(TypeError, match=r"d_targ: expected a finite number > 0, got str '0.01'\. Fix"):
         S.update_beta(1.0, 0.1, "0.01")
-    with pytest.raises(ValueError, match=r"kl: expected a finite value.*got nan\. Fix: a non-finite KL means"):
+    with pytest.raises(ValueError, match=r"kl: expected a finite number, got nan\. Fix: a non-finite KL means"):
         S.update_beta(1.0, np.nan, 0.01)
 
 
@@ -240,11 +240,11 @@ def test_update_nu_examples_and_errors():
     assert S.update_nu(1.0, 0.03, 0.01, 10.0) == pytest.approx(1.2)
     assert S.update_nu(0.05, 0.0, 0.01, 10.0) == 0.0                      # clipped at 0
     assert S.update_nu(0.5, 0.0, 0.01, 10.0) == pytest.approx(0.4)
-    with pytest.raises(ValueError, match=r"nu: expected a finite value >= 0.0, got -0.1\. Fix"):
+    with pytest.raises(ValueError, match=r"nu: expected a finite number >= 0, got -0.1\. Fix"):
         S.update_nu(-0.1, 0.0, 0.01, 1.0)
-    with pytest.raises(ValueError, match=r"delta: expected a finite value > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match=r"delta: expected a finite number > 0, got 0.0"):
         S.update_nu(0.0, 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"alpha: expected a finite value > 0.0, got -1.0"):
+    with pytest.raises(ValueError, match=r"alpha: expected a finite number > 0, got -1.0"):
         S.update_nu(0.0, 0.0, 0.01, -1.0)
 
 
@@ -367,13 +367,13 @@ def test_policy_level_errors():
         S.surrogate(pol, theta, obs, act, np.zeros(4), np.zeros(3))
     with pytest.raises(ValueError, match=r"logp_old: expected shape \(4,\).*got \(4, 1\)"):
         S.ppo_clip(pol, theta, obs, act, np.zeros((4, 1)), np.zeros(4), eps=0.2)
-    with pytest.raises(ValueError, match=r"eps: expected a finite value > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match=r"eps: expected a finite number > 0, got 0.0"):
         S.ppo_clip(pol, theta, obs, act, np.zeros(4), np.zeros(4), eps=0.0)
-    with pytest.raises(ValueError, match=r"beta: expected a finite value >= 0.0, got -0.5\. Fix"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite number >= 0, got -0.5\. Fix"):
         S.ppo_kl_penalty(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, beta=-0.5)
-    with pytest.raises(ValueError, match=r"nu: expected a finite value >= 0.0, got -1.0"):
+    with pytest.raises(ValueError, match=r"nu: expected a finite number >= 0, got -1.0"):
         S.lagrangian(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, nu=-1.0, delta=0.01)
-    with pytest.raises(ValueError, match=r"delta: expected a finite value > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match=r"delta: expected a finite number > 0, got 0.0"):
         S.lagrangian(pol, theta, obs, act, np.zeros(4), np.zeros(4), theta_old=theta, nu=1.0, delta=0.0)
     with pytest.raises(ValueError, match=r"obs: expected shape \(N, obs_dim\), got \(2,\)\. Fix"):
         S.entropy_bonus(pol, theta, np.zeros(2))

@@ -94,8 +94,8 @@ def test_plan_crosses_algorithms_environments_grid_cells_and_seeds():
 
 @pytest.mark.parametrize("change, message", [
     ({"algos": "ppo"}, r"unknown field 'algos'\. Did you mean algo\?"),
-    ({"grid": {"lrr": [0.1]}}, r"unknown config field 'lrr' for algorithm reinforce\. Did you mean lr\?"),
-    ({"algo": ["reinforce", "ppp"]}, r"field 'algo': unknown algorithm 'ppp'\. Did you mean ppo"),
+    ({"grid": {"lrr": [0.1]}}, r"config field 'lrr': expected a field of algorithm reinforce, got an unknown name\. Fix: did you mean lr\?"),
+    ({"algo": ["reinforce", "ppp"]}, r"field 'algo': algo: expected one of .*, got 'ppp'\. Fix: did you mean ppo\?"),
     ({"env": "CartPol-v1"}, r"field 'env': 'CartPol-v1' cannot be built .*did you mean 'CartPole-v1'"),
     ({"grid": {"lr": [0.1, -1.0]}}, r"invalid configuration for reinforce \(.*lr=-1\): lr: expected a finite (value|number) > 0"),
     ({"grid": {"gamma": []}}, r"grid field 'gamma': expected a non-empty list of values, got \[\]"),
@@ -215,9 +215,9 @@ def test_cli_sweep_runs_resumes_and_names_its_files(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--grid", "lrr=0.1,0.2"], r"unknown config field 'lrr' for algorithm reinforce\. Did you mean lr\?"),
-    (["--algo", "reinfrce"], r"unknown algorithm 'reinfrce'"),
-    (["--set", "lr"], r"--set 'lr': expected FIELD=VALUE"),
+    (["--grid", "lrr=0.1,0.2"], r"config field 'lrr': expected a field of algorithm reinforce, got an unknown name\. Fix: did you mean lr\?"),
+    (["--algo", "reinfrce"], r"algo: expected one of .*, got 'reinfrce'"),
+    (["--set", "lr"], r"--set: expected FIELD=VALUE \(or ALGO.FIELD=VALUE\), got 'lr'"),
     (["--jobs", "0"], r"--jobs: expected an integer >= 1, got 0"),
     (["--backend", "ray", "--address", "127.0.0.1:1"], r"(cannot reach a Ray cluster there|Ray is not installed)"),
     (["--backend", "ray", "--address", "nohost"], r"(expected HOST:PORT of a Ray head|Ray is not installed)"),

@@ -109,7 +109,7 @@ def test_bad_output_is_reported_with_the_quantity_and_input(bad, says):
 def test_unknown_profile_quantity_and_direction_list_the_valid_ones():
     with pytest.raises(ValueError, match=r"profile: expected one of \['cleanrl', 'purepg', 'sb3', 'tianshou'\]"):
         T.conventions("sb2")
-    with pytest.raises(ValueError, match="unknown quantities \\['logprob'\\]"):
+    with pytest.raises(ValueError, match="suite: expected quantities among .*, got unknown \\['logprob'\\]"):
         T.suite(logprob=print)
     with pytest.raises(ValueError, match="direction: expected 'old_new' or 'new_old'"):
         T.check_kl(print, direction="forward")

@@ -56,7 +56,9 @@ def test_explicit_and_matrix_free_fisher_give_the_same_step(cg_iters, cg_tol):
     """CG on pol.fisher and CG on pol.fvp give the same step to 1e-8 on the same batch, both for an
     exact solve (which also equals np.linalg.solve) and for the default 15 iterations (the two operators
     agree to rounding, so the CG iterates do too). The iteration at which a tolerance-stopped solve
-    crosses 1e-14 depends on the BLAS kernel's rounding, so the counts may differ by an iteration or two."""
+    crosses 1e-14 depends on the BLAS kernel's rounding, so no count is asserted: only that the exact
+    solve stopped by its tolerance, not its limit (CG's recursive residual keeps falling below the
+    rounding level of the true one, so it crosses 1e-14 on any machine, long before 2000 steps, P = 58)."""
     ctx, state, flat, adv = _flat(cg_iters=cg_iters, cg_tol=cg_tol)
     steps = {}
     for fisher in ("fvp", "explicit"):
@@ -64,9 +66,8 @@ def test_explicit_and_matrix_free_fisher_give_the_same_step(cg_iters, cg_tol):
         steps[fisher] = trpo.policy_step(c, state["theta"], flat, adv)
     a, b = steps["fvp"].step, steps["explicit"].step
     np.testing.assert_allclose(a, b, atol=1e-8 * np.linalg.norm(b))
-    # both stop by the tolerance, within a couple of iterations of each other
-    assert abs(steps["fvp"].cg_iterations - steps["explicit"].cg_iterations) <= 2
     if cg_iters > 15:
+        assert all(s.cg_iterations < cg_iters for s in steps.values())
         F = ctx.pol.fisher(state["theta"], flat.obs) + 1e-3 * np.eye(a.size)
         g = ctx.pol.score(state["theta"], flat.obs, flat.act).T @ adv / adv.size
         x = np.linalg.solve(F, g)

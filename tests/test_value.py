@@ -135,7 +135,7 @@ def test_value_loss_terms_errors():
         value_loss_terms(np.zeros(3), np.zeros(3), v_old=np.zeros(3))
     with pytest.raises(ValueError, match=r"v_old, clip_eps: expected both or neither"):
         value_loss_terms(np.zeros(3), np.zeros(3), clip_eps=0.2)
-    with pytest.raises(ValueError, match=r"clip_eps: expected a finite value > 0.0, got 0.0\. Fix"):
+    with pytest.raises(ValueError, match=r"clip_eps: expected a finite number > 0, got 0.0\. Fix"):
         value_loss_terms(np.zeros(3), np.zeros(3), v_old=np.zeros(3), clip_eps=0.0)
     with pytest.raises(ValueError, match=r"target: expected finite values, got inf at index 0"):
         value_loss_terms(np.zeros(1), [np.inf])
@@ -281,7 +281,7 @@ def test_fit_errors():
     th, st0 = vf.init(np.random.default_rng(0)), optim.adam_init(vf.num_params)
     obs, R, rng = np.zeros((5, 2)), np.zeros(5), np.random.default_rng(0)
     kw = dict(lr=1e-3, epochs=1, minibatch_size=2, rng=rng)
-    with pytest.raises(ValueError, match=r"lr: expected a finite value > 0.0, got 0.0\. Fix"):
+    with pytest.raises(ValueError, match=r"lr: expected a finite number > 0, got 0.0\. Fix"):
         vf.fit(th, st0, obs, R, **{**kw, "lr": 0.0})
     with pytest.raises(ValueError, match=r"epochs: expected an integer >= 1, got 0\. Fix"):
         vf.fit(th, st0, obs, R, **{**kw, "epochs": 0})

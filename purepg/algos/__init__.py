@@ -39,15 +39,15 @@ KL constraint                              (trpo-lagrangian)                    
 =============================  ==========  ===================================  =================================
 
 ``lambda`` is GAE's alone: the multiplier is ``nu``. Names of older run directories (``lam``,
-``epsilon``, ``max_kl``, ``normalize_adv``, ``cg_damping``, ``pi_lr``, ...) are read and renamed by
+``epsilon``, ``normalize_adv``, ``cg_damping``, ``pi_lr``, ...) are read and renamed by
 :mod:`purepg.run.formats`.
 
 The batch on its way through an update, one type per stage:
 
 =============================  ================================================================================
 ``env.rollout.Batch``          what one rollout collected: (T, E, ...) arrays, time-major, with the done flags
-``algos.common.Flat``          the batch flattened to ``N = T E`` samples with advantages, value targets, V(s)
-``ppo.Minibatch``              ``M`` rows of a Flat, advantages standardised over them (PPO's inner loop)
+``algos.common.Flat``          the batch flattened to ``N = T E`` samples with advantages, value targets, V(s);
+                               PPO's minibatches are Flats of ``M`` rows (``ppo.minibatch``)
 ``pg.estimators.Steps``        whole trajectories concatenated to ``M`` steps (trajectory and time index of
                                each), the input of the estimators of :mod:`purepg.pg.estimators`
 =============================  ================================================================================
@@ -56,6 +56,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+
+from purepg import _check
 
 # command-line name -> module
 ALGOS = {
@@ -88,6 +90,6 @@ def get_algo(name):
     mod = _load(name) if name in ALGOS else None
     if mod is None:
         close = difflib.get_close_matches(str(name), available(), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(available())}")
+        _check.fail("algo", f"one of {', '.join(available())}", repr(name),
+                    f"did you mean {', '.join(close)}?" if close else "pick one of those")
     return mod

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import types
+
+from purepg import _check
 from typing import NamedTuple
 
 LIBRARIES = ("purepg", "sb3", "cleanrl", "tianshou")
@@ -127,7 +129,8 @@ def options_of(Config) -> tuple:
 
 def check_profile(name) -> str:
     if name not in PROFILES:
-        raise ValueError(f"conventions: unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+        _check.fail("conventions", f"a profile among {', '.join(PROFILES)}", f"the unknown profile {name!r}",
+                    "pick one of those")
     return name
 
 

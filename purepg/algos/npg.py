@@ -59,7 +59,7 @@ class Config(trust_region.StepConfig):
     of 5, c = 0.1 on 5 of 5. ``hidden`` is 32-32: the explicit P x P Fisher stays small (module docstring).
     """
 
-    hidden: tuple = like(CriticConfig, "hidden", (32, 32), "purepg (F is P x P)")
+    hidden: tuple = like(CriticConfig, "hidden", (32, 32), "purepg: F is P x P")
     damping: float = like(trust_region.StepConfig, "damping", 0.1, "sb3-contrib cg_damping; see above")
     solver: str = param("cholesky", "", "cholesky (exact) or cg on the explicit F", "cholesky | cg", "purepg")
 

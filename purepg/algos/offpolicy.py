@@ -74,15 +74,15 @@ class Config(CriticConfig):
     batch and critic fields as TRPO's."""
 
     buffer_batches: int = param(2, "K", "batches kept; K = 1 with one epoch is on-policy", "integer >= 1",
-                                "purepg (tuned)")
+                                "purepg, tuned")
     epochs: int = param(1, "U", "Adam steps per iteration, each on all K batches", "integer >= 1", "purepg")
     weights: str = param("first_order", "", "per_decision (E4) or first_order (E5: lower variance)",
-                         " | ".join(_ESTIMATORS), "purepg (tuned)")
+                         " | ".join(_ESTIMATORS), "purepg, tuned")
     truncation: Optional[float] = param(None, "c", "per-step ratio cap min(rho, c) (None: unbiased E4)",
                                         "None or (0, inf)", "purepg")
     baseline: str = param("value", "", "value (TD-residual shaping, module docstring) or none", "value | none",
-                          "purepg (tuned)")
-    lr: float = param(1e-3, "", "policy Adam step size", "(0, inf)", "purepg (tuned)")
+                          "purepg, tuned")
+    lr: float = param(1e-3, "", "policy Adam step size", "(0, inf)", "purepg, tuned")
 
 
 # ----------------------------------------------------------------------------- batch glue
@@ -106,8 +106,13 @@ def shaped_rewards(ctx, theta_v, b):
 
 
 def normalised_ess(w):
-    """``(sum w)^2 / (M sum w^2)`` in (0, 1] for weights w (M,) >= 0, not all zero."""
-    return float(np.sum(w) ** 2 / (w.size * np.sum(w * w)))
+    """``(sum w)^2 / (M sum w^2)`` in (0, 1] for weights w (M,) >= 0, not all zero.
+
+    The ratio does not change when every weight is scaled, so it is computed on ``u = w / max w`` in
+    [0, 1]: ``sum u^2 >= 1`` cannot underflow, as ``w^2`` does for weights below ~1e-154 (importance
+    ratios ``exp(log pi' - log pi_b)`` of far-off actions), which would give 0 / 0."""
+    u = w / np.max(w)                                                            # (M,)
+    return float(np.sum(u) ** 2 / (w.size * np.sum(u * u)))
 
 
 def batch_gradient(ctx, theta, theta_v, b):

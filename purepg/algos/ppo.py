@@ -120,17 +120,6 @@ class Variant(NamedTuple):
     after: Callable
 
 
-class Minibatch(NamedTuple):
-    """Rows of the flattened batch: obs (M, d), act (M,[k]), logp_old, adv (normalised), ret, v (M,)."""
-
-    obs: np.ndarray
-    act: np.ndarray
-    logp_old: np.ndarray
-    adv: np.ndarray
-    ret: np.ndarray
-    v: np.ndarray
-
-
 class Step(NamedTuple):
     """One minibatch: the minimised loss ``L``, its gradients (P,), (P_v,), and diagnostics."""
 
@@ -297,13 +286,14 @@ def _record(idx, mb, step, joint, kl, cfg):
 
 
 def minibatch(data, idx, normalize):
-    """The rows ``idx`` of the flattened batch, advantages normalised over them by the convention
-    ``normalize`` (:func:`purepg.algos.common.normalize_advantage`; True means purepg's; None: not normalised)."""
+    """The rows ``idx`` of the flattened batch (a :class:`Flat` of M rows), advantages normalised over
+    them by the convention ``normalize`` (:func:`purepg.algos.common.normalize_advantage`; True means
+    purepg's; None: not normalised)."""
     adv = data.adv[idx]                                          # (M,)
     if normalize is True:
         normalize = "population"
-    return Minibatch(data.obs[idx], data.act[idx], data.logp_old[idx],
-                     normalize_advantage(adv, normalize) if normalize else adv, data.ret[idx], data.v[idx])
+    return Flat(data.obs[idx], data.act[idx], data.logp_old[idx],
+                normalize_advantage(adv, normalize) if normalize else adv, data.ret[idx], data.v[idx])
 
 
 def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
@@ -313,7 +303,8 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     ----------
     ctx : runner.Context
     theta : ndarray, shape (P,);  theta_v : ndarray, shape (P_v,)
-    mb : Minibatch
+    mb : Flat
+        ``M`` rows of the batch (:func:`minibatch`).
     theta_old : ndarray, shape (P,)
         The parameters that sampled the batch (used by the KL variant).
     coefs : dict

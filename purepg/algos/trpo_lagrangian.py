@@ -53,11 +53,11 @@ class Config(CriticConfig):
 
     gae_lambda: float = like(trust_region.StepConfig, "gae_lambda", 0.98, "rl-zoo gae_lambda")
     delta: float = param(0.01, "delta", "KL bound of (1)", "(0, inf)", "TRPO")
-    nu_init: float = param(1.0, "nu_0", "initial multiplier", "[0, inf)", "purepg (tuned)")
+    nu_init: float = param(1.0, "nu_0", "initial multiplier", "[0, inf)", "purepg, tuned")
     nu_lr: float = param(50.0, "alpha_nu", "dual step size of (3); KL - delta is O(delta)", "(0, inf)",
-                         "purepg (tuned)")
-    lr: float = param(1e-3, "", "Adam step size of the primal ascent", "(0, inf)", "purepg (tuned)")
-    epochs: int = param(10, "", "full-batch Adam steps on (2) per iteration", "integer >= 1", "purepg (tuned)")
+                         "purepg, tuned")
+    lr: float = param(1e-3, "", "Adam step size of the primal ascent", "(0, inf)", "purepg, tuned")
+    epochs: int = param(10, "", "full-batch Adam steps on (2) per iteration", "integer >= 1", "purepg, tuned")
     normalize_advantage: bool = like(trust_region.StepConfig, "normalize_advantage", True, "as sb3-contrib TRPO")
 
 

@@ -30,7 +30,7 @@ class StepConfig(CriticConfig):
                          "sb3-contrib target_kl")
     damping: float = param(1e-3, "c", "damping of F + c I", "[0, inf)", "rl-zoo cg_damping")
     cg_iters: int = param(15, "", "CG iterations (solver cg)", "integer >= 1", "sb3-contrib cg_max_steps")
-    cg_tol: float = param(1e-10, "", "relative CG residual tolerance", "[0, inf)", "purepg (all iterations)")
+    cg_tol: float = param(1e-10, "", "relative CG residual tolerance", "[0, inf)", "purepg: all iterations")
     ls_ratio: float = param(0.8, "alpha", "backtracking factor alpha^j", "(0, 1)",
                             "sb3-contrib line_search_shrinking_factor")
     ls_max_steps: int = param(10, "", "line-search trials j = 0 .. ls_max_steps - 1", "integer >= 1",

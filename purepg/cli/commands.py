@@ -68,7 +68,7 @@ def _meaning(field):
     d = field.metadata
     if "range" not in d:
         return ""
-    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; in {d['range']} ({d['source']})"
+    return f"{d['symbol'] + ': ' if d['symbol'] else ''}{d['meaning']}; {d['range']} ({d['source']})"
 
 
 def _kind(field):
@@ -128,7 +128,10 @@ def _add_config_options(parser, algo):
 def _unknown_option(extra, algo, command="train"):
     opt = extra[0]
     names = [f"--{n}" for n in _FIXED] + [f"--{f[0]}" for f in config_options(algo.Config)]
-    close = difflib.get_close_matches(opt.split("=")[0], names, n=3)
+    from purepg.run.formats import new_name
+
+    renamed = new_name(algo.NAME, opt.split("=")[0].lstrip("-").replace("-", "_"))
+    close = [f"--{renamed}"] if renamed else difflib.get_close_matches(opt.split("=")[0], names, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UsageError(f"purepg {command}: error: unknown option or config field {opt!r} for algorithm {algo.NAME}.{hint} "
                      f"Fix: see purepg {command} --algo {algo.NAME} --help, or purepg algos {algo.NAME}")

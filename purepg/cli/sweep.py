@@ -63,7 +63,7 @@ def _toml_value(text):
 def _assign(table, item, option, many):
     name, eq, value = item.partition("=")
     if not eq or not name.strip():
-        raise ValueError(f"{option} {item!r}: expected FIELD=VALUE (or ALGO.FIELD=VALUE). Fix: e.g. {option} lr=3e-4")
+        raise ValueError(f"{option}: expected FIELD=VALUE (or ALGO.FIELD=VALUE), got {item!r}. Fix: e.g. {option} lr=3e-4")
     *algo, field = name.strip().split(".", 1)
     target = table.setdefault(algo[0], {}) if algo else table
     target[field] = toml_values(value) if many else _toml_value(value.strip())

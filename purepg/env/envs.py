@@ -62,6 +62,8 @@ import types
 
 import gymnasium
 import numpy as np
+
+from purepg import _check
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
@@ -139,12 +141,10 @@ def make_env(env_id, env_module=None, **kwargs):
 
 
 def _check_args(env, num_envs, seed, vectorization):
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}. "
-                         f"Fix: pass the number of parallel environment copies, e.g. num_envs=8.")
+    _check.positive_int(num_envs, "num_envs", "pass the number of parallel environment copies, e.g. num_envs=8")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed: expected an int or None, got {seed!r} ({type(seed).__name__}). "
-                        f"Fix: pass an integer seed, e.g. seed=0.")
+        _check.fail("seed", "an int or None", f"{seed!r} ({type(seed).__name__})", "pass an integer seed, e.g. seed=0",
+                    TypeError)
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization: expected one of {VECTORIZATIONS}, got {vectorization!r}. "
                          f"Fix: use 'auto' unless you need a specific vectoriser.")
@@ -163,8 +163,8 @@ def _build(env, num_envs, vectorization):
     if not isinstance(env, str):
         fns = list(env) if isinstance(env, (list, tuple)) else [env] * num_envs
         if vectorization == "vector_entry_point":
-            raise ValueError("vectorization: 'vector_entry_point' expected a registered env id, got "
-                             "an env factory. Fix: use 'auto', 'sync' or 'async'.")
+            _check.fail("vectorization", "'auto', 'sync' or 'async' for an env factory ('vector_entry_point' needs "
+                        "a registered env id)", "'vector_entry_point'", "use 'auto', 'sync' or 'async'")
         return cls(fns, **same)
     has_entry = gymnasium.spec(env).vector_entry_point is not None
     if vectorization == "vector_entry_point" or (vectorization == "auto" and has_entry):

@@ -74,6 +74,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from purepg import _check
+
 VAR_FLOOR = 1e-8
 
 
@@ -95,9 +97,7 @@ class RunningStats(NamedTuple):
 
 def init(dim):
     """Statistics of the empty set in ``R^dim``: ``(0, zeros, ones)``."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim: expected an integer >= 1 (the observation size), got {dim!r}. "
-                         f"Fix: pass obs_dim, e.g. init(4).")
+    _check.positive_int(dim, "dim", "pass obs_dim (the observation size), e.g. init(4)")
     return RunningStats(0, np.zeros(int(dim)), np.ones(int(dim)))
 
 
@@ -176,19 +176,19 @@ def from_dict(d):
     """Inverse of :func:`to_dict`; ``ValueError`` naming the field if it is missing or invalid."""
     for key in ("count", "mean", "var"):
         if key not in d:
-            raise ValueError(f"normaliser state: field {key!r} is missing, expected keys count, mean, "
-                             f"var, got {sorted(d)}. Fix: save it with purepg.env.normalize.to_dict.")
+            _check.fail("normaliser state", "the keys count, mean, var", sorted(d),
+                        "save it with purepg.env.normalize.to_dict")
     count = np.asarray(d["count"])
     mean, var = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["var"], dtype=np.float64)
     if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
-        raise ValueError(f"normaliser state: field 'count' must be an integer >= 0, got {count!r}. "
-                         f"Fix: the checkpoint is corrupt; save it again with purepg.env.normalize.to_dict.")
+        _check.fail("normaliser state: count", "an integer >= 0", repr(count),
+                    "the checkpoint is corrupt; save it again with purepg.env.normalize.to_dict")
     if mean.ndim != 1 or var.shape != mean.shape or mean.size == 0:
-        raise ValueError(f"normaliser state: fields 'mean' and 'var' must have one equal shape (d,), "
-                         f"got {mean.shape} and {var.shape}. Fix: the checkpoint is corrupt; save it again.")
+        _check.fail("normaliser state: mean, var", "one equal shape (d,)", f"{mean.shape} and {var.shape}",
+                    "the checkpoint is corrupt; save it again")
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
-        raise ValueError("normaliser state: fields 'mean' and 'var' must be finite with var >= 0, "
-                         "got non-finite or negative values. Fix: the checkpoint is corrupt; save it again.")
+        _check.fail("normaliser state: mean, var", "finite values with var >= 0", "non-finite or negative values",
+                    "the checkpoint is corrupt; save it again")
     return RunningStats(int(count), mean.copy(), var.copy())
 
 
@@ -212,12 +212,8 @@ class ReturnScale(NamedTuple):
 
 def return_scale_init(num_envs, gamma):
     """Reward scaling before any step: no statistics, ``R^e = 0`` for ``num_envs`` copies."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}. Fix: pass the number of "
-                         f"environment copies.")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)) or not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}. Fix: pass the algorithm's "
-                         f"discount factor.")
+    _check.positive_int(num_envs, "num_envs", "pass the number of environment copies")
+    _check.in_unit_interval(gamma, "gamma", "pass the algorithm's discount factor")
     return ReturnScale(init(1), np.zeros(int(num_envs)), float(gamma))
 
 
@@ -256,8 +252,8 @@ def return_scale_from_dict(d):
     """Inverse of :func:`return_scale_to_dict`; ``ValueError`` naming a missing or invalid field."""
     for key in ("ret", "gamma"):
         if key not in d:
-            raise ValueError(f"reward-scaling state: field {key!r} is missing, got {sorted(d)}. Fix: the "
-                             f"checkpoint is corrupt; save it with purepg.env.normalize.return_scale_to_dict.")
+            _check.fail("reward-scaling state", "the keys ret, gamma", sorted(d),
+                        "the checkpoint is corrupt; save it with purepg.env.normalize.return_scale_to_dict")
     stats, ret = from_dict(d), np.asarray(d["ret"], dtype=np.float64)
     if stats.mean.shape != (1,) or ret.ndim != 1 or not np.all(np.isfinite(ret)):
         raise ValueError(f"reward-scaling state: expected 1-D statistics and a finite (E,) field 'ret', got "

@@ -68,6 +68,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from purepg.env import normalize as nz
+from purepg import _check
 from purepg._check import as_vector
 from purepg.env.envs import check_spaces
 from purepg.kernels.rollout import step_flags
@@ -233,11 +234,8 @@ def state_from_dict(d):
 
 def _check_call(vec_env, policy, T, rng, state):
     """Bad-input checks of :func:`collect`; returns the autoreset mode."""
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T: expected an integer >= 1 (steps per copy), got {T!r}. Fix: pass e.g. T=128.")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
-                        f"Fix: pass numpy.random.default_rng(seed).")
+    _check.positive_int(T, "T", "pass the steps per copy, e.g. T=128")
+    _check.generator(rng)
     if not isinstance(state, RolloutState):
         raise TypeError(f"state: expected a RolloutState, got {type(state).__name__}. "
                         f"Fix: create it with purepg.env.rollout.start(vec_env).")

@@ -185,7 +185,7 @@ def _dphi_mul_colsum_numba(dh, h, relu, db):
             else:
                 dh[i, j] *= 1.0 - x * x
             if i == 0:
-                db[j] = dh[i, j]
+                db[j] = 0.0 + dh[i, j]                           # from +0, as numpy: a lone -0.0 row sums to +0.0
             else:
                 db[j] += dh[i, j]                                # rows in order, as numpy's axis-0 sum
     return dh

@@ -76,6 +76,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import kernels
+from purepg import _check
 from purepg._check import as_matrix, as_vector, init_scheme
 
 ACTIVATIONS = ("tanh", "relu")
@@ -155,10 +156,7 @@ class MLP:
 
     def workspace(self, N) -> Workspace:
         """Buffers for the passes on batches of ``N`` rows (module docstring, "Reused buffers")."""
-        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
-            raise ValueError(f"N: expected a positive integer batch size, got {N!r}. Fix: pass the number "
-                             f"of rows of the batches the workspace will hold")
-        N = int(N)
+        N = _check.positive_int(N, "N", "pass the number of rows of the batches the workspace will hold")
 
         def bufs():
             return tuple(np.empty((N, d)) for d in self.sizes[1:])
@@ -178,9 +176,7 @@ class MLP:
     def init(self, rng: np.random.Generator, gains=None, scheme="orthogonal") -> np.ndarray:
         """Orthogonal weights times ``gains[l]``, zero biases (default gains: sqrt(2) hidden, 1 head); or,
         with ``scheme="torch"``, PyTorch's ``nn.Linear`` default (module docstring, "Initialisation")."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. Fix: "
-                            "pass numpy.random.default_rng(seed)")
+        _check.generator(rng)
         init_scheme(scheme, "scheme")
         if scheme == "torch":
             theta = np.empty(self.num_params)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from purepg import kernels
+from purepg import _check
 from purepg._check import as_actions_discrete, as_matrix, as_vector, init_scheme
 from purepg.model.distributions import Categorical, DiagGaussian
 from purepg.model.nn import MLP, MLPCache
@@ -270,9 +271,8 @@ class Policy:
         ``check=False`` skips the validation of ``theta``, ``obs`` and ``rng`` (a rollout that checked
         theta once and its observations at arrival, then samples once per step).
         """
-        if check and not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
-                            "Fix: pass numpy.random.default_rng(seed)")
+        if check:
+            _check.generator(rng)
         _, extra, out, _ = self._forward(theta, obs, check=check)
         return self.dist.sample(out, extra, rng)
 
@@ -284,8 +284,7 @@ class Policy:
 
 def _sizes(obs_dim, hidden, out_dim):
     for name, v in (("obs_dim", obs_dim), ("action count/dimension", out_dim)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}. Fix: pass a whole number >= 1")
+        _check.positive_int(v, name)
     return (int(obs_dim), *hidden, int(out_dim))   # MLP checks that hidden widths are whole numbers
 
 

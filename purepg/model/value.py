@@ -51,9 +51,10 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import optim
+from purepg import _check
 from purepg._check import init_scheme
 from purepg.model.nn import MLP
-from purepg.pg.surrogates import Objective, _scalar, _vector
+from purepg.pg.surrogates import Objective
 
 
 class FitInfo(NamedTuple):
@@ -90,8 +91,8 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None, clip_style="max"):
     loss : float
     dloss_dv : ndarray, shape (N,)
     """
-    v = _vector(v, "v", like="v")
-    R = _vector(target, "target", v.shape[0], like="v")
+    v = _check.per_sample(v, "v", like="v")
+    R = _check.per_sample(target, "target", v.shape[0], like="v")
     N = v.shape[0]
     if (v_old is None) != (clip_eps is None):
         got = "an array" if v_old is not None else None
@@ -99,9 +100,9 @@ def value_loss_terms(v, target, *, v_old=None, clip_eps=None, clip_style="max"):
                          f"Fix: pass both to clip the value loss, or neither.")
     if v_old is None:
         return _value_loss_terms(v, R)
-    eps_v = _scalar(clip_eps, "clip_eps", low=0.0, strict=True, hint="use a value clip range such as 0.2")
+    eps_v = _check.real(clip_eps, "clip_eps", 0.0, lo_open=True, fix="use a value clip range such as 0.2")
     _check_clip_style(clip_style)
-    return _value_loss_terms(v, R, _vector(v_old, "v_old", N, like="v"), eps_v, clip_style)
+    return _value_loss_terms(v, R, _check.per_sample(v_old, "v_old", N, like="v"), eps_v, clip_style)
 
 
 CLIP_STYLES = ("max", "prediction")
@@ -179,18 +180,12 @@ def explained_variance(pred, target):
     -------
     float
     """
-    v = _vector(pred, "pred", like="pred")
-    R = _vector(target, "target", v.shape[0], like="pred")
+    v = _check.per_sample(pred, "pred", like="pred")
+    R = _check.per_sample(target, "target", v.shape[0], like="pred")
     var_R = np.var(R)
     if var_R == 0.0:
         return float("nan")   # constant targets: nothing to explain, the ratio is undefined
     return float(1.0 - np.var(R - v) / var_R)
-
-
-def _positive_int(x, name, hint):
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {x!r}. Fix: {hint}.")
-    return int(x)
 
 
 @dataclass(frozen=True)
@@ -215,9 +210,9 @@ class ValueFunction:
     net: MLP = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        obs_dim = _positive_int(self.obs_dim, "obs_dim", "pass the length of one observation vector")
+        obs_dim = _check.positive_int(self.obs_dim, "obs_dim", "pass the length of one observation vector")
         try:
-            hidden = tuple(_positive_int(h, "hidden", "give positive layer widths, e.g. (64, 64)")
+            hidden = tuple(_check.positive_int(h, "hidden", "give positive layer widths, e.g. (64, 64)")
                            for h in self.hidden)
         except TypeError:
             raise TypeError(f"hidden: expected a tuple of layer widths, got {self.hidden!r}. "
@@ -285,16 +280,14 @@ class ValueFunction:
         adam_state : AdamState
         info : FitInfo
         """
-        lr = _scalar(lr, "lr", low=0.0, strict=True, hint="use a step size such as 1e-3")
-        epochs = _positive_int(epochs, "epochs", "make at least one pass over the data")
-        mb = _positive_int(minibatch_size, "minibatch_size", "use e.g. 64, or N for full-batch steps")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
-                            f"Fix: pass numpy.random.default_rng(seed).")
+        lr = _check.real(lr, "lr", 0.0, lo_open=True, fix="use a step size such as 1e-3")
+        epochs = _check.positive_int(epochs, "epochs", "make at least one pass over the data")
+        mb = _check.positive_int(minibatch_size, "minibatch_size", "use e.g. 64, or N for full-batch steps")
+        _check.generator(rng)
         theta_v = self.net.check_theta(theta_v, "theta_v")
         obs = np.asarray(obs, dtype=np.float64)
-        targets = _vector(targets, "targets", obs.shape[0] if obs.ndim == 2 else None, like="obs")
-        v_old = None if v_old is None else _vector(v_old, "v_old", targets.shape[0], like="targets")
+        targets = _check.per_sample(targets, "targets", obs.shape[0] if obs.ndim == 2 else None, like="obs")
+        v_old = None if v_old is None else _check.per_sample(v_old, "v_old", targets.shape[0], like="targets")
         v = self.predict(theta_v, obs)                           # (N,): the loss and EV before, one pass
         before = value_loss_terms(v, targets, v_old=v_old, clip_eps=clip_eps)[0]
         ev_before = explained_variance(v, targets)

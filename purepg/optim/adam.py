@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import kernels
-from purepg.optim._args import _callable, _int, _real, _vector
+from purepg import _check
 
 # ----------------------------------------------------------------------------- 1. Adam
 
@@ -41,7 +41,7 @@ class AdamState(NamedTuple):
 
 def adam_init(P: int) -> AdamState:
     """The state before the first step: ``m = v = 0`` (P,), ``t = 0``."""
-    P = _int(P, "P", 1, "pass the number of parameters, e.g. pol.num_params")
+    P = _check.integer(P, "P", 1, "pass the number of parameters, e.g. pol.num_params")
     return AdamState(np.zeros(P), np.zeros(P), 0)
 
 
@@ -73,19 +73,19 @@ def adam_step(theta, g, state: AdamState, *, lr, beta1=0.9, beta2=0.999, eps=1e-
 
 def _adam_args(theta, state, lr, beta1, beta2, eps):
     """Validated ``(theta, state, (lr, beta1, beta2, eps))`` of an Adam step."""
-    theta = _vector(theta, "theta", "pass the flat parameter vector")
+    theta = _check.as_vector(theta, None, "theta", fix="pass the flat parameter vector")
     fix = "pass the state returned by adam_init(P) or by the previous adam_step"
-    state = AdamState(_vector(state.m, "state.m", fix, theta.size), _vector(state.v, "state.v", fix, theta.size),
-                      _int(state.t, "state.t", 0, fix))
-    lr = _real(lr, "lr", 0.0, np.inf, "use a positive learning rate such as 3e-4", lo_open=True)
-    beta1 = _real(beta1, "beta1", 0.0, 1.0, "the usual value is 0.9", hi_open=True)
-    beta2 = _real(beta2, "beta2", 0.0, 1.0, "the usual value is 0.999", hi_open=True)
-    eps = _real(eps, "eps", 0.0, np.inf, "the usual value is 1e-8 (PyTorch) or 1e-5 (SB3 PPO)", lo_open=True)
+    state = AdamState(_check.as_vector(state.m, theta.size, "state.m", fix=fix),
+                      _check.as_vector(state.v, theta.size, "state.v", fix=fix), _check.integer(state.t, "state.t", 0, fix))
+    lr = _check.real(lr, "lr", 0.0, np.inf, fix="use a positive learning rate such as 3e-4", lo_open=True)
+    beta1 = _check.real(beta1, "beta1", 0.0, 1.0, fix="the usual value is 0.9", hi_open=True)
+    beta2 = _check.real(beta2, "beta2", 0.0, 1.0, fix="the usual value is 0.999", hi_open=True)
+    eps = _check.real(eps, "eps", 0.0, np.inf, fix="the usual value is 1e-8 (PyTorch) or 1e-5 (SB3 PPO)", lo_open=True)
     return theta, state, (lr, beta1, beta2, eps)
 
 
 def _gradient(g, size):
-    return _vector(g, "g", "a non-finite gradient would poison Adam's moments; skip this update", size)
+    return _check.as_vector(g, size, "g", fix="a non-finite gradient would poison Adam's moments; skip this update")
 
 
 # ----------------------------------------------------------------------------- 2. clipping
@@ -105,9 +105,9 @@ def clip_grad_norm(g, max_norm, *, offset=0.0, check=True):
     g_clipped : (P,) new array.  norm : float, ``||g||_2`` before clipping.
     """
     if check:
-        g = _vector(g, "g", "a non-finite gradient cannot be clipped; skip this update")
-        max_norm = _real(max_norm, "max_norm", 0.0, np.inf, "use a positive bound such as 0.5", lo_open=True)
-        offset = _real(offset, "offset", 0.0, np.inf, "use 0.0, or 1e-6 to match PyTorch")
+        g = _check.as_vector(g, None, "g", fix="a non-finite gradient cannot be clipped; skip this update")
+        max_norm = _check.real(max_norm, "max_norm", 0.0, np.inf, fix="use a positive bound such as 0.5", lo_open=True)
+        offset = _check.real(offset, "offset", 0.0, np.inf, fix="use 0.0, or 1e-6 to match PyTorch")
     with np.errstate(over="ignore", invalid="ignore"):
         norm = float(np.linalg.norm(g))
     if not np.isfinite(norm):
@@ -123,16 +123,16 @@ def clip_grad_norm(g, max_norm, *, offset=0.0, check=True):
 
 def linear_schedule(start, end, progress) -> float:
     """``start + progress * (end - start)``: ``start`` at progress 0, ``end`` at progress 1."""
-    start = _real(start, "start", -np.inf, np.inf, "pass the value at progress 0")
-    end = _real(end, "end", -np.inf, np.inf, "pass the value at progress 1")
-    p = _real(progress, "progress", 0.0, 1.0, "pass the fraction of training done, schedule_progress(step, total)")
+    start = _check.real(start, "start", -np.inf, np.inf, fix="pass the value at progress 0")
+    end = _check.real(end, "end", -np.inf, np.inf, fix="pass the value at progress 1")
+    p = _check.real(progress, "progress", 0.0, 1.0, fix="pass the fraction of training done, schedule_progress(step, total)")
     return start + p * (end - start)
 
 
 def schedule_progress(step, total_steps) -> float:
     """Fraction of training done, ``min(step / total_steps, 1)``: the last batch may overshoot the total."""
-    total_steps = _int(total_steps, "total_steps", 1, "pass the total number of environment steps")
-    step = _int(step, "step", 0, "pass the number of environment steps taken so far")
+    total_steps = _check.integer(total_steps, "total_steps", 1, "pass the total number of environment steps")
+    step = _check.integer(step, "step", 0, "pass the number of environment steps taken so far")
     return min(step / total_steps, 1.0)
 
 
@@ -142,11 +142,9 @@ def minibatch_indices(n, batch_size, rng: np.random.Generator) -> list[np.ndarra
     Every index appears exactly once; when ``batch_size`` does not divide ``n`` the last minibatch holds
     the ``n mod batch_size`` remaining indices.
     """
-    n = _int(n, "n", 1, "pass the number of samples in the batch")
-    batch_size = _int(batch_size, "batch_size", 1, "pass a positive minibatch size")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}; "
-                        "pass numpy.random.default_rng(seed)")
+    n = _check.integer(n, "n", 1, "pass the number of samples in the batch")
+    batch_size = _check.integer(batch_size, "batch_size", 1, "pass a positive minibatch size")
+    _check.generator(rng, "rng")
     perm = rng.permutation(n)  # (n,)
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
@@ -176,12 +174,12 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
     The arguments are validated once, before the first step; each gradient ``g`` is checked (finite, (P,)).
     ``order`` (one (n,) permutation per epoch) replaces the draws of ``rng`` (:func:`minibatches_of`).
     """
-    _callable(loss_grad, "loss_grad")
-    epochs = _int(epochs, "epochs", 1, "pass the number of passes over the data")
+    _check.function(loss_grad, "loss_grad", "pass a function (theta, idx) -> (loss, g)")
+    epochs = _check.integer(epochs, "epochs", 1, "pass the number of passes over the data")
     theta, state, hyper = _adam_args(theta, state, lr, beta1, beta2, eps)
     if max_grad_norm is not None:
-        max_grad_norm = _real(max_grad_norm, "max_grad_norm", 0.0, np.inf, "use a positive bound such as 0.5",
-                              lo_open=True)
+        max_grad_norm = _check.real(max_grad_norm, "max_grad_norm", 0.0, lo_open=True,
+                                    fix="use a positive bound such as 0.5")
     losses = []
     for epoch in range(epochs):
         for idx in minibatches_of(n, batch_size, rng, order, epoch):

@@ -32,7 +32,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from purepg.optim._args import _callable, _int, _real, _vector
+from purepg import _check
 
 # ----------------------------------------------------------------------------- 4. conjugate gradient
 
@@ -48,11 +48,11 @@ class CGResult(NamedTuple):
 
 
 def _cg_args(matvec, b, iters, tol, damping):
-    _callable(matvec, "matvec")
-    b = _vector(b, "b", "pass a finite right-hand side (a NaN in g usually means a NaN in the batch)")
-    iters = _int(iters, "iters", 1, "CG needs at least one iteration; TRPO uses 10")
-    tol = _real(tol, "tol", 0.0, np.inf, "pass a relative tolerance such as 1e-10 (0 runs all iterations)")
-    damping = _real(damping, "damping", 0.0, np.inf, "pass 0.0, or a small positive value such as 1e-3")
+    _check.function(matvec, "matvec", "pass a function v -> A v")
+    b = _check.as_vector(b, None, "b", fix="pass a finite right-hand side (a NaN in g usually means a NaN in the batch)")
+    iters = _check.integer(iters, "iters", 1, "CG needs at least one iteration; TRPO uses 10")
+    tol = _check.real(tol, "tol", 0.0, np.inf, fix="pass a relative tolerance such as 1e-10 (0 runs all iterations)")
+    damping = _check.real(damping, "damping", 0.0, np.inf, fix="pass 0.0, or a small positive value such as 1e-3")
     return b, iters, tol, damping
 
 
@@ -99,7 +99,7 @@ def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0,
     """
     b, iters, tol, damping = _cg_args(matvec, b, iters, tol, damping)
     if stop not in CG_STOPS:
-        raise ValueError(f"stop: expected one of {', '.join(CG_STOPS)}, got {stop!r}; 'relative' is purepg's test")
+        _check.fail("stop", f"one of {', '.join(CG_STOPS)}", repr(stop), "pick one of those; 'relative' is purepg's test")
     x, r = _start(matvec, b, damping, x0)  # (n,), (n,)  r_0 = b - (A + c I) x_0
     p = r.copy()  # (n,)
     rr = float(r @ r)
@@ -109,7 +109,7 @@ def conjugate_gradient(matvec: Callable, b, *, iters=10, tol=1e-10, damping=0.0,
     for k in range(iters):
         Ap = np.asarray(matvec(p), dtype=np.float64)  # (n,)
         if Ap.shape != b.shape:
-            raise ValueError(f"matvec: expected a vector of shape {b.shape}, got {Ap.shape}; it must return A @ v")
+            _check.fail("matvec", f"a vector of shape {b.shape}", Ap.shape, "it must return A @ v")
         Ap = Ap + damping * p  # (n,)
         if not np.all(np.isfinite(Ap)):
             return CGResult(x, k, False, np.sqrt(rr), f"matvec returned non-finite values at step {k}")
@@ -134,7 +134,5 @@ def _start(matvec, b, damping, x0):
     """``(x_0, r_0)``: zeros and ``b``, or ``x0`` and ``b - (A + c I) x0``."""
     if x0 is None:
         return np.zeros_like(b), b.copy()
-    x0 = _vector(x0, "x0", "pass a finite start of the shape of b, or None for zeros")
-    if x0.shape != b.shape:
-        raise ValueError(f"x0: expected shape {b.shape} (that of b), got {x0.shape}; pass a start like b")
+    x0 = _check.as_vector(x0, b.size, "x0", fix="pass a finite start of the shape of b, or None for zeros")
     return x0.copy(), b - (np.asarray(matvec(x0), dtype=np.float64) + damping * x0)

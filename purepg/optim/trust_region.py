@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg.optim._args import _callable, _int, _real, _vector
+from purepg import _check
 from purepg.optim.cg import conjugate_gradient
 
 # ----------------------------------------------------------------------------- 5. natural step
@@ -63,12 +63,12 @@ def _spd_matrix(F, P):
     F = np.asarray(F, dtype=np.float64)
     fix = "pass the (P, P) Fisher matrix of pol.fisher(theta, obs)"
     if F.shape != (P, P):
-        raise ValueError(f"F: expected shape ({P}, {P}) to match g, got {F.shape}; {fix}")
+        _check.fail("F", f"shape ({P}, {P}) to match g", F.shape, fix)
     if not np.all(np.isfinite(F)):
-        raise ValueError(f"F: expected finite values, got non-finite entries; {fix}")
+        _check.fail("F", "finite values", "non-finite entries", fix)
     # 1e-10 relative: far above the rounding of a sum of outer products, far below a real asymmetry.
     if np.max(np.abs(F - F.T), initial=0.0) > 1e-10 * np.max(np.abs(F), initial=0.0):
-        raise ValueError(f"F: expected a symmetric matrix, got max |F - F^T| = {np.max(np.abs(F - F.T)):.3e}; {fix}")
+        _check.fail("F", "a symmetric matrix", f"max |F - F^T| = {np.max(np.abs(F - F.T)):.3e}", fix)
     return F
 
 
@@ -78,9 +78,9 @@ def solve_spd(F, g, damping=0.0) -> np.ndarray:
     Raises ``numpy.linalg.LinAlgError`` if ``F + damping I`` is not positive definite, ``ValueError`` on
     bad input (non-square, asymmetric, non-finite ``F``; non-finite ``g``; ``damping < 0``).
     """
-    g = _vector(g, "g", "pass the finite policy gradient")
+    g = _check.as_vector(g, None, "g", fix="pass the finite policy gradient")
     F = _spd_matrix(F, g.size)
-    damping = _real(damping, "damping", 0.0, np.inf, "pass 0.0, or a small positive value such as 1e-3")
+    damping = _check.real(damping, "damping", 0.0, np.inf, fix="pass 0.0, or a small positive value such as 1e-3")
     try:
         L = np.linalg.cholesky(F + damping * np.eye(g.size))  # (P, P) lower
     except np.linalg.LinAlgError:
@@ -110,14 +110,14 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
     Raises ``ValueError`` for ``delta <= 0``, ``damping < 0``, an unknown solver, or a callable with
     ``solver="cholesky"``.
     """
-    g = _vector(g, "g", "pass the finite policy gradient (a NaN usually means a NaN in the batch)")
-    delta = _real(delta, "delta", 0.0, np.inf, "use a positive KL radius such as 0.01", lo_open=True)
-    damping = _real(damping, "damping", 0.0, np.inf, "pass 0.0, or a small positive value such as 1e-3")
+    g = _check.as_vector(g, None, "g", fix="pass the finite policy gradient (a NaN usually means a NaN in the batch)")
+    delta = _check.real(delta, "delta", 0.0, np.inf, fix="use a positive KL radius such as 0.01", lo_open=True)
+    damping = _check.real(damping, "damping", 0.0, np.inf, fix="pass 0.0, or a small positive value such as 1e-3")
     solver = solver or ("cg" if callable(F_or_fvp) else "cholesky")
-    if solver not in ("cholesky", "cg"):
-        raise ValueError(f"solver: expected 'cholesky' or 'cg', got {solver!r}; pick one of the two")
+    _check.one_of(solver, "solver", ("cholesky", "cg"))
     if solver == "cholesky" and callable(F_or_fvp):
-        raise ValueError("solver: 'cholesky' needs the (P, P) matrix F, got a callable; pass solver='cg'")
+        _check.fail("solver", "'cg' for a callable F_or_fvp ('cholesky' needs the (P, P) matrix F)", "'cholesky'",
+                    "pass solver='cg', or the matrix F")
     if callable(F_or_fvp):
         matvec = F_or_fvp
     else:
@@ -165,23 +165,23 @@ class LineSearchResult(NamedTuple):
 def _scalar(value, name) -> float:
     arr = np.asarray(value, dtype=np.float64)
     if arr.size != 1:
-        raise ValueError(f"{name}: expected a scalar return value, got shape {arr.shape}; return a float")
+        _check.fail(name, "a scalar return value", f"shape {arr.shape}", "return a float")
     return float(arr.reshape(()))
 
 
 def _ls_args(f, theta, step, constraint, delta, expected_improve, ratio, max_steps, accept_ratio):
-    _callable(f, "f")
-    _callable(constraint, "constraint")
-    theta = _vector(theta, "theta", "pass the current flat parameters")
-    step = _vector(step, "step", "pass the finite full step, e.g. natural_step(...).step", theta.size)
-    delta = _real(delta, "delta", 0.0, np.inf, "use a positive KL bound such as 0.01", lo_open=True)
+    _check.function(f, "f", "pass a function of theta")
+    _check.function(constraint, "constraint", "pass a function of theta")
+    theta = _check.as_vector(theta, None, "theta", fix="pass the current flat parameters")
+    step = _check.as_vector(step, theta.size, "step", fix="pass the finite full step, e.g. natural_step(...).step")
+    delta = _check.real(delta, "delta", 0.0, np.inf, fix="use a positive KL bound such as 0.01", lo_open=True)
     if expected_improve is not None:
-        expected_improve = _real(expected_improve, "expected_improve", 0.0, np.inf,
-                                 "pass g^T step > 0 (NaturalStep.expected_improve) or None", lo_open=True)
-    ratio = _real(ratio, "ratio", 0.0, 1.0, "use a shrink factor in (0, 1) such as 0.5 or 0.8",
-                  lo_open=True, hi_open=True)
-    max_steps = _int(max_steps, "max_steps", 1, "TRPO uses 10 backtracking steps")
-    accept_ratio = _real(accept_ratio, "accept_ratio", 0.0, 1.0, "use 0.0 (any improvement) or e.g. 0.1")
+        expected_improve = _check.real(expected_improve, "expected_improve", 0.0, lo_open=True,
+                                       fix="pass g^T step > 0 (NaturalStep.expected_improve) or None")
+    ratio = _check.real(ratio, "ratio", 0.0, 1.0, lo_open=True, hi_open=True,
+                        fix="use a shrink factor in (0, 1) such as 0.5 or 0.8")
+    max_steps = _check.integer(max_steps, "max_steps", 1, "TRPO uses 10 backtracking steps")
+    accept_ratio = _check.real(accept_ratio, "accept_ratio", 0.0, 1.0, fix="use 0.0 (any improvement) or e.g. 0.1")
     return theta, step, delta, expected_improve, ratio, max_steps, accept_ratio
 
 

@@ -63,11 +63,11 @@ equal to (E2) when theta' = theta and biased otherwise.
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 
+from purepg import _check
 from purepg.pg.returns import (discounted_returns, mean_baseline, optimal_baseline,
                             optimal_baseline_rtg)
 
@@ -169,9 +169,7 @@ def _per_step(x, name, st: Steps):
 
 
 def _gamma(gamma):
-    if isinstance(gamma, bool) or not isinstance(gamma, Real) or not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma: expected a discount in [0, 1], got {gamma!r}. Fix: pass e.g. gamma=0.99.")
-    return float(gamma)
+    return _check.in_unit_interval(gamma, "gamma", "pass a discount, e.g. gamma=0.99")
 
 
 def _suffix_sums(x, st: Steps, gamma):

@@ -88,12 +88,11 @@ Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE, ba
 Greensmith, Bartlett & Baxter 2004, "Variance reduction techniques for gradient estimates in RL".
 Schulman, Moritz, Levine, Jordan & Abbeel 2016, "High-dimensional continuous control using GAE".
 """
-from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 
-from purepg import kernels
+from purepg import _check, kernels
 
 _BACKENDS = ("numba", "numpy")
 
@@ -106,17 +105,6 @@ class GAEResult(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _unit_interval(name, value):
-    """Return ``value`` as a float after checking it is a real number in [0, 1]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name}: expected a real number in [0, 1], got {value!r} "
-                        f"({type(value).__name__}). Fix: pass a float such as 0.99.")
-    if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name}: expected a value in [0, 1], got {value!r}. "
-                         "Fix: pass a value between 0 and 1, such as 0.99.")
-    return float(value)
 
 
 def _backend(backend):
@@ -197,7 +185,7 @@ def discount_cumsum(x, gamma, *, backend="numba"):
     y : ndarray, shape (T,), float64
     """
     x = _real_array("x", x, (1,))
-    gamma = _unit_interval("gamma", gamma)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
     return kernels.discount_cumsum(x, gamma, backend=_backend(backend))   # eq. (2), one backward pass
 
 
@@ -251,7 +239,7 @@ def discounted_returns(rew, terminated, truncated, v_next, gamma, *, backend="nu
     G : ndarray, same shape as ``rew``
     """
     shape, (rew, term, done, v_next) = _batch(rew, terminated, truncated, v_next=v_next)
-    gamma = _unit_interval("gamma", gamma)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
     G = kernels.discounted_returns(rew, v_next, term, done, gamma, backend=_backend(backend))   # (T, E) eq. (4)
     return G.reshape(shape)
 
@@ -279,8 +267,8 @@ def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
         ``adv`` and ``ret = adv + v``, each the shape of ``rew``.
     """
     shape, (rew, term, done, v, v_next) = _batch(rew, terminated, truncated, v=v, v_next=v_next)
-    gamma = _unit_interval("gamma", gamma)
-    lam = _unit_interval("lam", lam)
+    gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
+    lam = _check.in_unit_interval(lam, "lam", "pass a float such as 0.95")
     adv = kernels.gae_advantages(rew, v, v_next, term, done, gamma, lam, backend=_backend(backend))  # (T, E) eq. (6)
     return GAEResult(adv.reshape(shape), (adv + v).reshape(shape))
 

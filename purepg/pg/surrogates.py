@@ -76,7 +76,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg import kernels
+from purepg import _check, kernels
 
 _KL_HINT = "a non-finite KL means the policy update diverged; lower the step size and check theta for NaN"
 # Largest log-ratio whose exp is finite in float64: log(1.7976931348623157e308) ~ 709.78.
@@ -107,32 +107,6 @@ class PenaltyObjective(NamedTuple):
 
 
 # ----- input checks ------------------------------------------------------------------------------
-def _vector(x, name, n=None, like="logp_new"):
-    """``x`` as a finite float64 (n,) vector, or a ValueError naming ``name``, the shapes and the fix."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1 or arr.shape[0] == 0 or (n is not None and arr.shape[0] != n):
-        want = "(N,) with N >= 1" if n is None else f"({n},), one entry per sample like {like}"
-        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}. "
-                         f"Fix: pass a flat per-sample array (e.g. {name}.reshape(-1)) of matching length.")
-    if not np.all(np.isfinite(arr)):
-        i = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValueError(f"{name}: expected finite values, got {arr[i]} at index {i}. "
-                         f"Fix: drop or repair the non-finite samples before building the objective.")
-    return arr
-
-
-def _scalar(x, name, *, low, strict, hint):
-    """A finite float ``x`` with ``x > low`` (strict) or ``x >= low``, else a ValueError with ``hint``."""
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}. Fix: {hint}.")
-    x = float(x)
-    ok = np.isfinite(x) and (x > low if strict else x >= low)
-    if not ok:
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name}: expected a finite value {rel} {low}, got {x!r}. Fix: {hint}.")
-    return x
-
-
 def _n_samples(obs):
     obs = np.asarray(obs)
     if obs.ndim != 2:
@@ -147,8 +121,8 @@ def ratio(logp_new, logp_old):
     Raises ValueError if some log-ratio exceeds ~709.78, where ``exp`` overflows float64: the new
     policy has left the old one so far that the surrogate is meaningless (lower the step size).
     """
-    l = _vector(logp_new, "logp_new")
-    return _ratio(l, _vector(logp_old, "logp_old", l.shape[0]))
+    l = _check.per_sample(logp_new, "logp_new")
+    return _ratio(l, _check.per_sample(logp_old, "logp_old", l.shape[0]))
 
 
 def _ratio(l, l_old):
@@ -174,7 +148,7 @@ def surrogate_terms(logp_new, logp_old, adv):
     w : ndarray, shape (N,)
     """
     r = ratio(logp_new, logp_old)                                # (N,)
-    A = _vector(adv, "adv", r.shape[0])                          # (N,)
+    A = _check.per_sample(adv, "adv", r.shape[0])                # (N,)
     N = r.shape[0]
     return float(np.mean(r * A)), r * A / N
 
@@ -201,17 +175,17 @@ def clip_terms(logp_new, logp_old, adv, eps):
     clip_fraction : float
         ``mean(|r - 1| > eps)``.
     """
-    eps = _scalar(eps, "eps", low=0.0, strict=True, hint="use a clip range such as 0.2")
+    eps = _check.real(eps, "eps", 0.0, lo_open=True, fix="use a clip range such as 0.2")
     r = ratio(logp_new, logp_old)                                # (N,)
-    return kernels.clip_terms(r, _vector(adv, "adv", r.shape[0]), eps)   # eq. (3) per sample, one pass
+    return kernels.clip_terms(r, _check.per_sample(adv, "adv", r.shape[0]), eps)   # eq. (3) per sample, one pass
 
 
 # ----- through a policy ---------------------------------------------------------------------------
 def _logp_and_checks(pol, theta, obs, act, logp_old, adv):
     """``(logp_new (N,), vjp)`` at ``theta`` (one forward pass) and the shared shape checks."""
     N = _n_samples(obs)
-    _vector(logp_old, "logp_old", N, like="obs")
-    _vector(adv, "adv", N, like="obs")
+    _check.per_sample(logp_old, "logp_old", N, like="obs")
+    _check.per_sample(adv, "adv", N, like="obs")
     return pol.log_prob_with_vjp(theta, obs, act)               # (N,), w -> (P,)
 
 
@@ -255,8 +229,8 @@ def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
     """
     if check:
         l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)        # (N,), w -> (P,)
-        eps = _scalar(eps, "eps", low=0.0, strict=True, hint="use a clip range such as 0.2")
-        r, A = ratio(l, logp_old), _vector(adv, "adv", l.shape[0])          # (N,), (N,)  eq. (0)
+        eps = _check.real(eps, "eps", 0.0, lo_open=True, fix="use a clip range such as 0.2")
+        r, A = ratio(l, logp_old), _check.per_sample(adv, "adv", l.shape[0])          # (N,), (N,)  eq. (0)
     else:
         l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)
         r, A = _ratio(l, logp_old), adv
@@ -278,7 +252,7 @@ def ppo_kl_penalty(pol, theta, obs, act, logp_old, adv, *, theta_old, beta):
     ``theta_old`` (P,) are the parameters that produced ``logp_old``; ``beta >= 0`` (PPO, eq. 8).
     Other arguments as :func:`surrogate`. Returns a :class:`PenaltyObjective` (``kl`` = ``D``).
     """
-    beta = _scalar(beta, "beta", low=0.0, strict=False, hint="the KL penalty coefficient must be >= 0, e.g. 1.0")
+    beta = _check.real(beta, "beta", 0.0, fix="the KL penalty coefficient must be >= 0, e.g. 1.0")
     return PenaltyObjective(*_penalised(pol, theta, obs, act, logp_old, adv, theta_old, beta))
 
 
@@ -288,8 +262,8 @@ def lagrangian(pol, theta, obs, act, logp_old, adv, *, theta_old, nu, delta):
     ``nu >= 0`` is the multiplier of the constraint ``D <= delta`` (``delta > 0``). Other arguments
     as :func:`ppo_kl_penalty`. Returns a :class:`PenaltyObjective` (``kl`` = ``D``).
     """
-    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
-    delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
+    nu = _check.real(nu, "nu", 0.0, fix="a multiplier of an inequality constraint is >= 0")
+    delta = _check.real(delta, "delta", 0.0, lo_open=True, fix="use a KL radius such as 0.01")
     value, g, D = _penalised(pol, theta, obs, act, logp_old, adv, theta_old, nu)
     return PenaltyObjective(value + nu * delta, g, D)
 
@@ -318,9 +292,9 @@ def update_beta(beta, kl, d_targ):
     float
         The new beta.
     """
-    beta = _scalar(beta, "beta", low=0.0, strict=True, hint="start the adaptive rule from beta > 0, e.g. 1.0")
-    d_targ = _scalar(d_targ, "d_targ", low=0.0, strict=True, hint="use a target KL such as 0.01")
-    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
+    beta = _check.real(beta, "beta", 0.0, lo_open=True, fix="start the adaptive rule from beta > 0, e.g. 1.0")
+    d_targ = _check.real(d_targ, "d_targ", 0.0, lo_open=True, fix="use a target KL such as 0.01")
+    kl = _check.real(kl, "kl", fix=_KL_HINT)
     if kl < d_targ / 1.5:
         return beta / 2.0
     if kl > d_targ * 1.5:
@@ -333,8 +307,8 @@ def update_nu(nu, kl, delta, alpha):
 
     ``nu >= 0``, ``kl`` finite, ``delta > 0``, step ``alpha > 0``. Returns the new multiplier (float).
     """
-    nu = _scalar(nu, "nu", low=0.0, strict=False, hint="a multiplier of an inequality constraint is >= 0")
-    kl = _scalar(kl, "kl", low=-np.inf, strict=True, hint=_KL_HINT)
-    delta = _scalar(delta, "delta", low=0.0, strict=True, hint="use a KL radius such as 0.01")
-    alpha = _scalar(alpha, "alpha", low=0.0, strict=True, hint="use a multiplier step size such as 1.0")
+    nu = _check.real(nu, "nu", 0.0, fix="a multiplier of an inequality constraint is >= 0")
+    kl = _check.real(kl, "kl", fix=_KL_HINT)
+    delta = _check.real(delta, "delta", 0.0, lo_open=True, fix="use a KL radius such as 0.01")
+    alpha = _check.real(alpha, "alpha", 0.0, lo_open=True, fix="use a multiplier step size such as 1.0")
     return max(0.0, nu + alpha * (kl - delta))

@@ -2,6 +2,7 @@
 
 - :mod:`purepg.run.runner`: ``train`` and ``resume`` of a run directory.
 - :mod:`purepg.run.checkpoint`: atomic ``.npz`` checkpoints of nested parameter dictionaries.
+- :mod:`purepg.run.formats`: the ``run_format`` of a run directory, and how older ones are read.
 - :mod:`purepg.run.rundir`: the files of a run directory and their checks (``progress.csv`` against the checkpoint).
 - :mod:`purepg.run.lock`: one writer per run directory (an OS-level lock).
 - :mod:`purepg.run.progress`: the progress line on stderr.

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sys
 
+from purepg import _check
+
 RUN_FORMAT = "purepg-run-2"   # bump when config.json / progress.csv / checkpoint.npz change meaning
 READABLE = ("purepg-run-1", RUN_FORMAT)
 
@@ -45,10 +47,9 @@ def upgrade(meta, run_dir):
     """
     fmt = meta.get("run_format")
     if fmt not in READABLE:
-        raise ValueError(f"run directory {run_dir}: config.json has run_format {fmt!r} (purepg "
-                         f"{meta.get('purepg_version', 'unknown')}), expected one of {', '.join(map(repr, READABLE))}; "
-                         f"the run was written by a purepg version whose format differs. Fix: use that version to "
-                         f"resume or evaluate it")
+        _check.fail(f"run_format of {run_dir}/config.json", f"one of {', '.join(map(repr, READABLE))}",
+                    f"{fmt!r} (purepg {meta.get('purepg_version', 'unknown')})", "the run was written by a purepg "
+                    "version whose format differs; use that version to resume or evaluate it")
     if fmt == RUN_FORMAT or not isinstance(meta.get("config"), dict):
         return meta
     names = {k: v for k, v in RENAMED_FIELDS.get(meta.get("algo"), {}).items() if k in meta["config"]}

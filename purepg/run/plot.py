@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from purepg import _check
 from purepg.run.runner import read_config
 
 INSTALL_HINT = 'pip install "purepg[plot]"'
@@ -56,8 +57,8 @@ def read_columns(run_dir, x, y):
     """Columns ``x`` and ``y`` of ``run_dir/progress.csv``, rows where both are finite: ((n,), (n,))."""
     path = os.path.join(run_dir, "progress.csv")
     if not os.path.exists(path):
-        raise ValueError(f"run_dirs: {run_dir} has no progress.csv; expected a run directory written by "
-                         f"purepg train. Fix: check the path, or train first")
+        _check.fail("run_dirs", "run directories written by purepg train", f"{run_dir} without progress.csv",
+                    "check the path, or train first")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     header = list(rows[0]) if rows else []
@@ -69,8 +70,8 @@ def read_columns(run_dir, x, y):
     ys = np.array([float(r[y]) for r in rows])                  # (n,)
     keep = np.isfinite(xs) & np.isfinite(ys)
     if not keep.any():
-        raise ValueError(f"run_dirs: {path} has no row with finite {x} and {y} (got {len(rows)} rows). "
-                         f"Fix: train longer, so that episodes finish, or drop this run")
+        _check.fail("run_dirs", f"rows with finite {x} and {y}", f"{len(rows)} rows, none finite, in {path}",
+                    "train longer, so that episodes finish, or drop this run")
     order = np.argsort(xs[keep], kind="stable")
     return xs[keep][order], ys[keep][order]
 
@@ -116,8 +117,8 @@ def aggregate(series):
     start = max(xk[0] for xk, _ in series)
     stop = min(xk[-1] for xk, _ in series)
     if start > stop:
-        raise ValueError(f"run_dirs: the runs of one configuration do not overlap in x (one starts at {start}, "
-                         f"another ends at {stop}). Fix: plot them separately")
+        _check.fail("run_dirs", "runs of one configuration that overlap in x",
+                    f"one starting at {start}, another ending at {stop}", "plot them separately")
     u = np.unique(np.concatenate([xk[(xk >= start) & (xk <= stop)] for xk, _ in series]))   # (G,)
     Y = np.stack([np.interp(u, xk, yk) for xk, yk in series])                              # (K, G)
     return u, Y.mean(axis=0), Y.min(axis=0), Y.max(axis=0)

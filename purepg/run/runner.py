@@ -14,7 +14,8 @@ An algorithm is a module (see :mod:`purepg.algos`) with
   floats for ``progress.csv``.
 
 Run directory (contract, docs/guides/runs.md): ``config.json`` (algorithm, env id and the module that registers
-it, every hyperparameter, seed, total steps, purepg version), ``progress.csv`` (one row per iteration),
+it, every hyperparameter, seed, total steps, purepg version, and ``run_format``: which names the directory uses, see
+:mod:`purepg.run.formats`), ``progress.csv`` (one row per iteration),
 ``checkpoint.npz`` (algorithm state, rollout state with the observation normaliser and reward scaling,
 environment state, sampler RNG state, iteration and step counts, progress.csv's header) and
 ``.purepg.lock``. ``config.json`` and ``checkpoint.npz`` are replaced atomically; rows are appended to
@@ -39,7 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from purepg import __version__
+from purepg import __version__, _check
 
 from purepg.env import envs, rollout
 from purepg.kernels import compiling
@@ -98,9 +99,9 @@ def config_from_dict(Config, d: dict, *, algo: str):
     for k in d:
         if k not in names:
             close = [formats.new_name(algo, k)] if formats.new_name(algo, k) else difflib.get_close_matches(k, names, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown config field {k!r} for algorithm {algo}.{hint} "
-                             f"Valid fields: {', '.join(names)}")
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            _check.fail(f"config field {k!r}", f"a field of algorithm {algo}", "an unknown name",
+                        f"{hint}valid fields: {', '.join(names)}")
     kinds = {f.name: f.type for f in dataclasses.fields(Config)}
     return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in kinds})
 
@@ -121,11 +122,11 @@ def _setup(algo, env_id, config, seed, out_dir, total_steps, env_module=None):
     return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)))
 
 
-def _check_total_steps(total_steps, config):
+def check_total_steps(total_steps, config):
+    """The iterations of a run of ``total_steps`` environment steps (at least one iteration's worth)."""
     per_iter = config.num_envs * config.num_steps
-    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < per_iter:
-        raise ValueError(f"total_steps: expected an integer >= num_envs * num_steps = {per_iter} (one iteration), "
-                         f"got {total_steps!r}")
+    _check.integer(total_steps, "total_steps", per_iter, "raise total_steps (one iteration at least)",
+                   lo_is="num_envs * num_steps")
     return math.ceil(total_steps / per_iter)
 
 
@@ -163,7 +164,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     ``conventions`` is the record of :func:`purepg.algos.conventions.configure` (the profile, its values
     and the explicit fields that overrode it), kept in ``config.json`` beside the config it produced.
     """
-    n_iters = _check_total_steps(total_steps, config)
+    n_iters = check_total_steps(total_steps, config)
     _check_run_args(seed, checkpoint_every)
     out_dir = os.fspath(out_dir)
     rundir.check_new_dir(out_dir, force)
@@ -231,7 +232,7 @@ def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
     loop = dict(tree["loop"])
     loop["recent_returns"] = np.atleast_1d(np.asarray(loop["recent_returns"], dtype=np.float64))
     total = int(total_steps if total_steps is not None else meta["total_steps"])
-    n_iters = _check_total_steps(total, config)
+    n_iters = check_total_steps(total, config)
     done = int(tree["rollout"]["step_count"])
     _check_not_done(run_dir, meta, total_steps, n_iters, int(loop["iteration"]), done)
     header, note = rundir.check_progress(run_dir, int(loop["iteration"]), done, ck.get("progress_header"), meta["algo"])

@@ -41,7 +41,8 @@ def bootstrap_means(R, rng, n_resamples=N_RESAMPLES):
     """
     R = np.asarray(R, dtype=np.float64)
     if R.ndim != 1 or R.size == 0 or not np.all(np.isfinite(R)):
-        raise ValueError(f"R: expected a non-empty 1-D array of finite values, got shape {R.shape}")
+        raise ValueError(f"R: expected a non-empty 1-D array of finite values, got shape {R.shape}. "
+                         f"Fix: pass one final return per seed, without NaN")
     idx = rng.integers(0, R.size, size=(n_resamples, R.size))          # (B, K)
     return R[idx].mean(axis=1)
 

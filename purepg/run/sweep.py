@@ -22,7 +22,6 @@ last 100 training episodes), as in :mod:`purepg.run.seeds`.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os

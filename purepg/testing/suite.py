@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 
+from purepg import _check
 from purepg.testing import policy_checks as pc, solver_checks as sc, update_checks as uc
 
 # quantity -> check function; the user passes their callable under the quantity's name
@@ -41,7 +42,7 @@ def suite(*, profile="purepg", specs=None, kl_direction="old_new", max_examples=
     """
     unknown = sorted(set(implementations) - set(CHECKS))
     if unknown:
-        raise ValueError(f"suite: unknown quantities {unknown}. Fix: use names among {sorted(CHECKS)}")
+        _check.fail("suite", f"quantities among {sorted(CHECKS)}", f"unknown {unknown}", "use those names")
 
     def make(name, fn):
         check = CHECKS[name]

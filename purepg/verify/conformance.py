@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from purepg import _check
+
 TOL = 1e-9
 INSTALL = {"sb3": "pip install torch==2.13.0 stable-baselines3==2.9.2",
            "sb3-contrib": "pip install torch==2.13.0 stable-baselines3==2.9.2 sb3-contrib==2.9.2",
@@ -95,7 +97,7 @@ def run(libraries=None) -> tuple[list[Row], dict]:
     rows, skipped = [], {}
     for lib in libraries or list(cases):
         if lib not in cases:
-            raise ValueError(f"library: expected one of {', '.join(cases)}, got {lib!r}")
+            _check.one_of(lib, "library", tuple(cases))
         why = missing(lib)
         if why:
             skipped[lib] = why

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from purepg import _check
 from purepg.env.rollout import Batch
 
 _BUFFER_ARRAYS = ("observations", "actions", "rewards", "returns", "episode_starts", "values", "log_probs",
@@ -64,7 +65,7 @@ def put(policy, names, x):
         p.data.copy_(torch.as_tensor(x[off:off + p.numel()]).reshape(p.shape))
         off += p.numel()
     if off != len(x):
-        raise ValueError(f"x: expected {off} parameters for the SB3 policy, got {len(x)}")
+        _check.fail("x", f"{off} parameters for the SB3 policy", len(x), "pass the flat parameters of this policy")
 
 
 def flat(tensors):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from purepg.verify import conformance_sb3 as sb
-from purepg.verify.conformance import TOL, Row, rel, rel_steps
+from purepg.verify.conformance import TOL, Row, rel
 
 T, EPOCHS, M, LR, CLIP, ENT, VF, MAX_NORM, GAMMA, LAM, ADAM_EPS = (
     128, 4, 32, 3e-3, 0.2, 0.01, 0.5, 0.5, 0.99, 0.95, 1e-8)

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from purepg.verify import conformance_sb3 as sb
-from purepg.verify.conformance import TOL, Row, rel, rel_steps
+from purepg.verify.conformance import TOL, Row, rel
 
 T, E, VF_MB, VF_EPOCHS, VF_LR, CG_ITERS, LS_RATIO, LS_STEPS, GAMMA, LAM, SEED_CG = (
     64, 2, 32, 4, 1e-3, 15, 0.8, 10, 0.99, 0.95, 1234)

@@ -68,7 +68,7 @@ import zipfile
 
 import numpy as np
 
-from purepg import __version__
+from purepg import __version__, _check
 
 from purepg.run import checkpoint
 from purepg.optim import conjugate_gradient, natural_step
@@ -173,8 +173,7 @@ def golden_vectors(seed: int = SEED) -> dict:
     dict
         ``str -> numpy.ndarray`` (0-d arrays for scalars and strings).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}. Fix: pass e.g. {SEED}")
+    _check.integer(seed, "seed", 0, f"pass e.g. {SEED}")
     out = {"format": FORMAT, "purepg_version": __version__, "seed": int(seed), "layout": LAYOUT,
            "conventions": CONVENTIONS, "clip_eps": CLIP_EPS, "beta": BETA, "damping": DAMPING,
            "cg_iters": CG_ITERS, "natural_eps": NATURAL_EPS}
@@ -231,10 +230,10 @@ def read_golden(path) -> dict:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise ValueError(f"path: {path} is not a readable .npz ({type(e).__name__}: {e}). "
-                         f"Fix: regenerate it with purepg golden --out {path}") from None
+        _check.fail("path", "a readable .npz", f"{path} ({type(e).__name__}: {e})",
+                    f"regenerate it with purepg golden --out {path}")
     fmt = str(out.get("format", "<missing>"))
     if fmt != FORMAT:
-        raise ValueError(f"path: {path} has format {fmt!r}, expected {FORMAT!r}. Fix: regenerate it with this "
-                         f"purepg version (purepg golden --out {path})")
+        _check.fail("path", f"golden vectors of format {FORMAT!r}", f"{path} of format {fmt!r}",
+                    f"regenerate it with this purepg version (purepg golden --out {path})")
     return out

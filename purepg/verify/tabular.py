@@ -52,6 +52,8 @@ from typing import Callable, NamedTuple
 import gymnasium
 import numpy as np
 
+from purepg import _check
+
 MAX_TRAJECTORIES = 200_000   # enumeration refuses beyond this many trajectories (or ordered batches)
 _ROW_SUM_TOL = 1e-10         # |sum - 1| allowed in probability rows (float64 normalisation leaves ~1e-16)
 
@@ -132,10 +134,8 @@ def _check_mdp(P, R, mu0, T, gamma):
     if mu0.shape != (S,):
         raise ValueError(f"mu0: expected shape ({S},), got {mu0.shape}. Fix: one probability per state.")
     _probability_rows(mu0, "mu0", "normalise, e.g. mu0 / mu0.sum().")
-    if isinstance(T, bool) or int(T) != T or T < 1:
-        raise ValueError(f"T: expected an integer horizon >= 1, got {T!r}. Fix: pass e.g. T=3.")
-    if not (np.isfinite(gamma) and 0.0 <= gamma <= 1.0):
-        raise ValueError(f"gamma: expected a discount in [0, 1], got {gamma!r}. Fix: pass e.g. gamma=0.99.")
+    _check.positive_int(T, "T", "pass an integer horizon, e.g. T=3")
+    _check.in_unit_interval(gamma, "gamma", "pass a discount, e.g. gamma=0.99")
     return P, R, mu0
 
 
@@ -153,9 +153,7 @@ def random_mdp(rng: np.random.Generator, S: int, A: int, T: int, *, gamma: float
     next_state_reward : bool
         Draw ``R`` of shape (S, A, S) (``r(s, a, s')``) instead of (S, A).
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}. "
-                        "Fix: pass numpy.random.default_rng(seed).")
+    _check.generator(rng)
     P = rng.dirichlet(np.ones(S), size=(S, A))                   # (S, A, S)
     mu0 = rng.dirichlet(np.ones(S))                              # (S,)
     R = rng.standard_normal((S, A, S) if next_state_reward else (S, A))
@@ -252,7 +250,7 @@ def trajectory_count(mdp: TabularMDP) -> int:
 
 def _check_count(count, limit, what, fix):
     if count > limit:
-        raise ValueError(f"{what}: {count} to enumerate exceeds the limit max_count={limit}. Fix: {fix}")
+        _check.fail(what, f"at most max_count={limit} to enumerate", count, fix)
 
 
 def enumerate_trajectories(mdp: TabularMDP, pi: np.ndarray, *, max_count: int = MAX_TRAJECTORIES) -> Enumeration:
