@@ -244,9 +244,9 @@ def test_the_readme_custom_environment_example_runs(tmp_path, monkeypatch):
 
 
 def test_a_custom_environment_that_cannot_be_imported_is_one_line(tmp_path):
-    for args, pattern in ((["--env", "no_such_mod:X-v0"], r"env: cannot import the module 'no_such_mod' "
+    for args, pattern in ((["--env", "no_such_mod:X-v0"], r"env: expected an importable module, got 'no_such_mod', which cannot be imported "
                                                            r"\(ModuleNotFoundError: .*\)\. Fix: make it importable"),
-                          (["--env", "X-v0", "--env-module", "no_such_mod"], r"env_module: cannot import the module")):
+                          (["--env", "X-v0", "--env-module", "no_such_mod"], r"env_module: expected an importable module, got 'no_such_mod'")):
         rc, err = _in_process(["train", *args, "--out", str(tmp_path / "r")])
         assert rc == 2 and len(err.strip().splitlines()) == 1 and re.search(pattern, err), err
         assert not (tmp_path / "r").exists()

@@ -6,10 +6,36 @@ from purepg.cli import errors
 
 def main(argv=None) -> int:
     """Entry point of ``purepg``: :func:`purepg.cli.commands.main`, imported here under the command's
-    SIGINT / SIGTERM handling, so that a signal while the libraries load ends with one line."""
-    old = signal.signal(signal.SIGTERM, errors.on_sigterm)
+    SIGINT / SIGTERM handling, so that a signal while the libraries load ends with one line.
+
+    A signal that lands inside a compiled extension's initialisation may surface as that module's
+    ImportError rather than as KeyboardInterrupt; the handler records the signal, so it is reported as
+    the interruption it was.
+    """
+    arrived = []
+
+    def note(signum, frame):
+        arrived.append(signum)
+        raise errors.Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         from purepg.cli import commands
+    except BaseException as e:                       # noqa: BLE001 -- only reported if a signal caused it
+        if not arrived:
+            raise
+        return errors.interrupted_early(e if isinstance(e, KeyboardInterrupt) else
+                                        errors.Terminated() if arrived[-1] == signal.SIGTERM else KeyboardInterrupt())
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return main_loaded(commands, argv)
+
+
+def main_loaded(commands, argv):
+    """:func:`purepg.cli.commands.main` once the libraries are loaded."""
+    old = signal.signal(signal.SIGTERM, errors.on_sigterm)
+    try:
         return commands.main(argv)
     except KeyboardInterrupt as e:
         return errors.interrupted_early(e)

@@ -115,7 +115,8 @@ def _import(module, what):
     try:
         importlib.import_module(module)
     except Exception as e:          # the module's own error, whatever it is, is the user's to see
-        raise ValueError(f"{what}: cannot import the module {module!r} ({type(e).__name__}: {e}). Fix: make it "
+        raise ValueError(f"{what}: expected an importable module, got {module!r}, which cannot be imported "
+                         f"({type(e).__name__}: {e}). Fix: make it "
                          f"importable (install it, or add its folder to PYTHONPATH)") from None
 
 
