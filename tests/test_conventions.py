@@ -152,7 +152,7 @@ def test_clip_offset_and_half_mse_value_term(offset):
     step = ppo.Step(0.0, np.full(3, 2.0), np.full(1, 2.0), 0.0, 0.0)
     g = ppo.clipped_gradient(step, ctx.config)
     assert np.allclose(g, 2.0 * 1e-3 / (4.0 + offset), rtol=1e-15, atol=0)
-    pol, vf, cfg = ctx.pol, ctx.vf, ctx.config
+    cfg = ctx.config
     obs = batch.obs.reshape(64, -1)[:16]
     mb = Flat(obs, batch.act.reshape(64)[:16], batch.logp_old.reshape(64)[:16], np.ones(16), np.ones(16),
               np.zeros(16))

@@ -1,5 +1,4 @@
 """Several seeds in parallel processes: same runs as sequential training, a correct summary, clear errors."""
-import csv
 import json
 import os
 import re
@@ -14,17 +13,13 @@ from hypothesis import strategies as st
 from helpers import cli_process
 from purepg.run import plot, runner, seeds
 from purepg.algos import get_algo
+from helpers.algo_runs import progress_rows
 
 REINFORCE = get_algo("reinforce")
 TINY = REINFORCE.Config(num_envs=2, num_steps=32, hidden=(8,), vf_hidden=(8,))
 STEPS = 256                                   # 4 iterations of 64 steps: CartPole episodes do finish
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        table = list(csv.reader(f))
-    keep = [i for i, h in enumerate(table[0]) if h not in runner.WALL_COLUMNS]
-    return [[r[i] for i in keep] for r in table]
 
 
 # ----- seeds text ----------------------------------------------------------------------------------
@@ -62,7 +57,7 @@ def test_parallel_seeds_equal_sequential_runs(tmp_path):
     for s in (0, 1):
         ref = runner.train(REINFORCE, "CartPole-v1", TINY, seed=s, out_dir=str(tmp_path / f"seq-{s}"),
                            total_steps=STEPS, verbose=False)
-        assert rows(out / f"seed-{s}" / "progress.csv") == rows(tmp_path / f"seq-{s}" / "progress.csv")
+        assert progress_rows(out / f"seed-{s}" / "progress.csv") == progress_rows(tmp_path / f"seq-{s}" / "progress.csv")
         assert (json.loads((out / f"seed-{s}" / "config.json").read_text())
                 == json.loads((tmp_path / f"seq-{s}" / "config.json").read_text()))
         finals.append(ref["last_row"]["ep_return_mean"])
@@ -170,7 +165,7 @@ def test_cli_seeds_runs_and_summarises(tmp_path):
     assert summary["seeds"] == [0, 1] and summary["jobs"] == 2 and summary["config"]["hidden"] == [8]
     rc, _, err = purepg_cli(["train", *CLI_TINY, "--seed", "1", "--steps", "128", "--out", "seq", "--quiet"], tmp_path)
     assert rc == 0, err
-    assert rows(tmp_path / "root" / "seed-1" / "progress.csv") == rows(tmp_path / "seq" / "progress.csv")
+    assert progress_rows(tmp_path / "root" / "seed-1" / "progress.csv") == progress_rows(tmp_path / "seq" / "progress.csv")
     rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--seeds", "0,1", "--steps", "128", "--out", "root"], tmp_path)
     assert rc == 2 and out == "" and re.search(r"seed-0, .*seed-1 exist and are not empty.*--force", err), err
     rc, out, err = purepg_cli(["seeds", *CLI_TINY, "--seeds", "0", "--steps", "64", "--out", "root", "--force",

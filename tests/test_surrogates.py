@@ -19,18 +19,15 @@ from hypothesis.extra import numpy as hnp
 import purepg
 from purepg.pg import surrogates as S
 from helpers import finite_diff as fd
+from helpers.finite_diff import assert_fd_close_scaled
+from helpers.strategies import st_vec
 
 KINK_GAP = 1e-4      # no log-ratio closer than this to log(1 +- eps) in FD tests
 
 
-def assert_fd(g, g_fd, f0):
-    scale = 1.0 + max(abs(f0), float(np.max(np.abs(g))))
-    np.testing.assert_allclose(g, g_fd, rtol=1e-6, atol=1e-6 * scale)
 
 
 # ----- strategies ---------------------------------------------------------------------------------
-def st_vec(n, lo, hi):
-    return hnp.arrays(np.float64, n, elements=st.floats(lo, hi, allow_nan=False))
 
 
 @st.composite
@@ -70,7 +67,7 @@ def test_surrogate_terms_gradient_matches_fd(b):
     l, l_old, A = b
     L, w = S.surrogate_terms(l, l_old, A)
     g_fd = fd.gradient(lambda x: S.surrogate_terms(x, l_old, A)[0], l)
-    assert_fd(w, g_fd, L)
+    assert_fd_close_scaled(w, g_fd, L)
     assert L == pytest.approx(np.mean(np.exp(l - l_old) * A), rel=1e-12, abs=1e-12)
 
 
@@ -79,14 +76,14 @@ def test_clip_terms_gradient_matches_fd_generic(b, eps):
     l, l_old, A = b
     assume(kink_distance(l, l_old, eps) > KINK_GAP)
     L, w, _ = S.clip_terms(l, l_old, A, eps)
-    assert_fd(w, fd.gradient(lambda x: S.clip_terms(x, l_old, A, eps)[0], l), L)
+    assert_fd_close_scaled(w, fd.gradient(lambda x: S.clip_terms(x, l_old, A, eps)[0], l), L)
 
 
 @given(st_near_kinks())
 def test_clip_terms_gradient_matches_fd_near_the_kinks(b):
     l, l_old, A, eps = b
     L, w, _ = S.clip_terms(l, l_old, A, eps)
-    assert_fd(w, fd.gradient(lambda x: S.clip_terms(x, l_old, A, eps)[0], l), L)
+    assert_fd_close_scaled(w, fd.gradient(lambda x: S.clip_terms(x, l_old, A, eps)[0], l), L)
 
 
 @given(st_near_kinks())
@@ -274,7 +271,7 @@ def st_policy_batch(draw):
 def fd_check(f, theta):
     """``f(theta) -> (value, grad, ...)``: compare grad with the central-difference gradient."""
     res = f(theta)
-    assert_fd(res[1], fd.gradient(lambda x: f(x)[0], theta), res[0])
+    assert_fd_close_scaled(res[1], fd.gradient(lambda x: f(x)[0], theta), res[0])
     return res
 
 

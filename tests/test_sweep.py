@@ -16,17 +16,13 @@ from purepg.algos import get_algo
 from purepg.cli.sweep import toml_values
 from purepg.run import runner, spec as specs, stats, sweep, sweep_report
 from purepg.run.spec import SpecError
+from helpers.algo_runs import progress_rows
 
 REINFORCE = get_algo("reinforce")
 TINY = {"num_envs": 2, "num_steps": 32, "hidden": [8], "vf_hidden": [8]}
 STEPS = 256                                   # 4 iterations of 64 steps: CartPole episodes do finish
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        table = list(csv.reader(f))
-    keep = [i for i, h in enumerate(table[0]) if h not in runner.WALL_COLUMNS]
-    return [[r[i] for i in keep] for r in table]
 
 
 def tiny_spec(**kw):
@@ -136,7 +132,7 @@ def test_sweep_runs_equal_plain_runs_resume_and_summarise(tmp_path):
             ref = runner.train(REINFORCE, "CartPole-v1", config, seed=s, out_dir=str(tmp_path / f"ref-{g}-{s}"),
                                total_steps=STEPS, verbose=False)
             run_dir = out / f"reinforce-CartPole-v1-gamma={g}" / f"seed-{s}"
-            assert rows(run_dir / "progress.csv") == rows(tmp_path / f"ref-{g}-{s}" / "progress.csv")
+            assert progress_rows(run_dir / "progress.csv") == progress_rows(tmp_path / f"ref-{g}-{s}" / "progress.csv")
             finals[g, s] = ref["last_row"]["ep_return_mean"]
     assert finals[0.9, 0] != finals[0.9, 1]
     cell = summary["cells"][0]
@@ -164,7 +160,7 @@ def test_an_interrupted_run_is_resumed_and_a_different_one_refused(tmp_path):
     assert summary["runs_trained"] == 2
     runner.train(REINFORCE, "CartPole-v1", config, seed=1, out_dir=str(tmp_path / "ref"), total_steps=STEPS,
                  verbose=False)
-    assert rows(run_dir / "progress.csv") == rows(tmp_path / "ref" / "progress.csv")
+    assert progress_rows(run_dir / "progress.csv") == progress_rows(tmp_path / "ref" / "progress.csv")
     with pytest.raises(SpecError, match=r"seed-0: holds a run with another config \(lr: 0\.003 there, 0\.5 here\).*Fix"):
         sweep.run_sweep(tiny_spec(config={**TINY, "lr": 0.5}), out=out, jobs=1, verbose=False)
 
@@ -256,7 +252,7 @@ def test_ray_sweep_equals_the_local_one(tmp_path):
     remote = sweep.run_sweep(spec, out=tmp_path / "ray", jobs=2, backend="ray", plot=False, verbose=False)
     assert remote["failed"] == [] and remote["cells"] == local["cells"]
     for r in specs.plan(spec):
-        assert rows(tmp_path / "ray" / r.run_dir / "progress.csv") == rows(tmp_path / "local" / r.run_dir / "progress.csv")
+        assert progress_rows(tmp_path / "ray" / r.run_dir / "progress.csv") == progress_rows(tmp_path / "local" / r.run_dir / "progress.csv")
         assert sweep.run_state(str(tmp_path / "ray"), r) == "done"
 
 

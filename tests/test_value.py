@@ -19,17 +19,14 @@ from purepg import optim
 from purepg.model.nn import MLP
 from purepg.model.value import FitInfo, ValueFunction, explained_variance, value_loss, value_loss_terms
 from helpers import finite_diff as fd
+from helpers.finite_diff import assert_fd_close_scaled
+from helpers.strategies import st_vec
 
 GAP = 1e-4
 
 
-def assert_fd(g, g_fd, f0):
-    scale = 1.0 + max(abs(f0), float(np.max(np.abs(g))))
-    np.testing.assert_allclose(g, g_fd, rtol=1e-6, atol=1e-6 * scale)
 
 
-def st_vec(n, lo, hi):
-    return hnp.arrays(np.float64, n, elements=st.floats(lo, hi, allow_nan=False))
 
 
 @st.composite
@@ -58,7 +55,7 @@ def kink_distance(v, R, v_old, eps_v):
 def test_unclipped_loss_gradient_matches_fd(b):
     v, R = b
     L, g = value_loss_terms(v, R)
-    assert_fd(g, fd.gradient(lambda x: value_loss_terms(x, R)[0], v), L)
+    assert_fd_close_scaled(g, fd.gradient(lambda x: value_loss_terms(x, R)[0], v), L)
     assert L == pytest.approx(0.5 * np.mean((v - R) ** 2), rel=1e-14, abs=1e-300)
 
 
@@ -67,7 +64,7 @@ def test_clipped_loss_gradient_matches_fd_near_the_clip_edge(b):
     v, R, v_old, eps_v = b
     assume(kink_distance(v, R, v_old, eps_v) > GAP)
     L, g = value_loss_terms(v, R, v_old=v_old, clip_eps=eps_v)
-    assert_fd(g, fd.gradient(lambda x: value_loss_terms(x, R, v_old=v_old, clip_eps=eps_v)[0], v), L)
+    assert_fd_close_scaled(g, fd.gradient(lambda x: value_loss_terms(x, R, v_old=v_old, clip_eps=eps_v)[0], v), L)
 
 
 @given(st_clipped_batch())
@@ -163,7 +160,7 @@ def test_value_loss_gradient_through_mlp(b, clipped):
     if clipped:
         assume(kink_distance(vf.predict(theta_v, obs), R, v_old, 0.3) > GAP)
     L, g = vf.loss(theta_v, obs, R, **kw)
-    assert_fd(g, fd.gradient(lambda th: vf.loss(th, obs, R, **kw).value, theta_v), L)
+    assert_fd_close_scaled(g, fd.gradient(lambda th: vf.loss(th, obs, R, **kw).value, theta_v), L)
     assert value_loss(vf.net, theta_v, obs, R, **kw).value == L
 
 

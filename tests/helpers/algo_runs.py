@@ -54,3 +54,11 @@ def train_small(tmp_path, name, config, total_steps, seed=0):
                  verbose=False)
     with open(tmp_path / name / "progress.csv", newline="") as f:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def progress_rows(path):
+    """The rows of a progress.csv as text, without the wall-time columns (which differ between runs)."""
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    keep = [i for i, h in enumerate(table[0]) if h not in runner.WALL_COLUMNS]
+    return [[r[i] for i in keep] for r in table]

@@ -57,3 +57,10 @@ def assert_fd_close(analytic, numeric, f_scale):
     with ``f_scale`` the magnitude of the differentiated function near the point.
     """
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8 * (1.0 + f_scale))
+
+
+def assert_fd_close_scaled(g, g_fd, f0):
+    """:func:`assert_fd_close` for objectives whose gradients are large next to their value: ``atol``
+    ``1e-6 (1 + max(|f|, max |g|))`` covers the rounding of a difference quotient of such a function."""
+    scale = 1.0 + max(abs(f0), float(np.max(np.abs(g))))
+    np.testing.assert_allclose(g, g_fd, rtol=1e-6, atol=1e-6 * scale)
