@@ -140,13 +140,27 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
 
 
 def _scale(g, x, Fx, delta, solver, iterations, residual) -> NaturalStep:
-    """Apply (N1) given ``x`` and ``Fx = (F + c I) x``; report a non-positive or non-finite model."""
-    gFg, xFx = float(g @ x), float(x @ Fx)
-    if not (np.isfinite(gFg) and np.isfinite(xFx) and gFg > 0.0 and xFx > 0.0):
-        why = f"g^T x = {gFg:.3e}, x^T (F + c I) x = {xFx:.3e}: F + c I is not positive definite along g"
+    """Apply (N1) given ``x`` and ``Fx = (F + c I) x``; report a non-positive or non-finite model.
+
+    (N1) is scale free in ``x``, so ``x`` and ``Fx`` are first divided by the power of two that brings
+    ``max |x|`` into [0.5, 1): exact in float64, so the step has the same bits, while a gradient as small
+    as 1e-190 (whose ``x^T F x`` would underflow to 0) still gives its step.
+    """
+    e = _exponent(x)
+    xs, Fxs = np.ldexp(x, -e), np.ldexp(Fx, -e)                # x 2^-e, (F + c I) x 2^-e
+    gFg, xFx = float(g @ x), float(xs @ Fxs)
+    gx = float(np.ldexp(g, -_exponent(g)) @ xs)                # the sign of g^T x, without underflow
+    if not (np.isfinite(gx) and np.isfinite(xFx) and gx > 0.0 and xFx > 0.0):
+        why = f"g^T x = {gFg:.3e}, x^T (F + c I) x = {float(x @ Fx):.3e}: F + c I is not positive definite along g"
         return _failed(g, why + "; increase damping", solver, iterations, x, residual)
-    step = np.sqrt(2.0 * delta / xFx) * x  # (P,)  (N1)
+    step = np.sqrt(2.0 * delta / xFx) * xs  # (P,)  (N1)
     return NaturalStep(step, x, gFg, float(g @ step), True, "ok", solver, iterations, residual)
+
+
+def _exponent(v) -> int:
+    """``e`` with ``max |v| = m 2^e``, ``m`` in [0.5, 1) (0 for a zero or non-finite vector)."""
+    top = float(np.max(np.abs(v))) if v.size else 0.0
+    return int(np.frexp(top)[1]) if np.isfinite(top) else 0
 
 
 # ----------------------------------------------------------------------------- 6. line search
