@@ -9,8 +9,8 @@ def main(argv=None) -> int:
     SIGINT / SIGTERM handling, so that a signal while the libraries load ends with one line.
 
     A signal that lands inside a compiled extension's initialisation may surface as that module's
-    ImportError rather than as KeyboardInterrupt; the handler records the signal, so it is reported as
-    the interruption it was.
+    ImportError, or not at all, rather than as KeyboardInterrupt; the handler records the signal, so it
+    is reported as the interruption it was either way.
     """
     arrived = []
 
@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if arrived:                                      # the interrupt was swallowed by an extension's import
+        return errors.interrupted_early(errors.Terminated() if arrived[-1] == signal.SIGTERM else KeyboardInterrupt())
     return main_loaded(commands, argv)
 
 
