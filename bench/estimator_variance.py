@@ -33,7 +33,8 @@ import machine as bench_machine  # noqa: E402  (bench/machine.py)
 import purepg  # noqa: E402
 from purepg.pg import estimators as es
 from purepg.verify import tabular as tb
-from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
+from purepg.pg.baselines import optimal_baseline, optimal_baseline_rtg
+from purepg.pg.returns import reward_to_go
 
 SEED, S, A, T, GAMMA = 2024, 2, 2, 3, 0.95
 

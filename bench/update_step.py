@@ -5,7 +5,7 @@ Run from the repository root (one thread)::
     python bench/update_step.py
 
 The step is rl-zoo's CartPole-v1 PPO (``ppo.Config()``): N = 256 samples, the 4-64-64-2 policy and
-4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad`` + ``ppo.clip_and_step`` as
+4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad_unchecked`` + ``ppo.clip_and_step`` as
 ``ppo.run`` calls them (validated once, then ``check=False``). The parts: one network's forward and
 backward pass, the categorical log-prob and gradient, the clip terms, and ``tanh`` on one 256 x 64
 layer (NumPy's and, where the checkout has it, purepg's vectorised kernel). The TRPO update is
@@ -58,12 +58,12 @@ def main():
     data = Flat(obs, act, pol.log_prob(state["theta"], obs, act), rng.standard_normal(N), rng.standard_normal(N),
                 rng.standard_normal(N))
     joint, P = ppo.join(state), state["theta"].size
-    coefs = {"clip_range": 0.2, "check": False}
+    coefs = {"clip_range": 0.2}
     perm = rng.permutation(N)
 
     def step():
         mb = ppo.minibatch(data, perm, cfg.normalize_advantage)
-        s = ppo.loss_and_grad(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
+        s = ppo.loss_and_grad_unchecked(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
         return ppo.clip_and_step(joint, s, 1e-4, cfg)
 
     th = state["theta"][:pol.net.num_params]

@@ -242,3 +242,28 @@ def divides_batch(c, name):
         fail(name, f"a divisor of the batch N = num_envs * num_steps = {N}", M,
              f"pass a divisor of {N}, e.g. {N} (full batch)")
     return M
+
+
+def real_array(x, name, ndims):
+    """float64 array with ``ndim`` in ``ndims`` and only finite entries, else an error naming ``name``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}. "
+                        "Fix: pass a float64 array.")
+    if a.ndim not in ndims:
+        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dimension(s), "
+                         f"got shape {a.shape}. Fix: reshape it to the documented layout.")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: expected finite values, got {a[idx]} at index {idx}. Fix: remove or "
+                         "replace non-finite entries (check the environment or the value network).")
+    return a
+
+
+def same_shape(a, name, ref_name, shape):
+    """An error naming ``name`` unless ``a.shape == shape`` (the shape of ``ref_name``)."""
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected the shape of {ref_name}, {shape}, got {a.shape}. "
+                         f"Fix: pass one entry per entry of {ref_name}.")

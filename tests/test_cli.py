@@ -66,13 +66,9 @@ def small_run(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- bad input ----
-def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
-    corrupt = tmp_path / "corrupt"
-    shutil.copytree(small_run, corrupt)
-    data = (corrupt / "checkpoint.npz").read_bytes()
-    (corrupt / "checkpoint.npz").write_bytes(data[: len(data) // 2])
-    (tmp_path / "sitecustomize.py").write_text(NAN_ENV)       # registers NanEnv-v0 in the subprocesses
-    cases = [
+def _bad_inputs(tmp_path, small_run, corrupt):
+    """``(argv, pattern of the one error line)`` for each bad input of the test below."""
+    return [
         (["train", "--algo", "ppx"], r"algo: expected one of reinforce, ppo, .*got 'ppx'\. Fix: did you mean ppo"),
         (["train", "--env", "CartPol-v1"], r"unknown id 'CartPol-v1'.*did you mean 'CartPole-v1'"),
         (["train", "--lrr", "3"], r"unknown option or config field '--lrr' for algorithm ppo\. Did you mean --lr"),
@@ -94,6 +90,15 @@ def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
         (["eval", str(small_run), "--episodes", "0"], r"--episodes: expected an integer >= 1, got 0"),
         (["frobnicate"], r"invalid choice: 'frobnicate'"),
     ]
+
+
+def test_each_bad_input_is_one_line_and_exit_2(tmp_path, small_run):
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(small_run, corrupt)
+    data = (corrupt / "checkpoint.npz").read_bytes()
+    (corrupt / "checkpoint.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "sitecustomize.py").write_text(NAN_ENV)       # registers NanEnv-v0 in the subprocesses
+    cases = _bad_inputs(tmp_path, small_run, corrupt)
     procs = [(args, pattern, _popen(args, tmp_path, extra_path=tmp_path)) for args, pattern in cases]
     for args, pattern, p in procs:
         out, err = p.communicate(timeout=120)

@@ -19,7 +19,8 @@ from hypothesis.extra import numpy as hnp
 import purepg
 from purepg.pg import estimators as es
 from purepg.verify import tabular as tb
-from purepg.pg.returns import optimal_baseline, optimal_baseline_rtg, reward_to_go
+from purepg.pg.baselines import optimal_baseline, optimal_baseline_rtg
+from purepg.pg.returns import reward_to_go
 from helpers.tabular import st_case, st_theta
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -47,7 +48,7 @@ def _scores(pol, theta, obs, act):
 
 
 def _exact_optimal(pol, theta, enum, batch, mdp, rtg):
-    """Exact variance-optimal per-parameter baselines (returns.optimal_baseline*, weights = p_k)."""
+    """Exact variance-optimal per-parameter baselines (baselines.optimal_baseline*, weights = p_k)."""
     obs, act, rew = batch
     T = act.shape[1]
     scores = _scores(pol, theta, obs, act)                                              # (K, T, P)

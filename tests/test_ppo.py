@@ -91,6 +91,22 @@ def test_first_step_gradient_is_the_policy_gradient(seed, discrete):
     np.testing.assert_allclose(step.g_v, 0.5 * vf.loss(theta_v, mb.obs, mb.ret).grad, rtol=1e-12)
 
 
+@pytest.mark.parametrize("field, bad, match", [("obs", lambda mb: mb.obs[:, :-1], "obs"),
+                                               ("adv", lambda mb: mb.adv[:-1], "adv"),
+                                               ("theta", lambda mb: None, "theta")])
+def test_loss_and_grad_validates_then_equals_the_unchecked_step(field, bad, match):
+    """The public loss_and_grad names a bad argument in the one message format; on good arguments it is
+    the unchecked step the loop calls, bit for bit."""
+    pol, vf, theta_old, theta, theta_v, mb = _minibatch_case(3, True)
+    ctx, coefs = _ctx(pol, vf), {"clip_range": 0.2}
+    a = ppo.loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs)
+    b = ppo.loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs)
+    assert a.loss == b.loss and np.array_equal(a.g, b.g) and np.array_equal(a.g_v, b.g_v)
+    args = (theta[:-1], mb) if field == "theta" else (theta, mb._replace(**{field: bad(mb)}))
+    with pytest.raises(ValueError, match=rf"^{match}: expected .* Fix: "):
+        ppo.loss_and_grad(ctx, args[0], theta_v, args[1], theta_old, coefs)
+
+
 @pytest.mark.parametrize("max_grad_norm", [0.5, None])
 def test_separate_adam_states_equal_one_adam_on_the_concatenation(max_grad_norm):
     """Two networks, two Adam states, jointly clipped gradients == the loop's one Adam on [theta, theta_v],

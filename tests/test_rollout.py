@@ -1,75 +1,20 @@
-"""Tests of purepg.env.rollout on toy envs whose every transition is known in advance (and the env state
-saved by purepg.env.envs, restored in the middle of a run)."""
-import gymnasium
+"""Tests of purepg.env.rollout on toy envs whose every transition is known in advance (the saved env
+state restored in the middle of a run is tested in tests/test_envs.py)."""
 import numpy as np
 import pytest
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from hypothesis import given
 from hypothesis import strategies as st
 
 import purepg
 from purepg.env import normalize as nz
 from purepg.env import rollout as ro
-from purepg.env.envs import get_env_state, make_vec_env, set_env_state
+from purepg.env.envs import make_vec_env
 from helpers.toy_envs import EchoEnv, NonFiniteEnv, counting, noisy
+from helpers.toy_policies import (CAT, CAT3, FIELDS, THETA3, THETA_CAT, FakeCategorical, FakeGaussian,
+                                  assert_batches_equal, sync)
 
 MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
-FIELDS = ("obs", "act", "rew", "terminated", "truncated", "final_obs", "next_obs_last", "logp_old",
-          "obs_raw", "episode_returns", "episode_lengths")
-
-
-class FakeCategorical:
-    """Softmax over ``n`` actions with logits ``theta`` (n,), independent of the observation."""
-    discrete = True
-
-    def __init__(self, obs_dim, n):
-        self.obs_dim, self.n_actions = obs_dim, n
-
-    def _logp(self, theta):
-        z = theta - theta.max()
-        return z - np.log(np.exp(z).sum())
-
-    def sample(self, theta, obs, rng):
-        return rng.choice(self.n_actions, size=obs.shape[0], p=np.exp(self._logp(theta)))
-
-    def log_prob(self, theta, obs, act):
-        return self._logp(theta)[act]
-
-
-class FakeGaussian:
-    """``N(mean, diag(exp(2 log_std)))`` with ``theta = [mean (k), log_std (k)]``."""
-    discrete = False
-
-    def __init__(self, obs_dim, k):
-        self.obs_dim, self.act_dim = obs_dim, k
-
-    def sample(self, theta, obs, rng):
-        k = self.act_dim
-        return theta[:k] + np.exp(theta[k:]) * rng.standard_normal((obs.shape[0], k))
-
-    def log_prob(self, theta, obs, act):
-        k = self.act_dim
-        u = (act - theta[:k]) / np.exp(theta[k:])
-        return (-0.5 * u**2 - theta[k:] - 0.5 * np.log(2 * np.pi)).sum(axis=1)
-
-
-CAT = FakeCategorical(2, 2)          # for CountingEnv (Discrete(2))
-THETA_CAT = np.array([0.3, -0.2])
-CAT3 = FakeCategorical(2, 3)         # for NoisyEnv (Discrete(3))
-THETA3 = np.array([0.1, 0.0, -0.4])
-
-
-def sync(fns, mode=AutoresetMode.SAME_STEP):
-    return SyncVectorEnv(fns, autoreset_mode=mode)
-
-
-def assert_batches_equal(b1, b2):
-    for f in FIELDS:
-        x, y = getattr(b1, f), getattr(b2, f)
-        if x is None or y is None:
-            assert x is None and y is None, f
-        else:
-            np.testing.assert_array_equal(x, y, err_msg=f)
 
 
 # ------------------------------------------------------------------ exact contents on toy envs
@@ -241,69 +186,6 @@ def test_scaled_rewards_are_the_raw_ones_through_eqs_5_to_7():
         ro.start(vec, normalize_reward=True)
 
 
-# ------------------------------------------------------------------ determinism and saved env state
-def test_same_seed_same_batch_other_seed_other_batch():
-    def run(env, seed):
-        vec = make_vec_env(env, 4, seed=seed)
-        pol = FakeCategorical(vec.single_observation_space.shape[0], int(vec.single_action_space.n))
-        th = np.zeros(pol.n_actions)
-        return ro.collect(vec, pol, th, 30, np.random.default_rng(seed), ro.start(vec))[0]
-    for env in (noisy(4), "CartPole-v1"):
-        assert_batches_equal(run(env, 7), run(env, 7))
-        assert not np.array_equal(run(env, 7).obs, run(env, 8).obs)
-
-
-def save_load(tmp_path, name, d):
-    np.savez(tmp_path / name, **d)
-    with np.load(tmp_path / name, allow_pickle=False) as f:
-        return dict(f)
-
-
-@pytest.mark.parametrize("env, gaussian, norm, T1", [(noisy(3), False, True, 37),
-                                                     ("CartPole-v1", False, False, 37),
-                                                     ("Pendulum-v1", True, True, 185)])   # TimeLimit 200
-def test_resume_from_saved_env_state_reproduces_the_run(tmp_path, env, gaussian, norm, T1):
-    def setup():
-        vec = make_vec_env(env, 3, seed=4)
-        d, a = vec.single_observation_space.shape[0], vec.single_action_space
-        pol = FakeGaussian(d, a.shape[0]) if gaussian else FakeCategorical(d, int(a.n))
-        th = np.zeros(2 * a.shape[0]) if gaussian else np.zeros(int(a.n))
-        return vec, pol, th
-    vec, pol, th = setup()
-    rng = np.random.default_rng(9)
-    _, state = ro.collect(vec, pol, th, T1, rng, ro.start(vec, normalize_obs=norm))
-    env_st = save_load(tmp_path, "env.npz", get_env_state(vec))
-    roll_st = save_load(tmp_path, "roll.npz", ro.state_to_dict(state))
-    rng_st = rng.bit_generator.state
-    b1, _ = ro.collect(vec, pol, th, 40, rng, state)
-    assert b1.terminated.any() or b1.truncated.any()
-    vec2, _, _ = setup()
-    rng2 = np.random.default_rng(0)
-    rng2.bit_generator.state = rng_st
-    set_env_state(vec2, env_st)
-    b2, _ = ro.collect(vec2, pol, th, 40, rng2, ro.state_from_dict(roll_st))
-    assert_batches_equal(b2, b1)
-    vec3, _, _ = setup()                                   # control: without the env state it differs
-    rng2.bit_generator.state = rng_st
-    b3, _ = ro.collect(vec3, pol, th, 40, rng2, ro.state_from_dict(roll_st))
-    assert not np.array_equal(b3.final_obs, b1.final_obs)
-
-
-def test_set_env_state_into_a_never_reset_env_creates_generators_and_counters():
-    # Before its first reset a sub-env has np_random None and TimeLimit._elapsed_steps None: the
-    # snapshot's kinds (rng, int) differ from the live ones and must still be restored.
-    vec = sync([noisy(4)] * 2)
-    state = ro.start(vec, seed=1)
-    _, state = ro.collect(vec, CAT3, THETA3, 7, np.random.default_rng(0), state)
-    saved = get_env_state(vec)
-    b1, _ = ro.collect(vec, CAT3, THETA3, 15, np.random.default_rng(1), state)
-    fresh = sync([noisy(4)] * 2)
-    assert fresh.envs[0].unwrapped._np_random is None and fresh.envs[0]._elapsed_steps is None
-    set_env_state(fresh, saved)
-    b2, _ = ro.collect(fresh, CAT3, THETA3, 15, np.random.default_rng(1), state)
-    assert_batches_equal(b2, b1)
-
-
 # ------------------------------------------------------------------ non-finite values
 @pytest.mark.parametrize("what, value, at, quantity, step", [
     ("reward", np.nan, 2, "reward", 6), ("obs", np.inf, 2, "observation", 6),
@@ -322,20 +204,6 @@ def test_non_finite_action_raises():
                                                 r"at global step 0;.*the policy parameters theta"):
         ro.collect(vec, FakeGaussian(4, 2), theta, 3, np.random.default_rng(0), ro.start(vec))
     assert issubclass(ro.NonFiniteError, ValueError)
-
-
-# ------------------------------------------------------------------ make_vec_env
-def test_auto_vectorization_cartpole_is_exact_and_its_entry_point_is_refused():
-    vec = make_vec_env("CartPole-v1", 2, seed=0)
-    assert isinstance(vec, SyncVectorEnv) and vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
-    with pytest.raises(ValueError, match=r"vectorization: expected a vector entry point with SAME_STEP "
-                                         r"autoreset, got AutoresetMode.NEXT_STEP for 'CartPole-v1'.*"
-                                         r"Fix: use vectorization='auto' or 'sync'"):
-        make_vec_env("CartPole-v1", 2, seed=0, vectorization="vector_entry_point")
-    raw = gymnasium.make_vec("CartPole-v1", 2)                       # CartPoleVectorEnv, NEXT_STEP
-    with pytest.raises(ValueError, match=r"vec_env: expected SAME_STEP autoreset or a Sync/AsyncVectorEnv, "
-                                         r"got AutoresetMode.NEXT_STEP on CartPoleVectorEnv"):
-        ro.collect(raw, CAT.__class__(4, 2), THETA_CAT, 2, np.random.default_rng(0), ro.start(raw, seed=0))
 
 
 # ------------------------------------------------------------------ collect and Batch bad input

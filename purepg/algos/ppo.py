@@ -28,10 +28,11 @@ minibatch, bit-for-bit the steps of the two. The one place the networks meet is 
 the norm is that of the concatenated gradient, so the two gradients are clipped together
 (:func:`clip_and_step`), not each on its own.
 
-Validation once per iteration. :func:`run` checks the parameters and the flattened batch once, then
-passes ``coefs["check"] = False`` to the minibatch steps, which skip re-validating the same arrays
-(:func:`purepg.pg.surrogates.ppo_clip`, :meth:`purepg.model.value.ValueFunction.loss`, Adam and clipping take
-``check=False``). Called directly, :func:`loss_and_grad` validates its arguments.
+Validation once per iteration. :func:`run` checks the parameters and the flattened batch once; the
+minibatch steps then call :func:`loss_and_grad_unchecked`, which skips re-validating the same arrays
+(:func:`purepg.pg.surrogates.ppo_clip`, :meth:`purepg.model.value.ValueFunction.loss`, Adam and clipping
+take ``check=False``). :func:`loss_and_grad`, the function to call directly, validates its arguments and
+then computes the same thing.
 
 Value loss scale. :meth:`purepg.model.value.ValueFunction.loss` is the halved mean square
 ``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
@@ -109,9 +110,8 @@ class Variant(NamedTuple):
     """What distinguishes PPO variants inside the shared loop.
 
     ``schedule(config, state, progress) -> dict`` of per-iteration coefficients (e.g. the clip range);
-    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised
-    (``coefs["check"] is False`` when the loop validated the batch already: the objective may skip
-    re-validating the minibatch);
+    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised, on a
+    minibatch and parameters already validated (:func:`loss_and_grad` or :func:`run` did it);
     ``after(config, state, kl) -> (state, logs)`` once the epochs are done (e.g. the beta rule).
     """
 
@@ -146,8 +146,7 @@ def _clip_schedule(cfg, state, progress):
 
 def _clip_objective(pol, theta, mb, theta_old, coefs):
     """PPO eq. 7 on the minibatch."""
-    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"],
-                    check=coefs.get("check", True))
+    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"], check=False)
 
 
 def _no_rule(cfg, state, kl):
@@ -184,8 +183,7 @@ def run(ctx, state, batch, rng, progress, variant, *, order=None, trace=None):
     _check_state(ctx, state)
     data = flatten_with_gae(ctx, state["theta_v"], batch, cfg.gamma, cfg.gae_lambda)   # A_t, R_t  (line 4)
     theta_old = state["theta"]
-    data = _check_data(ctx, data)
-    coefs = {**coefs, "check": False}                            # validated: the minibatch steps skip it
+    data = _check_data(ctx, data)                                # validated once: the steps skip it
     new, hist = _epochs(ctx, dict(state), data, (rng, order, trace), lr, coefs, variant, theta_old)
     kl = pol.kl(theta_old, new["theta"], data.obs)               # exact mean KL(pi_old || pi_new)
     new, extra = variant.after(cfg, new, kl)
@@ -248,9 +246,10 @@ def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
             if cfg.kl_stop_at == "minibatch" and _over(cfg, kl):
                 if trace is not None:                                         # its losses, never stepped
                     trace.append({"idx": idx, "kl": kl, "stopped": True,
-                                  "step": loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)})
+                                  "step": loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs,
+                                                                  variant)})
                 return split(state, joint), hist
-            step = loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant)
+            step = loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant)
             joint = clip_and_step(joint, step, lr, cfg)
             hist["value_mse"].append(step.value_mse)
             hist["clip_fraction"].append(step.clip_fraction)
@@ -308,12 +307,22 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     theta_old : ndarray, shape (P,)
         The parameters that sampled the batch (used by the KL variant).
     coefs : dict
-        From ``variant.schedule`` (``clip_range`` or ``beta``); ``check: False`` skips validation (:func:`run`).
+        From ``variant.schedule``: ``clip_range`` (PPO-clip) or ``beta`` (PPO-KL).
 
     Returns
     -------
     Step
+
+    Validates its arguments, then computes :func:`loss_and_grad_unchecked`.
     """
+    P, P_v = ctx.pol.num_params, ctx.vf.num_params
+    theta, theta_old = _check.as_vector(theta, P, "theta"), _check.as_vector(theta_old, P, "theta_old")
+    theta_v = _check.as_vector(theta_v, P_v, "theta_v")
+    return loss_and_grad_unchecked(ctx, theta, theta_v, _check_data(ctx, mb), theta_old, coefs, variant)
+
+
+def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
+    """:func:`loss_and_grad` on arguments validated already (the minibatch steps of :func:`run`)."""
     cfg = ctx.config
     obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
     loss, g = -obj.value, -obj.grad                              # (P,)
@@ -322,7 +331,7 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
         loss, g, S = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad, ent.value
     clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
-    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=coefs.get("check", True))   # halved mean square
+    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False)   # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
     return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)

@@ -37,10 +37,10 @@ Baselines (each keeps (1) unbiased because ``E_a[grad log pi(a|s)] = grad sum_a 
   (1) is ``(1/M) sum_i (U_ik - b_k S_ik)`` with ``S_i = sum_{t in i} grad log pi_t`` and
   ``U_i = sum_{t in i} psi_t grad log pi_t``. As ``E[S_ik] = 0``, the variance is
   ``sum_i E[(U_ik - b_k S_ik)^2] - const``, minimised by the pooled ratio
-  ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.pg.returns.optimal_baseline_rtg` over the
+  ``b_k = sum_i S_ik U_ik / sum_i S_ik^2`` -- :func:`purepg.pg.baselines.optimal_baseline_rtg` over the
   segments. For ``total``, ``psi`` is constant on a segment, ``U_i = R_i S_i``, and the ratio is
   ``E[R (sum grad log pi)^2] / E[(sum grad log pi)^2]`` per coordinate (docs/math/baselines.md, eq. (3.2))
-  (:func:`purepg.pg.returns.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
+  (:func:`purepg.pg.baselines.optimal_baseline`, to rounding). It needs the score matrix (M, P); the
   other baselines need one VJP.
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ import numpy as np
 from purepg.algos.common import BaseConfig, values
 from purepg.algos.fields import configclass, like, param
 from purepg.optim import adam_init, adam_step, clip_grad_norm
-from purepg.pg.returns import discounted_returns, optimal_baseline_rtg
+from purepg.pg.baselines import optimal_baseline_rtg
+from purepg.pg.returns import discounted_returns
 from purepg.model.value import explained_variance
 
 NAME = "reinforce"

@@ -36,8 +36,8 @@ leave (E1)-(E2) unbiased, because ``E[g_t | s_t, past] = sum_a grad pi(a|s_t) = 
 
 exactly, for equal-length batches (the estimate is shrunk by (N-1)/N; a single trajectory gives 0).
 ``"optimal"`` is the variance-optimal constant per parameter (docs/math/baselines.md, eqs. (3.2)-(3.3)),
-``b_k = E[g_k^2 R] / E[g_k^2]`` (:func:`purepg.pg.returns.optimal_baseline`) and its reward-to-go analogue
-(:func:`purepg.pg.returns.optimal_baseline_rtg`, with the scores ``gamma^t g_t``), likewise from the batch
+``b_k = E[g_k^2 R] / E[g_k^2]`` (:func:`purepg.pg.baselines.optimal_baseline`) and its reward-to-go analogue
+(:func:`purepg.pg.baselines.optimal_baseline_rtg`, with the scores ``gamma^t g_t``), likewise from the batch
 (bias O(1/N)). Passing the exact constants (e.g. from :mod:`purepg.verify.tabular`) removes the bias.
 
 Off-policy (docs/math/offpolicy.md)
@@ -68,8 +68,8 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import _check
-from purepg.pg.returns import (discounted_returns, mean_baseline, optimal_baseline,
-                            optimal_baseline_rtg)
+from purepg.pg.baselines import mean_baseline, optimal_baseline, optimal_baseline_rtg
+from purepg.pg.returns import discounted_returns
 
 __all__ = ["reinforce", "reinforce_rtg", "offpolicy_whole", "offpolicy_per_decision",
            "offpolicy_first_order", "offpolicy_notes_literal"]
@@ -290,7 +290,7 @@ def reinforce_rtg(pol, theta, obs, act, rew, *, gamma=1.0, baseline="none", valu
     ----------
     As :func:`reinforce`, except ``baseline``: ``"mean"`` is the batch mean of ``Q_t`` at each step t
     (over the trajectories that reach t); ``"optimal"`` is ``b_k = E[S_k U_k] / E[S_k^2]`` with
-    ``S = sum_t gamma^t g_t`` and ``U = sum_t gamma^t g_t Q_t`` (:func:`purepg.pg.returns.optimal_baseline_rtg`).
+    ``S = sum_t gamma^t g_t`` and ``U = sum_t gamma^t g_t Q_t`` (:func:`purepg.pg.baselines.optimal_baseline_rtg`).
     """
     st, gamma = _steps(pol, obs, act, rew), _gamma(gamma)
     Q = _suffix_sums(st.rew, st, gamma)                          # (M,)

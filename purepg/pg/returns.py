@@ -1,4 +1,6 @@
-r"""Returns, advantages and baselines: what multiplies the score in a policy gradient.
+r"""Returns and advantages: what multiplies the score in a policy gradient.
+
+The baselines subtracted from them are in :mod:`purepg.pg.baselines`.
 
 1. Discounted sums
 ------------------
@@ -61,31 +63,9 @@ the layout contract), so in ``sum_l gamma^l delta_{t+l}`` each ``+gamma^(l+1) v_
 ``-gamma^(l+1) v_{t+l+1}`` of the next residual; what remains is ``G_t - v_t`` of (4). The value target
 is ``ret = A + v`` (the lambda-return; for lam = 1 it is G).
 
-5. Variance-optimal constant baseline
--------------------------------------
-Per parameter k, with ``g_k = sum_t d log pi(a_t|s_t) / d theta_k`` the estimator is
-``X_k(b) = g_k (R - b)``. Because ``E[g_k] = 0`` (as in 2), ``E[X_k(b)] = E[g_k R]`` for every b, so
-
-    Var X_k(b) = E[g_k^2 (R - b)^2] - E[g_k R]^2,
-    d Var / db = -2 E[g_k^2 (R - b)] = 0   =>   b_k = E[g_k^2 R] / E[g_k^2],             (7)
-
-a minimum since ``d^2 Var / db^2 = 2 E[g_k^2] >= 0``. Written ``(sum grad log pi)^2`` (docs/math/baselines.md, eq. (3.2)), it is
-this element-wise square, one b_k per parameter. If ``E[g_k^2] = 0`` then g_k = 0 almost surely,
-X_k(b) = 0 for every b and any b is optimal: we return b_k = 0. With sample weights w the
-expectations become weighted averages; (7) then minimises ``E_w[g_k^2 (R - b)^2]``, which is the
-weighted variance up to a constant when ``E_w[g_k] = 0`` (true for exact enumeration weights).
-
-Reward-to-go analogue: ``X_k(b) = sum_t g_tk (Q_t - b) = U_k - b S_k`` with ``S_k = sum_t g_tk`` and
-``U_k = sum_t g_tk Q_t``. Again ``E[S_k] = 0``, so ``Var X_k(b) = E[(U_k - b S_k)^2] - E[U_k]^2`` and
-
-    d Var / db = -2 E[S_k (U_k - b S_k)] = 0   =>   b_k = E[S_k U_k] / E[S_k^2].           (8)
-
-If Q_t = R for every t, then U_k = S_k R and (8) reduces to (7).
-
 References
 ----------
-Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE, baselines).
-Greensmith, Bartlett & Baxter 2004, "Variance reduction techniques for gradient estimates in RL".
+Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE).
 Schulman, Moritz, Levine, Jordan & Abbeel 2016, "High-dimensional continuous control using GAE".
 """
 from typing import NamedTuple
@@ -114,36 +94,12 @@ def _backend(backend):
     return backend
 
 
-def _real_array(name, x, ndims):
-    """float64 array with ``ndim`` in ``ndims`` and only finite entries, else an error naming ``name``."""
-    a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}. "
-                        "Fix: pass a float64 array.")
-    if a.ndim not in ndims:
-        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dimension(s), "
-                         f"got shape {a.shape}. Fix: reshape it to the documented layout.")
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: expected finite values, got {a[idx]} at index {idx}. Fix: remove or "
-                         "replace non-finite entries (check the environment or the value network).")
-    return a
-
-
-def _same_shape(name, a, ref_name, shape):
-    if a.shape != shape:
-        raise ValueError(f"{name}: expected the shape of {ref_name}, {shape}, got {a.shape}. "
-                         f"Fix: pass one entry per entry of {ref_name}.")
-
-
 def _flags(name, x, shape):
     """bool array of ``shape``; integer or float input is accepted when every entry is 0 or 1."""
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name}: expected booleans, got dtype {a.dtype}. Fix: pass a bool array.")
-    _same_shape(name, a, "rew", shape)
+    _check.same_shape(a, name, "rew", shape)
     if a.dtype != np.bool_:
         bad = (a != 0) & (a != 1)  # NaN is caught here too
         if bad.any():
@@ -151,18 +107,6 @@ def _flags(name, x, shape):
             raise ValueError(f"{name}: expected booleans (or 0/1), got {a[idx].item()!r} at index {idx}. "
                              f"Fix: pass a bool array, e.g. np.asarray({name}) != 0 if nonzero means True.")
     return np.ascontiguousarray(a, dtype=np.bool_)
-
-
-def _weights(w, n):
-    """Trajectory weights as given (not normalised): (n,), finite, >= 0, with a positive sum."""
-    if w is None:
-        return np.ones(n)
-    w = _real_array("weights", w, (1,))
-    _same_shape("weights", w, "the trajectory axis", (n,))
-    if (w < 0).any() or not w.sum() > 0:
-        raise ValueError(f"weights: expected values >= 0 with a positive sum, got min {w.min()} and sum "
-                         f"{w.sum()}. Fix: pass probabilities or counts of the trajectories.")
-    return w
 
 
 # ----------------------------------------------------------------------------- discounted sums
@@ -184,14 +128,14 @@ def discount_cumsum(x, gamma, *, backend="numba"):
     -------
     y : ndarray, shape (T,), float64
     """
-    x = _real_array("x", x, (1,))
+    x = _check.real_array(x, "x", (1,))
     gamma = _check.in_unit_interval(gamma, "gamma", "pass a float such as 0.99")
     return kernels.discount_cumsum(x, gamma, backend=_backend(backend))   # eq. (2), one backward pass
 
 
 def reward_to_go(rew, gamma=1.0, *, backend="numba"):
     """Reward-to-go of one trajectory, ``Q_t = sum_{t'>=t} gamma^(t'-t) r_t'``, shape (T,) (Sec. 2)."""
-    rew = _real_array("rew", rew, (1,))
+    rew = _check.real_array(rew, "rew", (1,))
     return discount_cumsum(rew, gamma, backend=backend)
 
 
@@ -206,11 +150,11 @@ def total_return(rew, gamma=1.0):
 
 def _batch(rew, terminated, truncated, **values):
     """Validate a (T, E) or (T,) batch; return 2-D float/bool arrays and the caller's shape."""
-    rew = _real_array("rew", rew, (1, 2))
+    rew = _check.real_array(rew, "rew", (1, 2))
     shape = rew.shape
-    out = {name: _real_array(name, val, (1, 2)) for name, val in values.items()}
+    out = {name: _check.real_array(val, name, (1, 2)) for name, val in values.items()}
     for name, a in out.items():
-        _same_shape(name, a, "rew", shape)
+        _check.same_shape(a, name, "rew", shape)
     term = _flags("terminated", terminated, shape)
     done = term | _flags("truncated", truncated, shape)
     as2d = [a.reshape(shape[0], -1) for a in (rew, term, done, *out.values())]
@@ -271,98 +215,3 @@ def gae(rew, v, v_next, terminated, truncated, gamma, lam, *, backend="numba"):
     lam = _check.in_unit_interval(lam, "lam", "pass a float such as 0.95")
     adv = kernels.gae_advantages(rew, v, v_next, term, done, gamma, lam, backend=_backend(backend))  # (T, E) eq. (6)
     return GAEResult(adv.reshape(shape), (adv + v).reshape(shape))
-
-
-# ----------------------------------------------------------------------------- baselines
-
-
-def mean_baseline(R, weights=None):
-    """Mean return ``sum_i w_i R_i / sum_i w_i`` (plain mean without ``weights``); R is (n,), n >= 1."""
-    R = _real_array("R", R, (1,))
-    if R.size == 0:
-        raise ValueError("R: expected at least one return, got an empty array. Fix: pass one per trajectory.")
-    w = _weights(weights, R.size)  # (n,)
-    return float(w @ R / w.sum())
-
-
-def _ratio_or_zero(num, den):
-    """``num / den`` per parameter, and 0 where ``den == 0`` (the score is identically 0: any b is optimal)."""
-    b = np.zeros_like(den)  # (P,)
-    nz = den > 0
-    b[nz] = num[nz] / den[nz]
-    return b
-
-
-def optimal_baseline(G, R, weights=None):
-    """Variance-optimal constant baseline per parameter, ``b_k = E[g_k^2 R] / E[g_k^2]`` (eq. 7).
-
-    Parameters
-    ----------
-    G : array_like, shape (n, P)
-        Per trajectory, ``g = sum_t grad log pi(a_t|s_t)``.
-    R : array_like, shape (n,)
-        Per trajectory return.
-    weights : array_like, shape (n,), optional
-        Non-negative weights (e.g. exact trajectory probabilities); uniform if omitted.
-
-    Returns
-    -------
-    b : ndarray, shape (P,)
-        ``b_k = 0`` where ``E[g_k^2] = 0`` (then every b gives the same, zero, estimate).
-    """
-    G = _real_array("G", G, (2,))
-    R = _real_array("R", R, (1,))
-    _same_shape("R", R, "G's trajectory axis", (G.shape[0],))
-    if G.shape[0] == 0:
-        raise ValueError("G: expected at least one trajectory, got none. Fix: pass a non-empty batch.")
-    w = _weights(weights, G.shape[0])  # (n,)
-    G2 = G * G  # (n, P)
-    return _ratio_or_zero(w @ (G2 * R[:, None]), w @ G2)
-
-
-def _rtg_sums(scores, rtg):
-    """Per trajectory ``S = sum_t g_t`` and ``U = sum_t g_t Q_t``, each (n, P), from a list or a padded array."""
-    if isinstance(scores, (list, tuple)):
-        if not isinstance(rtg, (list, tuple)) or len(rtg) != len(scores) or not scores:
-            got = f"{len(rtg)} entries" if isinstance(rtg, (list, tuple)) else type(rtg).__name__
-            raise ValueError(f"rtg: expected a list with one (T_i,) array per entry of scores "
-                             f"({len(scores)} trajectories, at least 1), got {got}. Fix: pass matching lists.")
-        S, U = [], []
-        for i, (g, q) in enumerate(zip(scores, rtg)):
-            g = _real_array(f"scores[{i}]", g, (2,))  # (T_i, P)
-            q = _real_array(f"rtg[{i}]", q, (1,))  # (T_i,)
-            _same_shape(f"rtg[{i}]", q, f"scores[{i}]'s time axis", (g.shape[0],))
-            S.append(g.sum(axis=0))
-            U.append(q @ g)
-        if len({s.shape for s in S}) > 1:
-            raise ValueError(f"scores: expected one parameter count P in every trajectory, got "
-                             f"{sorted({s.size for s in S})}. Fix: pass scores of the same policy.")
-        return np.array(S).reshape(len(S), -1), np.array(U).reshape(len(U), -1)
-    g = _real_array("scores", scores, (3,))  # (n, T, P)
-    q = _real_array("rtg", rtg, (2,))  # (n, T)
-    _same_shape("rtg", q, "scores' first two axes", g.shape[:2])
-    return g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
-
-
-def optimal_baseline_rtg(scores, rtg, weights=None):
-    """Variance-optimal constant baseline for the reward-to-go estimator, ``b_k = E[S_k U_k] / E[S_k^2]`` (eq. 8).
-
-    Parameters
-    ----------
-    scores : list of (T_i, P) arrays, or array of shape (n, T, P)
-        Per-step scores ``grad log pi(a_t|s_t)``. A padded array must hold zero rows on padding: a
-        zero score contributes nothing to S or U, so no mask is needed.
-    rtg : list of (T_i,) arrays, or array of shape (n, T)
-        Reward-to-go Q_t (padding: any finite value).
-    weights : array_like, shape (n,), optional
-
-    Returns
-    -------
-    b : ndarray, shape (P,)
-        ``b_k = 0`` where ``E[S_k^2] = 0``.
-    """
-    S, U = _rtg_sums(scores, rtg)  # (n, P), (n, P)
-    if S.shape[0] == 0:
-        raise ValueError("scores: expected at least one trajectory, got 0. Fix: pass a non-empty batch.")
-    w = _weights(weights, S.shape[0])  # (n,)
-    return _ratio_or_zero(w @ (S * U), w @ (S * S))
