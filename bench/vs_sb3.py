@@ -99,8 +99,10 @@ def sb3_ppo(config, env_id, seed, steps):
     return time.perf_counter() - t, model
 
 
-def sb3_trpo(config, env_id, seed, steps):
-    """sb3-contrib TRPO with purepg's trpo ``config`` mapped onto its arguments; (wall seconds, model)."""
+def sb3_trpo(config, env_id, seed, steps, log_dir=None):
+    """sb3-contrib TRPO with purepg's trpo ``config`` mapped onto its arguments; (wall seconds, model).
+
+    ``log_dir``: where its logger writes ``progress.csv`` (one row per iteration), if given."""
     from sb3_contrib import TRPO
     c = config
     t = time.perf_counter()
@@ -111,7 +113,10 @@ def sb3_trpo(config, env_id, seed, steps):
                  n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
                  normalize_advantage=c.normalize_advantage,
                  policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
-    model.learn(steps)
+    if log_dir is not None:
+        from stable_baselines3.common.logger import configure
+        model.set_logger(configure(log_dir, ["csv"]))
+    model.learn(steps, log_interval=1)
     return time.perf_counter() - t, model
 
 
