@@ -45,14 +45,14 @@ import sys
 
 from purepg.cli import errors
 from purepg.cli.errors import UsageError
-from purepg.cli.runs import check_checkpoint_every, cmd_eval, cmd_resume, evaluate, report  # noqa: F401 (evaluate)
+from purepg.cli.runs import check_checkpoint_every, check_threads, cmd_eval, cmd_resume, evaluate, report  # noqa: F401
 
 from purepg.algos.fields import show
 from purepg.cli import verify_commands
 
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
 _FIXED = ("algo", "env", "env-module", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds",
-          "jobs", "conventions")
+          "jobs", "conventions", "threads")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,6 +158,8 @@ def _train_parser(sub, algo):
                    help="convention profile: purepg, sb3, cleanrl or tianshou (purepg algos --conventions NAME); "
                         "explicit options win and config.json records both [default: purepg]")
     _run_options(p, algo, out_help="run directory [default: runs/ALGO-ENV-sSEED]", quiet_help="no progress line")
+    p.add_argument("--threads", type=lambda s: _parse("int", False, s), default=1,
+                   help="cores the run computes on: 1, or 2 for the same results sooner [default: 1]")
     return p
 
 
@@ -200,11 +202,12 @@ def cmd_train(args):
         raise UsageError(f"purepg train: error: --seed: expected an integer >= 0, got {args.seed}. Fix: pass e.g. "
                          f"--seed 0")
     check_checkpoint_every(args.checkpoint_every, "train")
+    check_threads(args.threads, "train")
     _check_env(args.env, env_module=args.env_module)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
     report(runner.train(algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
                         checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet,
-                        env_module=args.env_module, conventions=record))
+                        env_module=args.env_module, conventions=record, threads=args.threads))
     return 0
 
 
@@ -346,6 +349,8 @@ def build_parser(algo=None):
     r.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
                    help="iterations between checkpoints [default: 10]")
     r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.add_argument("--threads", type=lambda s: _parse("int", False, s), default=1,
+                   help="cores the run computes on: 1, or 2 for the same results sooner [default: 1]")
     e = sub.add_parser("eval", help="mean +- std return of a run's saved policy",
                        description="Mean +- std return of the run's saved policy, deterministic (mode) by "
                                    "default, with the saved observation normaliser.")
