@@ -9,6 +9,10 @@ Run from the repository root::
 For each seed the run trains with ``threads=1`` and ``threads=2`` (``purepg.run.runner.train``, from
 nothing, rl-zoo's CartPole-v1 configuration of the algorithm), alternating which goes first, and the
 two ``progress.csv`` files are compared without their wall-time columns: "same bits" must say yes.
+"CPU path" is the CPU time of the busier thread of the two-thread run (main or worker) over the CPU
+time of the one-thread run: the two-thread time to expect on a machine whose second core is free.
+On a machine shared with other jobs (Linux gives each session an equal share of the CPU, however many
+threads it runs) the wall-clock ratio "2 / 1" can stay near 1 while "CPU path" shows the overlap.
 ``--sb3`` also trains Stable-Baselines3's PPO or sb3-contrib's TRPO (``bench/vs_sb3.py``, one torch
 thread) in the same loop and prints purepg's time over theirs for both thread counts.
 
@@ -58,12 +62,13 @@ def _rows(path):
 
 
 def timed_run(module, seed, steps, threads, out):
-    """``(wall seconds, progress rows)`` of one run from nothing (``runner.train``) with ``threads``."""
+    """``(wall s, process CPU s, main thread CPU s, progress rows)`` of one run from nothing (``runner.train``)."""
     d = os.path.join(out, f"{module.NAME}-s{seed}-t{threads}")
-    t = time.perf_counter()
+    t, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
     runner.train(module, "CartPole-v1", module.Config(), seed=seed, out_dir=d, total_steps=steps, force=True,
                  verbose=False, threads=threads)
-    return time.perf_counter() - t, _rows(os.path.join(d, "progress.csv"))
+    return (time.perf_counter() - t, time.process_time() - cpu, time.thread_time() - main,
+            _rows(os.path.join(d, "progress.csv")))
 
 
 def runs(args):
@@ -72,18 +77,20 @@ def runs(args):
         import vs_sb3                                            # bench/vs_sb3.py: SB3 and torch, one thread
         sb3 = {"ppo": vs_sb3.sb3_ppo, "trpo": vs_sb3.sb3_trpo}
     out = tempfile.mkdtemp(prefix="purepg-two-cores-")
-    print(f"{'algo':5} {'seed':>4} {'1 thread s':>11} {'2 threads s':>12} {'2 / 1':>6} {'same bits':>9}"
-          + (f" {'SB3 s':>7} {'1t / SB3':>9} {'2t / SB3':>9}" if sb3 else ""))
+    print(f"{'algo':5} {'seed':>4} {'1 thread s':>11} {'2 threads s':>12} {'2 / 1':>6} {'same bits':>9} "
+          f"{'CPU path':>8}" + (f" {'SB3 s':>7} {'1t / SB3':>9} {'2t / SB3':>9} {'path / SB3':>10}" if sb3 else ""))
     for name in args.algo:
         module, tot = ALGOS[name], np.zeros(3)
         for i, seed in enumerate(args.seeds):
             order = (1, 2) if i % 2 == 0 else (2, 1)             # alternate which goes first
             res = {th: timed_run(module, seed, args.steps, th, out) for th in order}
             t_sb3 = sb3[name](module.Config(), "CartPole-v1", seed, args.steps)[0] if sb3 else float("nan")
-            (t1, r1), (t2, r2) = res[1], res[2]
+            (t1, cpu1, _, r1), (t2, cpu2, main2, r2) = res[1], res[2]
+            path = max(main2, cpu2 - main2) / cpu1                # the longer thread's CPU / one thread's
             tot += (t1, t2, t_sb3)
-            line = f"{name:5} {seed:>4} {t1:11.2f} {t2:12.2f} {t2 / t1:6.2f} {'yes' if r1 == r2 else 'NO':>9}"
-            print(line + (f" {t_sb3:7.2f} {t1 / t_sb3:9.3f} {t2 / t_sb3:9.3f}" if sb3 else ""), flush=True)
+            line = f"{name:5} {seed:>4} {t1:11.2f} {t2:12.2f} {t2 / t1:6.2f} {'yes' if r1 == r2 else 'NO':>9} {path:8.2f}"
+            print(line + (f" {t_sb3:7.2f} {t1 / t_sb3:9.3f} {t2 / t_sb3:9.3f} {path * t1 / t_sb3:10.3f}" if sb3 else ""),
+                  flush=True)
         print(f"{name:5} {'all':>4} {tot[0]:11.2f} {tot[1]:12.2f} {tot[1] / tot[0]:6.2f}"
               + (f" {'':>9} {tot[2]:7.2f} {tot[0] / tot[2]:9.3f} {tot[1] / tot[2]:9.3f}" if sb3 else ""))
 
@@ -117,27 +124,40 @@ def _trpo_update():
 
 
 def _median_pair(ctx, fn, inner, blocks):
-    """Median seconds per call of ``fn(ctx)`` with the serial worker and with a Worker, alternating blocks."""
-    times = {1: [], 2: []}
+    """Per call of ``fn(ctx)``, medians over alternating blocks: wall seconds with the serial worker and
+    with a Worker, and CPU seconds: the one thread's, and with the Worker the main thread's and the worker's."""
+    t = {k: [] for k in ("wall1", "wall2", "cpu1", "main2", "worker2")}
     with workers.opened(2) as w:
         for _ in range(blocks):
             for th, c in ((1, ctx), (2, ctx._replace(worker=w))):
                 fn(c)
-                t = time.perf_counter()
+                w0, c0, k0 = time.perf_counter(), time.thread_time(), w.submit(time.thread_time).result()
                 for _ in range(inner):
                     fn(c)
-                times[th].append((time.perf_counter() - t) / inner)
-    return np.median(times[1]), np.median(times[2])
+                wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
+                t[f"wall{th}"].append(wall / inner)
+                t["cpu1" if th == 1 else "main2"].append(cpu / inner)
+                if th == 2:
+                    t["worker2"].append((w.submit(time.thread_time).result() - k0) / inner)
+    return {k: float(np.median(v)) for k, v in t.items()}
 
 
 def parts(args):
-    rows = [(f"PPO minibatch step, M = {M}", *_ppo_step(M), 200, "us") for M in (256, 64)]
-    rows.append(("TRPO update (CG, line search | critic fit)", *_trpo_update(), 5, "ms"))
-    print(f"{'part':45} {'1 thread':>10} {'2 threads':>10} {'2 / 1':>6}")
-    for name, ctx, fn, inner, unit in rows:
-        a, b = _median_pair(ctx, fn, inner, args.blocks)
-        k = 1e6 if unit == "us" else 1e3
-        print(f"{name:45} {a * k:7.1f} {unit} {b * k:7.1f} {unit} {b / a:6.2f}", flush=True)
+    """The table of ``--parts``: wall time per call, one thread and two, and the CPU time of each thread.
+
+    ``max(main, worker) / one thread's CPU`` is the two-thread time to expect where the second core is
+    free (the longer thread's work; the GIL is held for a fifth to a third of each part, so it is not the
+    bound): the wall-clock ratio shows what this machine's load let the second thread have.
+    """
+    rows = [(f"PPO minibatch step, M = {M}", *_ppo_step(M), 200, 1e6, "us") for M in (256, 64)]
+    rows.append(("TRPO update (CG, line search | critic fit)", *_trpo_update(), 5, 1e3, "ms"))
+    print(f"{'part':43} {'1 thread':>9} {'2 threads':>9} {'2 / 1':>5}   CPU: {'1 thread':>8} {'main':>8} "
+          f"{'worker':>8} {'max(main, worker) / 1 thread':>28}")
+    for name, ctx, fn, inner, k, unit in rows:
+        m = _median_pair(ctx, fn, inner, args.blocks)
+        print(f"{name:43} {m['wall1'] * k:6.1f} {unit} {m['wall2'] * k:6.1f} {unit} {m['wall2'] / m['wall1']:5.2f}"
+              f"        {m['cpu1'] * k:5.1f} {unit} {m['main2'] * k:5.1f} {unit} {m['worker2'] * k:5.1f} {unit}"
+              f" {max(m['main2'], m['worker2']) / m['cpu1']:28.2f}", flush=True)
 
 
 def main():
