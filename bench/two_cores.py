@@ -88,9 +88,10 @@ def runs(args):
             (t1, cpu1, _, r1), (t2, cpu2, main2, r2) = res[1], res[2]
             path = max(main2, cpu2 - main2) / cpu1                # the longer thread's CPU / one thread's
             tot += (t1, t2, t_sb3)
-            line = f"{name:5} {seed:>4} {t1:11.2f} {t2:12.2f} {t2 / t1:6.2f} {'yes' if r1 == r2 else 'NO':>9} {path:8.2f}"
-            print(line + (f" {t_sb3:7.2f} {t1 / t_sb3:9.3f} {t2 / t_sb3:9.3f} {path * t1 / t_sb3:10.3f}" if sb3 else ""),
-                  flush=True)
+            line = f"{name:5} {seed:>4} {t1:11.2f} {t2:12.2f} {t2 / t1:6.2f} {'yes' if r1 == r2 else 'NO':>9}"
+            line += f" {path:8.2f}" + (f" {t_sb3:7.2f} {t1 / t_sb3:9.3f} {t2 / t_sb3:9.3f} {path * t1 / t_sb3:10.3f}"
+                                       if sb3 else "")
+            print(line, flush=True)
         print(f"{name:5} {'all':>4} {tot[0]:11.2f} {tot[1]:12.2f} {tot[1] / tot[0]:6.2f}"
               + (f" {'':>9} {tot[2]:7.2f} {tot[0] / tot[2]:9.3f} {tot[1] / tot[2]:9.3f}" if sb3 else ""))
 

@@ -3,8 +3,8 @@
 ::
 
     purepg train [--algo NAME] [--env ID] [--env-module M] [--steps N] [--seed S] [--out DIR] [--force]
-                 [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
-    purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet]
+                 [--checkpoint-every K] [--quiet] [--threads 1|2] [--FIELD VALUE ...]
+    purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet] [--threads 1|2]
     purepg eval RUN_DIR [--episodes 20] [--seed 0] [--stochastic]
     purepg algos [NAME]
     purepg seeds [--algo NAME] [--env ID] [--seeds 0-4] [--jobs J] [--steps N] [--out ROOT] [--force]
@@ -24,7 +24,8 @@ their meaning. New algorithms registered in :data:`purepg.algos.ALGOS` appear he
 ``purepg seeds`` takes the same options as ``train`` (``--seeds`` and ``--jobs`` instead of ``--seed``)
 and trains each seed into ``ROOT/seed-S`` in parallel processes (:mod:`purepg.run.seeds`); ``purepg plot``
 draws learning curves (:mod:`purepg.run.plot`, needs ``pip install "purepg[plot]"``); ``purepg golden``
-writes the reference vectors of :mod:`purepg.verify.golden`.
+writes the reference vectors of :mod:`purepg.verify.golden`. ``--threads 2`` computes a run on two
+cores with the same results (:mod:`purepg.run.workers`).
 
 Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
 run directory or one another process is writing; a corrupt or mismatched checkpoint or progress.csv;

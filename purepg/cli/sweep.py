@@ -4,7 +4,8 @@
 
     purepg sweep [SPEC] [--algo ppo,trpo] [--env ID,ID] [--seeds 0-9] [--steps N]
                  [--set FIELD=VALUE]... [--grid FIELD=V1,V2]... [--out DIR] [--jobs J]
-                 [--backend local|ray] [--address HOST:PORT] [--storage copy|shared] [--no-plot] [--quiet]
+                 [--threads 1|2] [--backend local|ray] [--address HOST:PORT] [--storage copy|shared]
+                 [--no-plot] [--quiet]
 
 ``SPEC`` is a TOML file (:mod:`purepg.run.spec`) or a sweep directory (its ``sweep.json``); the options
 replace (``--algo``, ``--env``, ``--seeds``, ``--steps``) or add to (``--set``, ``--grid``) what it says.

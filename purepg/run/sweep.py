@@ -103,7 +103,8 @@ def _train_or_resume(task, d):
             algo = get_algo(task["algo"])
             config = runner.config_from_dict(algo.Config, task["config"], algo=task["algo"])
             runner.train(algo, task["env_id"], config, seed=task["seed"], out_dir=d, total_steps=task["total_steps"],
-                         checkpoint_every=task["checkpoint_every"], force=True, verbose=False, threads=task.get("threads", 1))
+                         checkpoint_every=task["checkpoint_every"], force=True, verbose=False,
+                         threads=task.get("threads", 1))
     except runner.Interrupted:
         status = "interrupted"
     except Exception as e:                      # recorded in the summary; the sweep goes on
