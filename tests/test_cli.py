@@ -89,6 +89,10 @@ def _bad_inputs(tmp_path, small_run, corrupt):
         (["eval", str(tmp_path / "nowhere")], r"config\.json is missing"),
         (["eval", str(small_run), "--episodes", "0"], r"--episodes: expected an integer >= 1, got 0"),
         (["frobnicate"], r"invalid choice: 'frobnicate'"),
+        (["train", "--threads", "3"], r"^purepg train: error: --threads: expected 1 or 2 \(threads of one run\), got 3\. "
+                                      r"Fix: pass 1"),
+        (["resume", str(small_run), "--threads", "0"], r"^purepg resume: error: --threads: expected 1 or 2 .*got 0"),
+        (["sweep", "--threads", "4", "--out", str(tmp_path / "sw")], r"^purepg sweep: error: --threads: expected 1 or 2"),
     ]
 
 

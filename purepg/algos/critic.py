@@ -1,5 +1,12 @@
 """The critic shared by NPG, TRPO, TRPO-Lagrangian and the off-policy learner: GAE advantages from the
 current ``V``, and ``V`` fitted to the value targets by minibatch Adam after the policy step.
+
+The fit and the policy step read the same batch and nothing of each other, so :func:`fit_value_started`
+hands the fit to the run's worker thread (``ctx.worker``, :mod:`purepg.run.workers`) when the run has
+two, and the algorithm computes its policy step meanwhile; with one thread the fit runs where its
+result is asked for, after the policy step. The fit is the only part that draws from ``rng`` (its
+minibatch permutations) until its result is asked for, so the draws, and the results, are the same
+bits either way.
 """
 from __future__ import annotations
 
@@ -19,6 +26,14 @@ def fit_value(ctx, state, flat, rng, order=None):
                                       epochs=c.vf_epochs, minibatch_size=c.vf_minibatch_size, rng=rng,
                                       eps=getattr(c, "vf_adam_eps", 1e-8), scale=scale, order=order)
     return theta_v, opt_v, {"value_loss": info.loss_after, "explained_variance": info.explained_variance_before}
+
+
+def fit_value_started(ctx, state, flat, rng, order=None):
+    """:func:`fit_value` started on the run's worker (``ctx.worker``); ``.result()`` is its return value.
+
+    Until then the caller must not draw from ``rng`` (the fit does) nor write ``state`` or ``flat``.
+    """
+    return ctx.worker.submit(fit_value, ctx, state, flat, rng, order)
 
 
 def advantages(ctx, state, batch):

@@ -32,6 +32,8 @@ The algorithm of docs/math/natural-gradient.md, eqs. (5.4)-(5.5), one iteration 
    (:func:`purepg.optim.backtracking_line_search`). If no trial passes, ``theta`` is kept.
 6. Critic. ``V`` is fitted to ``R_i`` by minibatch Adam (:meth:`purepg.model.value.ValueFunction.fit`), after
    the policy step, so the advantages of this batch used the ``V`` that existed when it was collected.
+   Steps 2-5 do not read ``V``: with two threads the fit runs on the run's worker thread meanwhile
+   (:func:`purepg.algos.critic.fit_value_started`; the same bits).
 
 The step function :func:`purepg.algos.trust_region.natural_policy_step` is shared with :mod:`purepg.algos.trpo`, which differs
 in how ``F`` enters (matrix-free ``F v`` products by default) and in its rl-zoo configuration.
@@ -72,10 +74,11 @@ def update(ctx, state, batch, rng, progress):
     """One NPG iteration (module docstring, steps 1-6)."""
     c, pol, theta = ctx.config, ctx.pol, state["theta"]
     flat, adv = critic.advantages(ctx, state, batch)                                     # 1
+    fit = critic.fit_value_started(ctx, state, flat, rng)                               # 6, on the worker if any
     F = pol.fisher(theta, flat.obs)                                               # 3: (P, P)
     ps = trust_region.natural_policy_step(pol, theta, flat.obs, flat.act, flat.logp_old, adv, F,   # 2, 4, 5
                              delta=c.delta, damping=c.damping, solver=c.solver, cg_iters=c.cg_iters,
                              cg_tol=c.cg_tol, ls_ratio=c.ls_ratio, ls_max_steps=c.ls_max_steps)
-    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng)                      # 6
+    theta_v, opt_v, vlogs = fit.result()
     logs = {**trust_region.step_logs(ps), **vlogs, "entropy": float(np.mean(pol.entropy(ps.theta, flat.obs)))}
     return {"theta": ps.theta, "theta_v": theta_v, "opt_v": opt_v}, logs

@@ -58,7 +58,7 @@ import numpy as np
 
 from purepg.pg import estimators
 from purepg.algos.common import CriticConfig, flatten_with_gae, values
-from purepg.algos.critic import fit_value
+from purepg.algos.critic import fit_value_started
 from purepg.algos.fields import configclass, param
 from purepg.optim import adam_init, adam_step
 from purepg.pg.returns import gae
@@ -170,9 +170,15 @@ def init(ctx, rng):
 
 
 def update(ctx, state, batch, rng, progress):
-    """Store the batch, take ``epochs`` Adam steps on the mean of the K estimates, fit V."""
+    """Store the batch, take ``epochs`` Adam steps on the mean of the K estimates, fit V.
+
+    The steps read ``V`` as it was before the fit: with two threads the fit runs on the run's worker
+    thread meanwhile (:func:`purepg.algos.critic.fit_value_started`; the same bits).
+    """
     c = ctx.config
     buffer, count, head = push(state["buffer"], int(state["count"]), int(state["head"]), batch)
+    if c.baseline == "value":                         # critic: bootstrapped Monte-Carlo targets (lambda = 1)
+        fit = fit_value_started(ctx, state, flatten_with_gae(ctx, state["theta_v"], batch, c.gamma, 1.0), rng)
     theta, opt, ess, cut = state["theta"], state["opt"], [], []
     for _ in range(c.epochs):
         out = [batch_gradient(ctx, theta, state["theta_v"], b) for b in stored(buffer, count)]
@@ -183,8 +189,7 @@ def update(ctx, state, batch, rng, progress):
     new = {**state, "theta": theta, "opt": opt, "buffer": buffer, "count": count, "head": head}
     logs = {"ess_mean": float(np.mean(ess)), "ess_min": float(np.min(ess)), "truncated_fraction": float(np.mean(cut)),
             "grad_norm": float(np.linalg.norm(g)), "stored_batches": count}
-    if c.baseline == "value":                         # critic: bootstrapped Monte-Carlo targets (lambda = 1)
-        flat = flatten_with_gae(ctx, state["theta_v"], batch, c.gamma, 1.0)
-        new["theta_v"], new["opt_v"], vlogs = fit_value(ctx, state, flat, rng)
+    if c.baseline == "value":
+        new["theta_v"], new["opt_v"], vlogs = fit.result()
         logs.update(vlogs)
     return new, logs

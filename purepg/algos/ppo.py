@@ -321,17 +321,30 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     return loss_and_grad_unchecked(ctx, theta, theta_v, _check_data(ctx, mb), theta_old, coefs, variant)
 
 
-def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
-    """:func:`loss_and_grad` on arguments validated already (the minibatch steps of :func:`run`)."""
+def value_part(ctx, theta_v, mb):
+    """The value network's term of the minibatch loss: the halved mean square (clipped if configured) and
+    its gradient (P_v,), on validated arguments."""
     cfg = ctx.config
+    clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
+    return ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False)
+
+
+def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
+    """:func:`loss_and_grad` on arguments validated already (the minibatch steps of :func:`run`).
+
+    The policy and value terms share no parameter: with two threads the value term runs on the run's
+    worker thread (``ctx.worker``, :mod:`purepg.run.workers`) while this one computes the policy term,
+    with the same bits; with one, after it.
+    """
+    cfg = ctx.config
+    value = ctx.worker.submit(value_part, ctx, theta_v, mb)
     obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
     loss, g = -obj.value, -obj.grad                              # (P,)
     S = float("nan")
     if cfg.ent_coef > 0:
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
         loss, g, S = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad, ent.value
-    clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
-    vl = ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False)   # halved mean square
+    vl = value.result()                                          # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
     return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)

@@ -29,7 +29,10 @@ subject to the *mean* KL over the batch states, ``D(theta') = mean_i KL(pi_theta
 4. Backtrack: accept the first ``theta + alpha^j d`` whose mean KL is ``<= delta`` and whose
    surrogate (1) improved; else keep ``theta``. A ``F + c I`` that is not positive definite along ``g``
    skips the step (logged, warned, ``theta`` kept).
-5. Fit ``V`` by ``n_critic_updates`` passes of minibatch Adam (rl-zoo: 20 passes, lr 1e-3).
+5. Fit ``V`` by ``n_critic_updates`` passes of minibatch Adam (rl-zoo: 20 passes, lr 1e-3). Steps 2-4
+   do not read ``V`` and step 5 does not read ``theta``: with two threads (``purepg train --threads 2``)
+   the fit runs on the run's worker thread while this one takes the policy step, with the same bits
+   (:func:`purepg.algos.critic.fit_value_started`).
 
 Steps 2-4 are :func:`purepg.algos.trust_region.natural_policy_step`: TRPO is natural policy gradient with a
 matrix-free Fisher, a KL-checking line search on the surrogate and a fitted critic.
@@ -95,8 +98,9 @@ def update(ctx, state, batch, rng, progress, *, order=None, cg_x0=None):
     and ``cg_x0`` (P,) CG's random start, to replay another library's update.
     """
     flat, adv = critic.advantages(ctx, state, batch)                               # 1
-    x0 = cg_start(ctx, rng, state["theta"].size) if cg_x0 is None else cg_x0
+    x0 = cg_start(ctx, rng, state["theta"].size) if cg_x0 is None else cg_x0   # drawn before the fit's draws
+    fit = critic.fit_value_started(ctx, state, flat, rng, order)                  # 5, on the worker if any
     ps = policy_step(ctx, state["theta"], flat, adv, x0)                         # 2-4
-    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng, order)         # 5
+    theta_v, opt_v, vlogs = fit.result()
     logs = {**trust_region.step_logs(ps), **vlogs, "entropy": float(np.mean(ctx.pol.entropy(ps.theta, flat.obs)))}
     return {"theta": ps.theta, "theta_v": theta_v, "opt_v": opt_v}, logs

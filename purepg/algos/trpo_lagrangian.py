@@ -24,7 +24,7 @@ over the batch states, has the Lagrangian
    (:func:`purepg.pg.surrogates.update_nu`): ``nu`` rises while the constraint is violated,
    falls while it holds with slack, and never goes below 0 (the multiplier of an inequality).
    ``nu`` carries over to the next batch, so it tracks the penalty that keeps ``D`` near ``delta``.
-4. Fit ``V`` as TRPO does.
+4. Fit ``V`` as TRPO does (with two threads, on the run's worker thread during steps 2-3).
 
 Unlike TRPO, nothing here enforces ``D <= delta`` on a single iteration: the constraint holds on
 average once ``nu`` has adapted. The log shows ``nu`` (used by this iteration), ``nu_next``, ``kl`` =
@@ -82,9 +82,10 @@ def update(ctx, state, batch, rng, progress):
     """One iteration (module docstring, steps 1-4)."""
     c, theta, nu = ctx.config, state["theta"], state["nu"]
     flat, adv = critic.advantages(ctx, state, batch)                               # 1
+    fit = critic.fit_value_started(ctx, state, flat, rng)                         # 4, on the worker if any
     theta_new, opt, obj = primal(ctx, theta, state["opt"], nu, flat, adv)      # 2
     nu_new = update_nu(nu, obj.kl, c.delta, c.nu_lr)                            # 3, eq. (3)
-    theta_v, opt_v, vlogs = critic.fit_value(ctx, state, flat, rng)                # 4
+    theta_v, opt_v, vlogs = fit.result()
     L = lambda th: trust_region.surrogate_value(ctx.pol, th, flat.obs, flat.act, flat.logp_old, adv)  # noqa: E731, eq. (1)
     gain = L(theta_new) - L(theta)
     logs = {"nu": nu, "nu_next": nu_new, "kl": obj.kl, "surrogate_gain": gain, "lagrangian": obj.value,

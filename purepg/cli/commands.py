@@ -3,8 +3,8 @@
 ::
 
     purepg train [--algo NAME] [--env ID] [--env-module M] [--steps N] [--seed S] [--out DIR] [--force]
-                 [--checkpoint-every K] [--quiet] [--FIELD VALUE ...]
-    purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet]
+                 [--checkpoint-every K] [--quiet] [--threads 1|2] [--FIELD VALUE ...]
+    purepg resume RUN_DIR [--steps N] [--checkpoint-every K] [--quiet] [--threads 1|2]
     purepg eval RUN_DIR [--episodes 20] [--seed 0] [--stochastic]
     purepg algos [NAME]
     purepg seeds [--algo NAME] [--env ID] [--seeds 0-4] [--jobs J] [--steps N] [--out ROOT] [--force]
@@ -24,7 +24,8 @@ their meaning. New algorithms registered in :data:`purepg.algos.ALGOS` appear he
 ``purepg seeds`` takes the same options as ``train`` (``--seeds`` and ``--jobs`` instead of ``--seed``)
 and trains each seed into ``ROOT/seed-S`` in parallel processes (:mod:`purepg.run.seeds`); ``purepg plot``
 draws learning curves (:mod:`purepg.run.plot`, needs ``pip install "purepg[plot]"``); ``purepg golden``
-writes the reference vectors of :mod:`purepg.verify.golden`.
+writes the reference vectors of :mod:`purepg.verify.golden`. ``--threads 2`` computes a run on two
+cores with the same results (:mod:`purepg.run.workers`).
 
 Errors in the input (unknown algorithm, environment, option or field; invalid values; an existing
 run directory or one another process is writing; a corrupt or mismatched checkpoint or progress.csv;
@@ -45,14 +46,14 @@ import sys
 
 from purepg.cli import errors
 from purepg.cli.errors import UsageError
-from purepg.cli.runs import check_checkpoint_every, cmd_eval, cmd_resume, evaluate, report  # noqa: F401 (evaluate)
+from purepg.cli.runs import check_checkpoint_every, check_threads, cmd_eval, cmd_resume, evaluate, report  # noqa: F401
 
 from purepg.algos.fields import show
 from purepg.cli import verify_commands
 
 DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_STEPS = "ppo", "CartPole-v1", 100_000
 _FIXED = ("algo", "env", "env-module", "steps", "seed", "out", "force", "checkpoint-every", "quiet", "help", "seeds",
-          "jobs", "conventions")
+          "jobs", "conventions", "threads")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,6 +159,8 @@ def _train_parser(sub, algo):
                    help="convention profile: purepg, sb3, cleanrl or tianshou (purepg algos --conventions NAME); "
                         "explicit options win and config.json records both [default: purepg]")
     _run_options(p, algo, out_help="run directory [default: runs/ALGO-ENV-sSEED]", quiet_help="no progress line")
+    p.add_argument("--threads", type=lambda s: _parse("int", False, s), default=1,
+                   help="cores the run computes on: 1, or 2 for the same results sooner [default: 1]")
     return p
 
 
@@ -200,11 +203,12 @@ def cmd_train(args):
         raise UsageError(f"purepg train: error: --seed: expected an integer >= 0, got {args.seed}. Fix: pass e.g. "
                          f"--seed 0")
     check_checkpoint_every(args.checkpoint_every, "train")
+    check_threads(args.threads, "train")
     _check_env(args.env, env_module=args.env_module)
     out = args.out or os.path.join("runs", re.sub(r"[/:\\]", "_", f"{algo.NAME}-{args.env}-s{args.seed}"))
     report(runner.train(algo, args.env, config, seed=args.seed, out_dir=out, total_steps=args.steps,
                         checkpoint_every=args.checkpoint_every, force=args.force, verbose=not args.quiet,
-                        env_module=args.env_module, conventions=record))
+                        env_module=args.env_module, conventions=record, threads=args.threads))
     return 0
 
 
@@ -346,6 +350,8 @@ def build_parser(algo=None):
     r.add_argument("--checkpoint-every", type=lambda s: _parse("int", False, s), default=10,
                    help="iterations between checkpoints [default: 10]")
     r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.add_argument("--threads", type=lambda s: _parse("int", False, s), default=1,
+                   help="cores the run computes on: 1, or 2 for the same results sooner [default: 1]")
     e = sub.add_parser("eval", help="mean +- std return of a run's saved policy",
                        description="Mean +- std return of the run's saved policy, deterministic (mode) by "
                                    "default, with the saved observation normaliser.")

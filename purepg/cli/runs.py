@@ -22,12 +22,23 @@ def check_checkpoint_every(k, command):
                          f"between checkpoints), got {k}. Fix: pass e.g. --checkpoint-every 10")
 
 
+def check_threads(threads, command):
+    """``--threads`` (:func:`purepg.run.workers.check_threads`), as a one-line usage error."""
+    from purepg.run import workers
+
+    try:
+        return workers.check_threads(threads, "--threads")
+    except ValueError as e:
+        raise UsageError(f"purepg {command}: error: {e}") from None
+
+
 def cmd_resume(args):
     from purepg.run import runner
 
     check_checkpoint_every(args.checkpoint_every, "resume")
+    check_threads(args.threads, "resume")
     report(runner.resume(args.run_dir, total_steps=args.steps, checkpoint_every=args.checkpoint_every,
-                         verbose=not args.quiet))
+                         verbose=not args.quiet, threads=args.threads))
     return 0
 
 

@@ -4,7 +4,8 @@
 
     purepg sweep [SPEC] [--algo ppo,trpo] [--env ID,ID] [--seeds 0-9] [--steps N]
                  [--set FIELD=VALUE]... [--grid FIELD=V1,V2]... [--out DIR] [--jobs J]
-                 [--backend local|ray] [--address HOST:PORT] [--storage copy|shared] [--no-plot] [--quiet]
+                 [--threads 1|2] [--backend local|ray] [--address HOST:PORT] [--storage copy|shared]
+                 [--no-plot] [--quiet]
 
 ``SPEC`` is a TOML file (:mod:`purepg.run.spec`) or a sweep directory (its ``sweep.json``); the options
 replace (``--algo``, ``--env``, ``--seeds``, ``--steps``) or add to (``--set``, ``--grid``) what it says.
@@ -34,6 +35,8 @@ def add_parser(sub, parse_int):
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="a config field to sweep")
     p.add_argument("--out", help="sweep directory [default: the spec's out, else runs/sweep-SPECNAME]")
     p.add_argument("--jobs", type=parse_int, help="local worker processes [default: the number of CPUs]")
+    p.add_argument("--threads", type=parse_int, default=1,
+                   help="cores each run computes on: 1, or 2 for the same results sooner [default: 1]")
     p.add_argument("--backend", default="local", choices=("local", "ray"), help="where runs execute [default: local]")
     p.add_argument("--address", help="Ray cluster address HOST:PORT, ray://HOST:PORT or auto [default: a local "
                                      "Ray instance]")
@@ -102,7 +105,8 @@ def cmd_sweep(args, usage_error):
     try:
         spec, src, out = spec_from_args(args)
         summary = sweep.run_sweep(spec, out=out, src=src, jobs=args.jobs, backend=args.backend, address=args.address,
-                                  storage=args.storage, plot=not args.no_plot, verbose=not args.quiet)
+                                  storage=args.storage, plot=not args.no_plot, verbose=not args.quiet,
+                                  threads=args.threads)
     except (ValueError, backends.BackendError) as e:
         raise usage_error(f"purepg sweep: error: {' '.join(str(e).split())}") from None
     if args.quiet:

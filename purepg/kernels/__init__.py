@@ -1,6 +1,8 @@
 r"""Every Numba kernel of purepg, by domain, each beside its one NumPy reference.
 
-A kernel is a ``@njit(cache=True)`` loop (never fastmath) named ``_<name>_numba``; its reference
+A kernel is a ``@njit(cache=True, nogil=True)`` loop (never fastmath) named ``_<name>_numba``; it
+touches no Python object, so it runs without the GIL and a second thread (a run with ``threads=2``,
+:mod:`purepg.run.workers`) computes alongside it. Its reference
 ``_<name>_numpy`` states the same equation as vectorised NumPy (not the loop again); the wrapper
 ``<name>(..., backend="numba" | "numpy")`` allocates the outputs and runs one or the other. The math
 modules call the wrappers one level below the function that states the equation. Random numbers are

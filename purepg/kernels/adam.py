@@ -16,7 +16,7 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _adam_update_numba(theta, g, m, v, lr, beta1, beta2, eps, c1, c2):
     P = theta.shape[0]
     theta_new, m_new, v_new = np.empty(P), np.empty(P), np.empty(P)

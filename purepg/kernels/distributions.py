@@ -17,7 +17,7 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _log_softmax_numba(z, out):
     N, A = z.shape
     for i in range(N):
@@ -48,7 +48,7 @@ def log_softmax(z, backend="numba"):
     raise unknown_backend(backend)
 
 
-@njit(cache=True, boundscheck=True)      # an action out of range raises IndexError, as NumPy's indexing
+@njit(cache=True, nogil=True, boundscheck=True)      # an action out of range raises IndexError, as NumPy's indexing
 def _categorical_log_prob_and_grad_numba(z, a, logp, g):
     N, A = z.shape
     ls = _log_softmax_numba(z, np.empty((N, A)))                 # (N, A)

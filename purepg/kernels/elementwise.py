@@ -99,7 +99,7 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _expm1_nonneg(y):
     """``e^y - 1`` for ``0 <= y <= 40`` by (E1)-(E2); scalar, branch-free."""
     kf = np.floor(y * INV_LN2)                     # k
@@ -114,7 +114,7 @@ def _expm1_nonneg(y):
     return _fma(s, p, s - 1.0)                     # (E1)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _tanh_scalar(x):
     """(T1) for one float64, branch-free (the conditionals compile to selects)."""
     ax = np.abs(x)
@@ -125,14 +125,14 @@ def _tanh_scalar(x):
     return np.copysign(t, x)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _tanh_numba(a):
     for i in range(a.shape[0]):
         a[i] = _tanh_scalar(a[i])                  # in place: one array, so no aliasing test blocks SIMD
     return a
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _expm1_numba(a):
     for i in range(a.shape[0]):
         a[i] = _expm1_nonneg(a[i])

@@ -64,7 +64,7 @@ def _stream_store(typingctx, arr, idx, val):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _persample_fill_numba(sizes, H, DZ, out, stream):
     N = H.shape[0]
     L = sizes.shape[0] - 1
@@ -127,7 +127,7 @@ def persample_fill(sizes, H, DZ, backend="numba", out=None):
     raise unknown_backend(backend)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _outer_accumulate_numba(U, F):
     """Reference-style kernel: F += sum_r outer(U[r], U[r]) (upper triangle, then mirrored)."""
     R, P = U.shape
@@ -161,7 +161,7 @@ def fisher_accumulate(U, F, backend="numba"):
     return F
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dphi_mul_numba(dh, h, relu):
     n, d = dh.shape
     for i in range(n):
@@ -174,7 +174,7 @@ def _dphi_mul_numba(dh, h, relu):
     return dh
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dphi_mul_colsum_numba(dh, h, relu, db):
     n, d = dh.shape
     for i in range(n):

@@ -33,7 +33,7 @@ def segment_discounts(c, breaks):
     return np.where((lag >= 0) & (crossed == 0), float(c) ** np.maximum(lag, 0), 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _discount_cumsum_numba(x, gamma):
     y = np.empty_like(x)  # (T,)
     acc = 0.0
@@ -57,7 +57,7 @@ def discount_cumsum(x, gamma, backend="numba"):
     raise unknown_backend(backend)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _returns_numba(rew, v_next, term, done, gamma):
     T, E = rew.shape
     G = np.empty((T, E))
@@ -88,7 +88,7 @@ def discounted_returns(rew, v_next, term, done, gamma, backend="numba"):
     raise unknown_backend(backend)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gae_numba(rew, v, v_next, term, done, gamma, lam):
     T, E = rew.shape
     adv = np.empty((T, E))

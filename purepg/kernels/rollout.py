@@ -12,7 +12,7 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _step_flags_numba(x, r, term, trunc):
     finite, any_done = True, False
     for e in range(x.shape[0]):

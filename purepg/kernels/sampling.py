@@ -15,7 +15,7 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _inverse_cdf_numba(p, u, out):
     N, A = p.shape
     for i in range(N):

@@ -16,7 +16,7 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _clip_terms_numba(r, A, eps, m, w):
     """Per sample: ``m_i = min(r_i A_i, c_i A_i)`` and ``w_i`` of eq. (3); returns ``#{|r_i - 1| > eps}``."""
     N = r.shape[0]

@@ -7,8 +7,8 @@ Both take a picklable function ``fn(task) -> result`` and a list of tasks and ca
 
 * :func:`run_local` -- ``jobs`` processes started with ``spawn``, each single-threaded (BLAS,
   OpenMP and Numba threads set to 1), or the calling process itself when ``jobs == 1``.
-* :func:`run_ray` -- one Ray task per run (``num_cpus=1``), placed by Ray on any node of the cluster
-  :func:`connect_ray` joined. Ray is an optional extra (``pip install "purepg[ray]"``).
+* :func:`run_ray` -- one Ray task per run (``num_cpus=1``, or the run's ``threads``), placed by Ray
+  on any node of the cluster :func:`connect_ray` joined. Ray is an optional extra (``pip install "purepg[ray]"``).
 """
 from __future__ import annotations
 
@@ -133,12 +133,14 @@ def connect_ray(address=None, num_cpus=None):
 
 
 def run_ray(fn, tasks, on_result):
-    """Each task as a Ray task of one CPU, wherever Ray places it; ``on_result`` as each ends.
+    """Each task as a Ray task of one CPU (two for a task with ``"threads": 2``, a run on two threads),
+    wherever Ray places it; ``on_result`` as each ends.
 
     Ctrl-C cancels the tasks (Ray interrupts the running ones) and raises :class:`Stopped`.
     """
     ray = _import_ray()
-    remote = ray.remote(num_cpus=1, max_retries=0)(fn)
+    cpus = max((t.get("threads", 1) for t in tasks if isinstance(t, dict)), default=1)
+    remote = ray.remote(num_cpus=cpus, max_retries=0)(fn)
     refs = {remote.remote(t): t for t in tasks}
     pending = list(refs)
     try:

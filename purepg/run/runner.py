@@ -44,7 +44,7 @@ from purepg import __version__, _check
 
 from purepg.env import envs, rollout
 from purepg.kernels import compiling
-from purepg.run import checkpoint, formats, lock, rundir
+from purepg.run import checkpoint, formats, lock, rundir, workers
 from purepg.run.progress import ProgressLine
 from purepg.run.rundir import RUN_FORMAT, read_config  # noqa: F401  (part of this module's interface)
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
@@ -63,6 +63,7 @@ class Context(NamedTuple):
     vf: ValueFunction
     config: Any           # the algorithm's Config
     total_steps: int
+    worker: Any = workers.SERIAL   # where an update's independent parts run (purepg.run.workers)
 
 
 class Interrupted(Exception):
@@ -113,13 +114,14 @@ class _Run(NamedTuple):
     out_dir: str
     vec: Any
     ctx: Context
+    threads: int = 1
 
 
-def _setup(algo, env_id, config, seed, out_dir, total_steps, env_module=None):
+def _setup(algo, env_id, config, seed, out_dir, total_steps, env_module=None, threads=1):
     vec = envs.make_vec_env(env_id, config.num_envs, seed=seed, env_module=env_module)
     pol = make_policy(vec.single_observation_space, vec.single_action_space, config)
     vf = ValueFunction(pol.obs_dim, tuple(config.vf_hidden), config.activation, config.init)
-    return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)))
+    return _Run(algo, env_id, seed, out_dir, vec, Context(pol, vf, config, int(total_steps)), threads)
 
 
 def check_total_steps(total_steps, config):
@@ -131,7 +133,8 @@ def check_total_steps(total_steps, config):
 
 
 # ---------------------------------------------------------------------------- the loop -----
-def _check_run_args(seed, checkpoint_every):
+def _check_run_args(seed, checkpoint_every, threads=1):
+    workers.check_threads(threads)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected an integer >= 0, got {seed!r}. Fix: pass e.g. --seed 0")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
@@ -152,7 +155,7 @@ def _locked(run_dir):
 
 
 def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_every=10, force=False,
-          verbose=True, env_module=None, conventions=None):
+          verbose=True, env_module=None, conventions=None, threads=1):
     """Train ``algo`` on ``env_id`` and write the run directory ``out_dir``; return the summary dict.
 
     Refuses an existing non-empty ``out_dir`` unless ``force``, and a directory another process is
@@ -163,9 +166,12 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
 
     ``conventions`` is the record of :func:`purepg.algos.conventions.configure` (the profile, its values
     and the explicit fields that overrode it), kept in ``config.json`` beside the config it produced.
+
+    ``threads`` (1 or 2) is how many cores the run uses (:mod:`purepg.run.workers`); the results are
+    the same bits either way, so it is an option of the run, not a hyperparameter (not in ``config.json``).
     """
     n_iters = check_total_steps(total_steps, config)
-    _check_run_args(seed, checkpoint_every)
+    _check_run_args(seed, checkpoint_every, threads)
     out_dir = os.fspath(out_dir)
     rundir.check_new_dir(out_dir, force)
     created = not os.path.isdir(out_dir)
@@ -174,7 +180,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
         rundir.check_new_dir(out_dir, force, locked=True)     # again, now that no other process writes here
         try:
             rundir.clear_run_files(out_dir)
-            run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module)
+            run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module, threads)
             rng = np.random.default_rng(seed)
             state = algo.init(run.ctx, rng)
             ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
@@ -197,16 +203,17 @@ def _run_meta(algo, env_id, env_module, seed, total_steps, config, conventions):
     return meta
 
 
-def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True):
+def resume(run_dir, *, total_steps=None, checkpoint_every=10, verbose=True, threads=1):
     """Continue the run in ``run_dir`` from its checkpoint (to ``total_steps`` if given).
 
     ``progress.csv`` is checked against the checkpoint (:func:`purepg.run.rundir.check_progress`). A
-    finished run, or a ``total_steps`` the run has already passed, is refused.
+    finished run, or a ``total_steps`` the run has already passed, is refused. ``threads`` as in :func:`train`
+    (a run may be resumed with another number of threads: the same bits).
     """
-    _check_run_args(0, checkpoint_every)
+    _check_run_args(0, checkpoint_every, threads)
     meta = rundir.read_config(run_dir)
     with _locked(run_dir):
-        return _resume_locked(os.fspath(run_dir), meta, total_steps, checkpoint_every, verbose)
+        return _resume_locked(os.fspath(run_dir), meta, total_steps, checkpoint_every, verbose, threads)
 
 
 def load_run(run_dir, meta, required=("algo", "rollout", "loop")):
@@ -227,7 +234,7 @@ def load_run(run_dir, meta, required=("algo", "rollout", "loop")):
     return algo, config, tree, ck
 
 
-def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
+def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose, threads):
     algo, config, tree, ck = load_run(run_dir, meta)
     loop = dict(tree["loop"])
     loop["recent_returns"] = np.atleast_1d(np.asarray(loop["recent_returns"], dtype=np.float64))
@@ -238,7 +245,7 @@ def _resume_locked(run_dir, meta, total_steps, checkpoint_every, verbose):
     header, note = rundir.check_progress(run_dir, int(loop["iteration"]), done, ck.get("progress_header"), meta["algo"])
     if note:
         print(note, file=sys.stderr)
-    run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total, meta["env_module"])
+    run = _setup(algo, meta["env_id"], config, meta["seed"], run_dir, total, meta["env_module"], threads)
     state = formats.upgrade_state(meta["algo"], tree["algo"])
     ro = _restore_env(run, tree, ck, run_dir)
     rng = np.random.default_rng()
@@ -283,7 +290,13 @@ def _restore_env(run, tree, ck, run_dir):
     return ro
 
 
-def _loop(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
+def _loop(run, *args, **kwargs):
+    """:func:`_iterate` with the run's worker thread (:mod:`purepg.run.workers`), ended when the loop ends."""
+    with workers.opened(run.threads) as worker:
+        return _iterate(run._replace(ctx=run.ctx._replace(worker=worker)), *args, **kwargs)
+
+
+def _iterate(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, header):
     """Iterate to ``n_iters``; on SIGINT / SIGTERM save a checkpoint and raise :class:`Interrupted`.
 
     The signal handlers stay installed until the last checkpoint is on disk, so a second signal

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from purepg.run import backends, checkpoint, runner, spec as specs
+from purepg.run import backends, checkpoint, runner, spec as specs, workers
 from purepg.run.spec import SpecError
 
 STORAGE = ("copy", "shared")
@@ -98,12 +98,13 @@ def _train_or_resume(task, d):
     status, error = "done", ""
     try:
         if task["state"] == "resume":
-            runner.resume(d, checkpoint_every=task["checkpoint_every"], verbose=False)
+            runner.resume(d, checkpoint_every=task["checkpoint_every"], verbose=False, threads=task.get("threads", 1))
         else:
             algo = get_algo(task["algo"])
             config = runner.config_from_dict(algo.Config, task["config"], algo=task["algo"])
             runner.train(algo, task["env_id"], config, seed=task["seed"], out_dir=d, total_steps=task["total_steps"],
-                         checkpoint_every=task["checkpoint_every"], force=True, verbose=False)
+                         checkpoint_every=task["checkpoint_every"], force=True, verbose=False,
+                         threads=task.get("threads", 1))
     except runner.Interrupted:
         status = "interrupted"
     except Exception as e:                      # recorded in the summary; the sweep goes on
@@ -119,17 +120,17 @@ def _read_files(d):
     return out
 
 
-def _task(out, run, state, storage, checkpoint_every):
+def _task(out, run, state, storage, checkpoint_every, threads=1):
     d = os.path.join(out, run.run_dir)
     files = _read_files(d) if storage == "copy" and state == "resume" else {}
     return {"algo": run.algo, "env_id": run.env_id, "seed": run.seed, "config": run.config, "state": state,
             "total_steps": run.total_steps, "checkpoint_every": checkpoint_every, "run_dir": os.path.abspath(d),
-            "storage": storage, "files": files, "key": run.run_dir}
+            "storage": storage, "files": files, "key": run.run_dir, "threads": threads}
 
 
 # ----- the sweep -----------------------------------------------------------------------------------
 def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None, storage="copy",
-              plot=True, verbose=True, fn=run_task) -> dict:
+              plot=True, verbose=True, fn=run_task, threads=1) -> dict:
     """Train every run of ``spec`` not yet done into ``out``; write and return the summary.
 
     Parameters
@@ -148,6 +149,9 @@ def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None
         ``out`` directly (a path every node sees, e.g. NFS).
     plot : bool
         Draw ``out/curves.png`` (needs matplotlib).
+    threads : {1, 2}
+        Threads of each run (:mod:`purepg.run.workers`): 2 computes each run on two cores, with the same
+        results; with ``jobs`` processes the sweep then uses ``2 jobs`` cores.
 
     Raises
     ------
@@ -163,6 +167,7 @@ def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None
     t0 = time.perf_counter()
     out = os.fspath(out)
     jobs, storage = _check_options(jobs, backend, storage)
+    threads = workers.check_threads(threads, "--threads")
     runs = specs.plan(spec, src)
     states = {r.run_dir: run_state(out, r) for r in runs}
     every = _checkpoint_every(spec, src)
@@ -170,7 +175,7 @@ def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None
         backends.connect_ray(address, num_cpus=jobs if address in (None, "local") else None)
     os.makedirs(out, exist_ok=True)
     checkpoint.atomic_write_bytes(os.path.join(out, "sweep.json"), (json.dumps({"spec": spec}, indent=2) + "\n").encode())
-    tasks = [_task(out, r, states[r.run_dir], storage, every) for r in runs if states[r.run_dir] != "done"]
+    tasks = [_task(out, r, states[r.run_dir], storage, every, threads) for r in runs if states[r.run_dir] != "done"]
     results = {}
     try:
         _execute(fn, tasks, out, backend, jobs, results, verbose)
