@@ -7,7 +7,8 @@ Run from the repository root, next to stable-baselines3, sb3-contrib and torch (
 
 Both libraries train rl-zoo's CartPole-v1 TRPO (``bench/presets.py``; purepg with the ``sb3`` profile of
 :mod:`purepg.algos.conventions` unless ``--profile default``) and each run's per-iteration log is kept:
-purepg's ``progress.csv`` and sb3-contrib's logger CSV (``OUT/sb3/seed-S/progress.csv``). Finished runs
+purepg's ``progress.csv`` (``OUT/ENV/purepg-PROFILE/seed-S``) and sb3-contrib's logger CSV
+(``OUT/ENV/sb3/seed-S/progress.csv``). Finished runs
 are reused, so the script resumes. Printed, per library, averaged over the seeds in each quarter of
 the training:
 
@@ -74,7 +75,7 @@ def last_100_means(episodes, means):
 
 def purepg_run(config, env_id, seed, steps, out):
     """``{return, accepted, kl, ev}`` per iteration and the final evaluation of one purepg run."""
-    d = os.path.join(out, "purepg", f"seed-{seed}")
+    d = os.path.join(out, f"seed-{seed}")
     if not os.path.exists(os.path.join(d, "eval.json")):
         runner.train(get_algo("trpo"), env_id, config, seed=seed, out_dir=d, total_steps=steps, force=True, verbose=False)
         with open(os.path.join(d, "eval.json"), "w") as f:
@@ -135,7 +136,7 @@ def main():
     fields = {**presets.overrides("trpo", args.env), **parity.profile_fields("trpo", args.profile)}
     config = get_algo("trpo").Config(**fields)
     out = os.path.join(args.out, args.env)
-    pg = [purepg_run(config, args.env, s, steps, os.path.join(out, args.profile)) for s in args.seeds]
+    pg = [purepg_run(config, args.env, s, steps, os.path.join(out, f"purepg-{args.profile}")) for s in args.seeds]
     ref = [sb3_run(presets.config("trpo", args.env), args.env, s, steps, out) for s in args.seeds]
     report(f"purepg ({args.profile} profile)", [r for r, _ in pg], [f for _, f in pg])
     report("sb3-contrib", [r for r, _ in ref], [f for _, f in ref])
