@@ -30,6 +30,7 @@ its runs are ``SWEEP_DIR/CELL/seed-S``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
 import math
 import re
@@ -232,12 +233,24 @@ def _show_fields(d):
     return ", ".join(f"{k}={_show(v)}" for k, v in d.items()) or "defaults"
 
 
+MAX_NAME = 120   # characters of a cell directory's name (file systems allow 255 bytes per name)
+
+
+def cell_dir_name(algo, env_id, fields) -> str:
+    """``algo-env[-field=value...]``, file-name safe; past :data:`MAX_NAME` characters, its first part and
+    ``-`` and 12 hex digits of the SHA-1 of the whole name (the same spec gives the same name)."""
+    name = "-".join([algo, env_id, *(f"{k}={_show(v)}" for k, v in fields.items())])
+    name = re.sub(r"[^A-Za-z0-9._=+-]", "_", name)
+    if len(name) <= MAX_NAME:
+        return name
+    return f"{name[:MAX_NAME - 13]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+
+
 def _name_cells(cells, src):
-    """``[(name, cell)]``: ``algo-env[-field=value...]``, file-name safe; two cells with one config is an error."""
+    """``[(name, cell)]`` named by :func:`cell_dir_name`; two cells with one config is an error."""
     seen, out = {}, []
     for a, e, fields, config in cells:
-        name = "-".join([a, e, *(f"{k}={_show(v)}" for k, v in fields.items())])
-        name = re.sub(r"[^A-Za-z0-9._=+-]", "_", name)
+        name = cell_dir_name(a, e, fields)
         key = (a, e, repr(sorted(config.items())))
         if key in seen:
             raise SpecError(f"{src}: cells {seen[key]} and {name} have the same algorithm, environment and "
