@@ -89,13 +89,13 @@ def test_plan_crosses_algorithms_environments_grid_cells_and_seeds():
 
 
 def test_a_cell_with_many_fields_gets_a_short_stable_directory_name():
-    """A name past MAX_NAME characters (a profile of a dozen fields; file systems allow 255 bytes) is cut
+    """A name past MAX_NAME characters (a grid of many fields; file systems allow 255 bytes) is cut
     and made unique by a hash of the whole name: the same spec names it the same, another differs."""
-    fields = {f"field_{i}": 0.001 * i for i in range(20)}
+    fields = {f"field_{i}": 0.001 * i for i in range(40)}
     long = specs.cell_dir_name("ppo", "Pendulum-v1", fields)
     assert len(long) == specs.MAX_NAME and long.startswith("ppo-Pendulum-v1-field_0=0-field_1=0.001")
     assert long == specs.cell_dir_name("ppo", "Pendulum-v1", dict(fields))
-    assert long != specs.cell_dir_name("ppo", "Pendulum-v1", {**fields, "field_19": 1.0})
+    assert long != specs.cell_dir_name("ppo", "Pendulum-v1", {**fields, "field_39": 1.0})
     assert specs.cell_dir_name("ppo", "CartPole-v1", {"clip": 0.1}) == "ppo-CartPole-v1-clip=0.1"
 
 

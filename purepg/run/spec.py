@@ -233,7 +233,7 @@ def _show_fields(d):
     return ", ".join(f"{k}={_show(v)}" for k, v in d.items()) or "defaults"
 
 
-MAX_NAME = 120   # characters of a cell directory's name (file systems allow 255 bytes per name)
+MAX_NAME = 255   # characters of a cell directory's name: the most a Linux or macOS file system allows
 
 
 def cell_dir_name(algo, env_id, fields) -> str:
