@@ -124,6 +124,10 @@ def cell(algo, env_id, profile, args):
     A = np.array(purepg_returns(algo, env_id, profile, args.seeds, steps, args.out, args.jobs))
     C = np.array(sb3_returns(algo, env_id, args.seeds, steps, args.out))
     A, C = A[np.isfinite(A)], C[np.isfinite(C)]
+    if A.size == 0 or C.size == 0:                               # every run of a side failed: say so, go on
+        print(f"{algo} {env_id} profile {profile}: no finished run on one side (purepg {A.size}, reference "
+              f"{C.size}); see {os.path.join(args.out, 'purepg')}/*/results.csv for the errors", flush=True)
+        return None
     delta, (lo, hi), v = verdict(A, C, MARGIN[env_id], np.random.default_rng(CI_SEED))
     return {"algo": algo, "env_id": env_id, "profile": profile, "steps": steps, "n_purepg": int(A.size),
             "n_ref": int(C.size), "purepg_mean": float(A.mean()), "ref_mean": float(C.mean()), "delta": delta,
