@@ -8,7 +8,8 @@ Run from the repository root, next to stable-baselines3, sb3-contrib and torch (
 Both libraries train rl-zoo's CartPole-v1 TRPO (``bench/presets.py``; purepg with the ``sb3`` profile of
 :mod:`purepg.algos.conventions` unless ``--profile default``) and each run's per-iteration log is kept:
 purepg's ``progress.csv`` (``OUT/ENV/purepg-PROFILE/seed-S``) and sb3-contrib's logger CSV
-(``OUT/ENV/sb3/seed-S/progress.csv``). Finished runs
+(``OUT/ENV/sb3/seed-S/progress.csv``; ``OUT/ENV/sb3-float64`` with ``--sb3-float64``, sb3-contrib's
+networks and rollout buffer cast to float64 as in :mod:`purepg.verify.conformance_sb3`). Finished runs
 are reused, so the script resumes. Printed, per library, averaged over the seeds in each quarter of
 the training:
 
@@ -89,13 +90,13 @@ def purepg_run(config, env_id, seed, steps, out):
             "ev": _floats(rows, "explained_variance")}, final
 
 
-def sb3_run(config, env_id, seed, steps, out):
-    """The same for sb3-contrib's TRPO (its logger's CSV)."""
+def sb3_run(config, env_id, seed, steps, out, float64=False):
+    """The same for sb3-contrib's TRPO (its logger's CSV), in float32 or (``float64``) float64."""
     import vs_sb3                                            # needs stable-baselines3, sb3-contrib, torch
 
-    d = os.path.join(out, "sb3", f"seed-{seed}")
+    d = os.path.join(out, "sb3-float64" if float64 else "sb3", f"seed-{seed}")
     if not os.path.exists(os.path.join(d, "eval.json")):
-        _, model = vs_sb3.sb3_trpo(config, env_id, seed, steps, log_dir=d)
+        _, model = vs_sb3.sb3_trpo(config, env_id, seed, steps, log_dir=d, float64=float64)
         with open(os.path.join(d, "eval.json"), "w") as f:
             json.dump(float(vs_sb3.sb3_eval(model, env_id).mean()), f)
     rows = _rows(os.path.join(d, "progress.csv"))
@@ -130,6 +131,7 @@ def main():
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=None, help="replace the rl-zoo budget")
     p.add_argument("--profile", default="sb3", choices=("sb3", "default"), help="purepg's conventions")
+    p.add_argument("--sb3-float64", action="store_true", help="sb3-contrib in float64 (networks and buffer)")
     args = p.parse_args()
     print(f"machine: {machine_info.summary()}\ncommand: {machine_info.command()}", flush=True)
     steps = args.steps or presets.budget("trpo", args.env)
@@ -137,9 +139,9 @@ def main():
     config = get_algo("trpo").Config(**fields)
     out = os.path.join(args.out, args.env)
     pg = [purepg_run(config, args.env, s, steps, os.path.join(out, f"purepg-{args.profile}")) for s in args.seeds]
-    ref = [sb3_run(presets.config("trpo", args.env), args.env, s, steps, out) for s in args.seeds]
+    ref = [sb3_run(presets.config("trpo", args.env), args.env, s, steps, out, args.sb3_float64) for s in args.seeds]
     report(f"purepg ({args.profile} profile)", [r for r, _ in pg], [f for _, f in pg])
-    report("sb3-contrib", [r for r, _ in ref], [f for _, f in ref])
+    report("sb3-contrib" + (" (float64)" if args.sb3_float64 else ""), [r for r, _ in ref], [f for _, f in ref])
 
 
 if __name__ == "__main__":

@@ -99,20 +99,29 @@ def sb3_ppo(config, env_id, seed, steps):
     return time.perf_counter() - t, model
 
 
-def sb3_trpo(config, env_id, seed, steps, log_dir=None):
+def sb3_trpo(config, env_id, seed, steps, log_dir=None, float64=False):
     """sb3-contrib TRPO with purepg's trpo ``config`` mapped onto its arguments; (wall seconds, model).
 
-    ``log_dir``: where its logger writes ``progress.csv`` (one row per iteration), if given."""
+    ``log_dir``: where its logger writes ``progress.csv`` (one row per iteration), if given.
+    ``float64``: its networks and rollout buffer in float64 (the casts of :mod:`purepg.verify.conformance_sb3`)."""
     from sb3_contrib import TRPO
     c = config
     t = time.perf_counter()
     env = _vec_env(c, env_id, seed)
+    extra = {}
+    if float64:
+        from stable_baselines3.common.buffers import RolloutBuffer
+
+        from purepg.verify import conformance_sb3
+        extra["rollout_buffer_class"] = conformance_sb3.float64_buffer(RolloutBuffer)
     model = TRPO("MlpPolicy", env, n_steps=c.num_steps, batch_size=c.vf_minibatch_size, gamma=c.gamma,
                  gae_lambda=c.gae_lambda, cg_max_steps=c.cg_iters, cg_damping=c.damping,
                  line_search_shrinking_factor=c.ls_ratio, line_search_max_iter=c.ls_max_steps,
                  n_critic_updates=c.vf_epochs, learning_rate=c.vf_lr, target_kl=c.delta,
                  normalize_advantage=c.normalize_advantage,
-                 policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu")
+                 policy_kwargs=_policy_kwargs(c), seed=seed, device="cpu", **extra)
+    if float64:
+        conformance_sb3.to_float64(model.policy)
     if log_dir is not None:
         from stable_baselines3.common.logger import configure
         model.set_logger(configure(log_dir, ["csv"]))
