@@ -45,6 +45,7 @@ objective ``mean(r A) - beta KL`` (PPO eq. 8) in place of ``L^CLIP``; the varian
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -59,6 +60,7 @@ from purepg.pg.surrogates import entropy_bonus, ppo_clip
 from purepg.model.value import explained_variance
 
 NAME = "ppo"
+_kept = threading.local()          # the workspaces of the last minibatch steps of this thread (:func:`workspaces`)
 
 
 @configclass
@@ -110,8 +112,9 @@ class Variant(NamedTuple):
     """What distinguishes PPO variants inside the shared loop.
 
     ``schedule(config, state, progress) -> dict`` of per-iteration coefficients (e.g. the clip range);
-    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised, on a
-    minibatch and parameters already validated (:func:`loss_and_grad` or :func:`run` did it);
+    ``objective(pol, theta, mb, theta_old, coefs, ws) -> (value, grad, clip_fraction)``, maximised, on a
+    minibatch and parameters already validated (:func:`loss_and_grad` or :func:`run` did it), ``ws`` the
+    policy network's ``MLP.workspace`` for the minibatch (or None);
     ``after(config, state, kl) -> (state, logs)`` once the epochs are done (e.g. the beta rule).
     """
 
@@ -144,9 +147,9 @@ def _clip_schedule(cfg, state, progress):
     return {"clip_range": linear_schedule(cfg.clip, cfg.clip_final, progress)}
 
 
-def _clip_objective(pol, theta, mb, theta_old, coefs):
-    """PPO eq. 7 on the minibatch."""
-    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"], check=False)
+def _clip_objective(pol, theta, mb, theta_old, coefs, ws=None):
+    """PPO eq. 7 on the minibatch (the policy network's passes written into ``ws`` if given)."""
+    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"], check=False, ws=ws)
 
 
 def _no_rule(cfg, state, kl):
@@ -237,6 +240,7 @@ def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
     hist = {"value_mse": [], "clip_fraction": [], "epochs": 0}
     joint, P = join(state), state["theta"].size
     norm = cfg.advantage_norm if cfg.normalize_advantage else None
+    ws = workspaces(ctx, cfg.minibatch_size)                                  # minibatch_size divides N
     for epoch in range(cfg.epochs):
         hist["epochs"] += 1
         for idx in minibatches_of(data.adv.size, cfg.minibatch_size, rng, order, epoch):
@@ -247,9 +251,9 @@ def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
                 if trace is not None:                                         # its losses, never stepped
                     trace.append({"idx": idx, "kl": kl, "stopped": True,
                                   "step": loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs,
-                                                                  variant)})
+                                                                  variant, ws)})
                 return split(state, joint), hist
-            step = loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant)
+            step = loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant, ws)
             joint = clip_and_step(joint, step, lr, cfg)
             hist["value_mse"].append(step.value_mse)
             hist["clip_fraction"].append(step.clip_fraction)
@@ -321,24 +325,26 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     return loss_and_grad_unchecked(ctx, theta, theta_v, _check_data(ctx, mb), theta_old, coefs, variant)
 
 
-def value_part(ctx, theta_v, mb):
+def value_part(ctx, theta_v, mb, ws=None):
     """The value network's term of the minibatch loss: the halved mean square (clipped if configured) and
-    its gradient (P_v,), on validated arguments."""
+    its gradient (P_v,), on validated arguments; the network's passes written into ``ws`` if given."""
     cfg = ctx.config
     clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
-    return ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False)
+    return ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False, ws=ws)
 
 
-def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
+def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP, ws=None):
     """:func:`loss_and_grad` on arguments validated already (the minibatch steps of :func:`run`).
 
     The policy and value terms share no parameter: with two threads the value term runs on the run's
     worker thread (``ctx.worker``, :mod:`purepg.run.workers`) while this one computes the policy term,
-    with the same bits; with one, after it.
+    with the same bits; with one, after it. ``ws``: the two networks' workspaces for the minibatch's
+    rows (:func:`workspaces`), which their passes write into; None: fresh arrays (the same bits).
     """
     cfg = ctx.config
-    value = ctx.worker.submit(value_part, ctx, theta_v, mb)
-    obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
+    ws_pol, ws_v = (None, None) if ws is None else ws
+    value = ctx.worker.submit(value_part, ctx, theta_v, mb, ws_v)
+    obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs, ws_pol)
     loss, g = -obj.value, -obj.grad                              # (P,)
     S = float("nan")
     if cfg.ent_coef > 0:
@@ -348,6 +354,21 @@ def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=C
     frac = getattr(obj, "clip_fraction", float("nan"))
     w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
     return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)
+
+
+def workspaces(ctx, M):
+    """``(policy, value)`` network workspaces (``MLP.workspace``) for minibatches of ``M`` rows: the
+    passes of a minibatch step write into them instead of fresh arrays (:mod:`purepg.model.nn`).
+
+    The last pair is kept for the calling thread, so the iterations of a run reuse the same memory
+    (fresh (M, 64) arrays of M = 256 are pages the kernel maps and zeroes on first touch, ~20 us a
+    minibatch step at 20 steps an iteration); a run's value passes run on its worker thread, but only
+    within the step that the run's own thread called, so two runs never share a pair.
+    """
+    key = (ctx.pol.net, ctx.vf.net, M)
+    if getattr(_kept, "key", None) != key:
+        _kept.key, _kept.ws = key, (ctx.pol.net.workspace(M), ctx.vf.net.workspace(M))
+    return _kept.ws
 
 
 def join(state) -> Joint:
