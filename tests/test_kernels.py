@@ -189,6 +189,11 @@ def test_adam_update_numba_equals_numpy_reference_bit_for_bit(P, t, lr, beta1, b
     b = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numpy")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+    scale = float(rng.uniform(1e-3, 1.0))                                          # a global-norm clip's scale
+    a = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba", scale=scale)
+    b = kernels.adam_update(theta, g * scale, m, v, t, lr, beta1, beta2, eps, backend="numpy")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
 
 
 @given(st.integers(0, 12), st.integers(1, 12), st.integers(0, 2**32 - 1))

@@ -55,7 +55,7 @@ from purepg._check import BOOLEAN
 from purepg.algos import conventions
 from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_advantage
 from purepg.algos.fields import configclass, like, param
-from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatches_of
+from purepg.optim import AdamState, adam_init, clip_adam_step, clip_grad_norm, linear_schedule, minibatches_of
 from purepg.pg.surrogates import entropy_bonus, ppo_clip
 from purepg.model.value import explained_variance
 
@@ -133,6 +133,7 @@ class Step(NamedTuple):
     value_mse: float
     policy_loss: float = float("nan")     # -objective (e.g. -L^CLIP)
     entropy: float = float("nan")         # mean entropy S (computed when ent_coef > 0)
+    grad: np.ndarray | None = None        # (P + P_v,): [g, g_v] as one vector (g, g_v its views), or None
 
 
 class Joint(NamedTuple):
@@ -345,15 +346,20 @@ def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=C
     ws_pol, ws_v = (None, None) if ws is None else ws
     value = ctx.worker.submit(value_part, ctx, theta_v, mb, ws_v)
     obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs, ws_pol)
-    loss, g = -obj.value, -obj.grad                              # (P,)
+    grad = np.empty(obj.grad.size + theta_v.size)               # [g, g_v] (P + P_v,): no concatenation later
+    g, g_v = grad[:obj.grad.size], grad[obj.grad.size:]
+    loss = -obj.value
+    np.negative(obj.grad, out=g)                                 # (P,)
     S = float("nan")
     if cfg.ent_coef > 0:
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
-        loss, g, S = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad, ent.value
+        loss, S = loss - cfg.ent_coef * ent.value, ent.value
+        np.subtract(g, cfg.ent_coef * ent.grad, out=g)
     vl = value.result()                                          # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
-    return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)
+    np.multiply(w, vl.grad, out=g_v)                             # (P_v,)
+    return Step(loss + w * vl.value, g, g_v, frac, 2.0 * vl.value, -obj.value, S, grad)
 
 
 def workspaces(ctx, M):
@@ -388,14 +394,21 @@ def split(state, joint) -> dict:
             "opt": AdamState(m[:P].copy(), v[:P].copy(), t), "opt_v": AdamState(m[P:].copy(), v[P:].copy(), t)}
 
 
+def _joint_gradient(step):
+    """``[g, g_v]`` (P + P_v,): the step's own vector, or the two concatenated."""
+    return np.concatenate([step.g, step.g_v]) if step.grad is None else step.grad
+
+
 def clipped_gradient(step, cfg):
     """``(g, g_v)`` concatenated (P + P_v,), clipped by their joint global norm (offset ``grad_clip_offset``)."""
-    g = np.concatenate([step.g, step.g_v])                       # (P + P_v,)
+    g = _joint_gradient(step)                                    # (P + P_v,)
     if cfg.max_grad_norm is not None:
-        g, _ = clip_grad_norm(g, cfg.max_grad_norm, offset=getattr(cfg, "grad_clip_offset", 0.0), check=False)
-    return g
+        return clip_grad_norm(g, cfg.max_grad_norm, offset=getattr(cfg, "grad_clip_offset", 0.0), check=False)[0]
+    return g.copy()
 
 
 def clip_and_step(joint, step, lr, cfg) -> Joint:
-    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``."""
-    return Joint(*adam_step(joint.x, clipped_gradient(step, cfg), joint.opt, lr=lr, eps=cfg.adam_eps, check=False))
+    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``: the two
+    in one pass (:func:`purepg.optim.clip_adam_step`), the steps of :func:`clipped_gradient` then Adam."""
+    return Joint(*clip_adam_step(joint.x, _joint_gradient(step), joint.opt, max_norm=cfg.max_grad_norm,
+                                 offset=getattr(cfg, "grad_clip_offset", 0.0), lr=lr, eps=cfg.adam_eps))
