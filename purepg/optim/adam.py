@@ -187,7 +187,8 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
     """Minibatch Adam on ``loss_grad(theta, idx) -> (loss, g)`` (e.g. a value-function regression).
 
     Each epoch draws :func:`minibatch_indices` and takes one :func:`adam_step` (with ``lr``, ``beta1``,
-    ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm`. Returns
+    ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm` (the two as
+    :func:`clip_adam_step`). Returns
     ``(theta, state, losses)``, ``losses`` (epochs * n_batches,) holding each minibatch's loss before its step.
     The arguments are validated once, before the first step; each gradient ``g`` is checked (finite, (P,)).
     ``order`` (one (n,) permutation per epoch) replaces the draws of ``rng`` (:func:`minibatches_of`).
@@ -203,9 +204,8 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
         for idx in minibatches_of(n, batch_size, rng, order, epoch):
             loss, g = loss_grad(theta, idx)
             g = _gradient(g, theta.size)
-            if max_grad_norm is not None:
-                g, _ = clip_grad_norm(g, max_grad_norm, check=False)
-            theta, state = adam_step(theta, g, state, **dict(zip(("lr", "beta1", "beta2", "eps"), hyper)), check=False)
+            theta, state = clip_adam_step(theta, g, state, max_norm=max_grad_norm,           # one pass
+                                          **dict(zip(("lr", "beta1", "beta2", "eps"), hyper)))
             losses.append(float(loss))
     return theta, state, np.asarray(losses)
 
