@@ -34,6 +34,13 @@ minibatch steps then call :func:`loss_and_grad_unchecked`, which skips re-valida
 take ``check=False``). :func:`loss_and_grad`, the function to call directly, validates its arguments and
 then computes the same thing.
 
+Reused arrays. The minibatches of an iteration have one size, so the two networks' passes write into
+workspaces (:func:`workspaces`, kept from one iteration to the next; ``MLP.forward_into`` runs a tanh
+layer's bias add and activation as one pass) instead of fresh arrays; the two gradients are written into
+one (P + P_v,) vector (``Step.grad``), and clipping and Adam take one pass over it
+(:func:`purepg.optim.clip_adam_step`). Each of these does the floating-point operations of the plain
+passes in the same order: the same bits (``tests/test_ppo.py``).
+
 Value loss scale. :meth:`purepg.model.value.ValueFunction.loss` is the halved mean square
 ``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
 so the term is ``2 c_1 L_V`` and its gradient ``2 c_1 grad L_V`` (``c_1 = 0.5`` gives ``grad L_V``).

@@ -158,8 +158,8 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
         loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps, clip_style)
         return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
     if ws is not None:
-        raise ValueError("ws: a workspace is for validated arguments only, got check=True. Fix: pass check=False "
-                         "with ws, or no ws")
+        raise ValueError("ws: expected check=False with a workspace (for validated arguments), got check=True. "
+                         "Fix: pass check=False with ws, or no ws")
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
