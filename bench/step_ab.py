@@ -1,17 +1,20 @@
-"""The PPO minibatch step and the TRPO update of two checkouts, timed in one process, alternating.
+"""The PPO minibatch step, the PPO update and the TRPO update of two checkouts, in one process, alternating.
 
 Run from anywhere (one thread)::
 
     python bench/step_ab.py BEFORE_DIR AFTER_DIR [--rounds 6] [--trpo]
 
 Each checkout's ``purepg`` is imported in turn (the modules of the first are dropped from
-``sys.modules`` before the second is imported; each keeps its own functions and Numba kernels), and the
-step of ``bench/update_step.py`` (rl-zoo's CartPole-v1 PPO, N = 256, both networks, loss, clipping, Adam,
-with the workspaces of ``ppo.workspaces`` where a checkout has them) is built for each. The script first
-checks that the two take the same step (and the same TRPO update), bit for bit, then alternates blocks of
-40 steps of one and of the other, ``9 x rounds`` times each, so both see the same load on a shared
-machine; it prints the medians and quartiles of the per-step time in microseconds, their ratio and the
-load average. ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time instead of wall time.
+``sys.modules`` before the second is imported; each keeps its own functions and Numba kernels). For
+each, three closures are built: the minibatch step of ``bench/update_step.py`` (rl-zoo's CartPole-v1
+PPO, N = 256, both networks, loss, clipping, Adam, with the workspaces of ``ppo.workspaces`` where the
+checkout has them); ``ppo.update``, one PPO iteration's update (20 epochs of one 256-row minibatch,
+the KL and the logs) on one CartPole-v1 batch of 8 x 32 steps; and ``bench/update_step.py``'s TRPO
+update (``--trpo``). The script first checks that the two checkouts take the same steps, bit for bit,
+then alternates blocks of calls of one and of the other, ``9 x rounds`` blocks each, so both see the
+same load on a shared machine, and prints the median time per call with its quartiles, the ratio
+after / before and the load average. ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time
+instead of wall time.
 """
 import argparse
 import os
@@ -37,7 +40,7 @@ def block(fn, inner):
 
 
 def load(root):
-    """``(ppo_step, trpo_update)`` closures of the checkout at ``root``."""
+    """``(ppo_step, trpo_update, ppo_update)`` closures of the checkout at ``root``."""
     for name in [k for k in sys.modules if k == "purepg" or k.startswith("purepg.")]:
         del sys.modules[name]
     sys.path.insert(0, os.path.abspath(root))
@@ -67,7 +70,10 @@ def load(root):
     vec = envs.make_vec_env("CartPole-v1", tctx.config.num_envs, seed=0)
     batch, _ = rollout.collect(vec, pol, tstate["theta"], tctx.config.num_steps, np.random.default_rng(2),
                                rollout.start(vec))
-    return step, lambda: trpo.update(tctx, tstate, batch, np.random.default_rng(3), 0.1)
+    vec = envs.make_vec_env("CartPole-v1", cfg.num_envs, seed=0)
+    pbatch, _ = rollout.collect(vec, pol, state["theta"], cfg.num_steps, np.random.default_rng(2), rollout.start(vec))
+    return (step, lambda: trpo.update(tctx, tstate, batch, np.random.default_rng(3), 0.1),
+            lambda: ppo.update(ctx, state, pbatch, np.random.default_rng(3), 0.1))
 
 
 def main():
@@ -79,13 +85,15 @@ def main():
     args = ap.parse_args()
     clock = " (clock: CPU time of this process)" if CLOCK is time.process_time else ""
     print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}{clock}\n")
-    (a_step, a_trpo), (b_step, b_trpo) = load(args.before), load(args.after)
+    (a_step, a_trpo, a_ppo), (b_step, b_trpo, b_ppo) = load(args.before), load(args.after)
     ja, jb = a_step(), b_step()
     (sa, _), (sb, _) = a_trpo(), b_trpo()
     same = all(np.array_equal(x, y) for x, y in ((ja.x, jb.x), (ja.opt.m, jb.opt.m), (ja.opt.v, jb.opt.v)))
     same_t = all(np.array_equal(sa[k], sb[k]) for k in sa if isinstance(sa[k], np.ndarray))
-    print(f"same bits: PPO step {same}, TRPO update {same_t}")
-    rows = [("PPO minibatch step", a_step, b_step, 40, 1e6, "us")]
+    (pa, _), (pb, _) = a_ppo(), b_ppo()
+    same_p = all(np.array_equal(pa[k], pb[k]) for k in ("theta", "theta_v"))
+    print(f"same bits: PPO step {same}, PPO update {same_p}, TRPO update {same_t}")
+    rows = [("PPO minibatch step", a_step, b_step, 40, 1e6, "us"), ("PPO update (20 steps)", a_ppo, b_ppo, 2, 1e3, "ms")]
     if args.trpo:
         rows.append(("TRPO update", a_trpo, b_trpo, 3, 1e3, "ms"))
     for name, fa, fb, inner, unit, label in rows:
