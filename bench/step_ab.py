@@ -13,7 +13,10 @@ the KL and the logs) on one CartPole-v1 batch of 8 x 32 steps; and ``bench/updat
 update (``--trpo``). The script first checks that the two checkouts take the same steps, bit for bit,
 then alternates blocks of calls of one and of the other, ``9 x rounds`` blocks each, so both see the
 same load on a shared machine, and prints the median time per call with its quartiles, the ratio
-after / before and the load average. ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time
+after / before of the medians and of the fastest blocks (the least disturbed by other processes), and
+the load average. Should Numba fail to load the second checkout's cached kernels (``RuntimeError: In
+'NRT_adapt_ndarray_to_python', 'descr' is NULL``, seen with the AVX2 prefix: the two checkouts' kernels
+have the same names), run with ``NUMBA_CACHE_DIR`` set to an empty directory. ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time
 instead of wall time.
 """
 import argparse
@@ -102,8 +105,8 @@ def main():
             A.append(block(fa, inner))
             B.append(block(fb, inner))
         qa, qb = unit * np.percentile(A, [25, 50, 75]), unit * np.percentile(B, [25, 50, 75])
-        print(f"{name:20s} before {qa[1]:8.1f} {label} ({qa[0]:.1f}-{qa[2]:.1f})   after {qb[1]:8.1f} {label} "
-              f"({qb[0]:.1f}-{qb[2]:.1f})   after / before {qb[1] / qa[1]:.3f}")
+        print(f"{name:21s} before {qa[1]:7.1f} {label} ({qa[0]:.1f}-{qa[2]:.1f})  after {qb[1]:7.1f} {label} "
+              f"({qb[0]:.1f}-{qb[2]:.1f})  after / before {qb[1] / qa[1]:.3f} (fastest blocks: {min(B) / min(A):.3f})")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
