@@ -6,9 +6,10 @@ Run from the repository root (one thread)::
 
 The step is rl-zoo's CartPole-v1 PPO (``ppo.Config()``): N = 256 samples, the 4-64-64-2 policy and
 4-64-64-1 value networks, ``ppo.minibatch`` + ``ppo.loss_and_grad_unchecked`` + ``ppo.clip_and_step`` as
-``ppo.run`` calls them (validated once, then ``check=False``). The parts: one network's forward and
-backward pass, the categorical log-prob and gradient, the clip terms, and ``tanh`` on one 256 x 64
-layer (NumPy's and, where the checkout has it, purepg's vectorised kernel). The TRPO update is
+``ppo.run`` calls them (validated once, then ``check=False``; the networks' passes into the workspaces
+``ppo.workspaces`` keeps, where the checkout has them). The parts: one network's forward pass (fresh
+arrays, and into a workspace) and backward pass, the categorical log-prob and gradient, the clip terms,
+and ``tanh`` on one 256 x 64 layer (NumPy's and, where the checkout has it, purepg's vectorised kernel). The TRPO update is
 ``trpo.update`` (``trpo.Config()``) on one 2 x 512 CartPole-v1 batch, next to one forward pass of the
 policy network on its 1024 states. Each figure is the median of repeated blocks of calls, in
 microseconds; ``PUREPG_BENCH_CLOCK=cpu`` times with this process's CPU time instead of wall time (on a
@@ -60,18 +61,20 @@ def main():
     joint, P = ppo.join(state), state["theta"].size
     coefs = {"clip_range": 0.2}
     perm = rng.permutation(N)
+    kw = {"ws": ppo.workspaces(ctx, N)} if hasattr(ppo, "workspaces") else {}   # the loop's kept workspaces
 
     def step():
         mb = ppo.minibatch(data, perm, cfg.normalize_advantage)
-        s = ppo.loss_and_grad_unchecked(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs)
+        s = ppo.loss_and_grad_unchecked(ctx, joint.x[:P], joint.x[P:], mb, state["theta"], coefs, **kw)
         return ppo.clip_and_step(joint, s, 1e-4, cfg)
 
-    th = state["theta"][:pol.net.num_params]
+    th, ws = state["theta"][:pol.net.num_params], pol.net.workspace(N)
     out, cache = pol.net.forward(th, obs, check=False)
     dout = rng.standard_normal(out.shape)
     r, A = np.exp(0.1 * rng.standard_normal(N)), rng.standard_normal(N)
     rows = [("minibatch step (both networks, loss, clipping, Adam)", step),
             ("policy network forward", lambda: pol.net.forward(th, obs, check=False)),
+            ("policy network forward_into (workspace)", lambda: pol.net.forward_into(ws, th, obs)),
             ("policy network backward", lambda: pol.net.backward(th, dout, cache, check=False)),
             ("categorical log-prob and gradient", lambda: pol.dist.log_prob_and_grad(out, th[:0], act)),
             ("clip terms", lambda: clip_terms(r, A, 0.2))]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from purepg.optim import (
-    AdamState, adam_fit, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatch_indices,
+    AdamState, adam_fit, adam_init, adam_step, clip_adam_step, clip_grad_norm, linear_schedule, minibatch_indices,
     schedule_progress,
 )
 
@@ -99,6 +99,24 @@ def test_unchecked_adam_and_clipping_return_the_same_bits(n, T, seed, eps):
         for x, y in ((a[0], b[0]), (a[1].m, b[1].m), (a[1].v, b[1].v)):
             np.testing.assert_array_equal(x, y)
         assert a[1].t == b[1].t
+
+
+@given(n=st.integers(1, 8), T=st.integers(1, 6), seed=st_seed, max_norm=st.sampled_from([0.5, 50.0, None]),
+       offset=st.sampled_from([0.0, 1e-6]))
+def test_clip_adam_step_equals_clipping_then_adam_bit_for_bit(n, T, seed, max_norm, offset):
+    # the clip's product inside Adam's pass: the same steps as clip_grad_norm then adam_step, clipped or not
+    rng = np.random.default_rng(seed)
+    a = b = (rng.standard_normal(n), adam_init(n))
+    for _ in range(T):
+        g = 10 * rng.standard_normal(n)
+        gc = g if max_norm is None else clip_grad_norm(g, max_norm, offset=offset)[0]
+        a = adam_step(*a[:1], gc, a[1], lr=1e-2, eps=1e-5)
+        b = clip_adam_step(*b[:1], g, b[1], max_norm=max_norm, offset=offset, lr=1e-2, eps=1e-5)
+        for x, y in ((a[0], b[0]), (a[1].m, b[1].m), (a[1].v, b[1].v)):
+            np.testing.assert_array_equal(x, y)
+        assert a[1].t == b[1].t
+    with pytest.raises(ValueError, match="^g: its 2-norm overflows"):
+        clip_adam_step(*b[:1], np.full(n, np.inf), b[1], max_norm=0.5, lr=1e-2)
 
 
 def test_adam_does_not_mutate_inputs():

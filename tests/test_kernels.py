@@ -20,7 +20,7 @@ from numba.core.registry import CPUDispatcher
 
 from helpers import strategies as S
 from purepg import kernels
-from purepg.kernels import adam, distributions, nn, returns, rollout, sampling, surrogates
+from purepg.kernels import adam, distributions, elementwise, nn, returns, rollout, sampling, surrogates
 
 MODULES = (nn, adam, sampling, distributions, returns, rollout, surrogates)
 EPS = np.finfo(float).eps
@@ -121,6 +121,24 @@ def test_dphi_mul_numba_equals_numpy_reference_bit_for_bit(n, d, activation, see
         assert np.array_equal(np.signbit(x), np.signbit(ref))
 
 
+@given(st.integers(0, 300), st.integers(1, 70), st.floats(0.1, 30.0), st.integers(0, 2**32 - 1))
+def test_bias_tanh_equals_the_bias_add_then_tanh_bit_for_bit(n, d, scale, seed):
+    # one pass (the MLP's forward_into) = ``z += b`` then the tanh kernel, entry by entry: the same bits;
+    # the NumPy reference, np.tanh(z + b), agrees to the tanh kernel's accuracy
+    rng = np.random.default_rng(seed)
+    z, b = scale * rng.standard_normal((n, d)), scale * rng.standard_normal(d)
+    two = z + b
+    elementwise.tanh(two, out=two)
+    one = z.copy()
+    assert elementwise.bias_tanh(one, b) is one
+    np.testing.assert_array_equal(one.view(np.int64), two.view(np.int64))          # signs of zero too
+    ref = elementwise.bias_tanh(z.copy(), b, backend="numpy")
+    np.testing.assert_allclose(one, ref, rtol=8 * EPS, atol=0)
+    strided = np.zeros((n, 2 * d))[:, ::2]                                          # the two-pass path
+    strided[...] = z
+    np.testing.assert_array_equal(elementwise.bias_tanh(strided, b), two)
+
+
 @given(st.integers(0, 300), st.integers(1, 70), st.sampled_from(["tanh", "relu"]), st.booleans(),
        st.integers(0, 2**32 - 1))
 def test_dphi_mul_with_column_sums_equals_numpy_sum_bit_for_bit(n, d, activation, strided, seed):
@@ -169,6 +187,11 @@ def test_adam_update_numba_equals_numpy_reference_bit_for_bit(P, t, lr, beta1, b
     v = rng.random(P) * 10.0 ** rng.integers(-20, 4, P)
     a = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba")
     b = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numpy")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    scale = float(rng.uniform(1e-3, 1.0))                                          # a global-norm clip's scale
+    a = kernels.adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba", scale=scale)
+    b = kernels.adam_update(theta, g * scale, m, v, t, lr, beta1, beta2, eps, backend="numpy")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -365,6 +388,7 @@ NOT_A_BACKEND = r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"
      r"backend: expected 'numba' or 'numpy', got 'torch'\. Fix"),
     (lambda: kernels.fisher_accumulate(np.zeros((1, 2)), np.zeros((2, 2)), backend="blas"),
      r"backend: expected 'numba', 'numpy' or 'loops', got 'blas'\. Fix"),
+    (lambda: elementwise.bias_tanh(np.zeros((1, 2)), np.zeros(2), backend="c"), "backend: expected"),
     (lambda: kernels.dphi_mul(np.zeros((1, 2)), np.zeros((1, 2)), "tanh", backend="c"),
      r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"),
     (lambda: kernels.adam_update(*[np.zeros(1)] * 4, 1, 1e-3, 0.9, 0.999, 1e-8, backend="c"),

@@ -107,6 +107,30 @@ def test_loss_and_grad_validates_then_equals_the_unchecked_step(field, bad, matc
         ppo.loss_and_grad(ctx, args[0], theta_v, args[1], theta_old, coefs)
 
 
+@given(st_case(), st.sampled_from(["max", "prediction"]))
+def test_minibatch_step_into_workspaces_equals_fresh_arrays_bit_for_bit(case, value_clip):
+    """The loop's steps write both networks' passes into workspaces (ppo.workspaces, reused across steps):
+    the same loss and gradients, bit for bit, as the passes on fresh arrays, for every variant and option."""
+    seed, discrete, variant, ent_coef, vf_clip = case
+    pol, _, theta_old, theta, _, mb = _minibatch_case(seed, discrete)
+    vf = ValueFunction(3, (5,))                                                 # the policy's widths: arrays shared
+    theta_v = vf.init(np.random.default_rng(seed)) + 0.2
+    ctx = _ctx(pol, vf, ent_coef=ent_coef, vf_clip=vf_clip, value_clip=value_clip)
+    v, coefs = (ppo.CLIP, {"clip_range": 0.2}) if variant == "clip" else (ppo_kl.KL_PENALTY, {"beta": 5.0})
+    ws = ppo.workspaces(ctx, mb.adv.size)
+    assert ppo.workspaces(ctx, mb.adv.size) is ws                                 # kept for the next steps
+    for val, pol_a in zip(ws[1].h + ws[1].dz, ws[0].h + ws[0].dz):           # one thread: the value passes
+        assert (val is pol_a) == (val.shape == pol_a.shape)                     # take the policy's arrays
+    assert ws[1].h[0] is ws[0].h[0]
+    for _ in range(2):                                                          # a second pass over the same arrays
+        a = ppo.loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, v)
+        b = ppo.loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, v, ws)
+        assert a.loss == b.loss and a.value_mse == b.value_mse
+        np.testing.assert_array_equal(a.g, b.g)
+        np.testing.assert_array_equal(a.g_v, b.g_v)
+        theta = theta + 0.01
+
+
 @pytest.mark.parametrize("max_grad_norm", [0.5, None])
 def test_separate_adam_states_equal_one_adam_on_the_concatenation(max_grad_norm):
     """Two networks, two Adam states, jointly clipped gradients == the loop's one Adam on [theta, theta_v],

@@ -290,3 +290,16 @@ def test_fit_errors():
         vf.fit(th, st0, obs, np.zeros(4), **kw)
     with pytest.raises(ValueError, match=r"v_old, clip_eps: expected both or neither"):
         vf.fit(th, st0, obs, R, **kw, clip_eps=0.2)
+
+
+@pytest.mark.parametrize("clip", [{}, {"v_old": np.linspace(-1, 1, 6), "clip_eps": 0.2, "clip_style": "prediction"}])
+def test_value_loss_into_a_workspace_equals_fresh_arrays_and_needs_check_false(clip):
+    # the loop's path (ws, check=False) gives the same bits as the fresh passes; a workspace with check=True is refused
+    rng = np.random.default_rng(4)
+    vf = ValueFunction(3, (5, 4))
+    theta_v, obs, R = vf.init(rng), rng.standard_normal((6, 3)), rng.standard_normal(6)
+    ws = vf.net.workspace(6)
+    a, b = vf.loss(theta_v, obs, R, **clip, check=False), vf.loss(theta_v, obs, R, **clip, check=False, ws=ws)
+    assert a.value == b.value and np.array_equal(a.grad, b.grad)
+    with pytest.raises(ValueError, match="^ws: expected check=False"):
+        vf.loss(theta_v, obs, R, ws=ws)

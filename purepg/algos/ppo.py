@@ -34,6 +34,13 @@ minibatch steps then call :func:`loss_and_grad_unchecked`, which skips re-valida
 take ``check=False``). :func:`loss_and_grad`, the function to call directly, validates its arguments and
 then computes the same thing.
 
+Reused arrays. The minibatches of an iteration have one size, so the two networks' passes write into
+workspaces (:func:`workspaces`, kept from one iteration to the next; ``MLP.forward_into`` runs a tanh
+layer's bias add and activation as one pass) instead of fresh arrays; the two gradients are written into
+one (P + P_v,) vector (``Step.grad``), and clipping and Adam take one pass over it
+(:func:`purepg.optim.clip_adam_step`). Each of these does the floating-point operations of the plain
+passes in the same order: the same bits (``tests/test_ppo.py``).
+
 Value loss scale. :meth:`purepg.model.value.ValueFunction.loss` is the halved mean square
 ``L_V = (1/2N) sum (v - R)^2``; PPO eq. 9 weights the plain mean square ``(v - R)^2`` by ``c_1``,
 so the term is ``2 c_1 L_V`` and its gradient ``2 c_1 grad L_V`` (``c_1 = 0.5`` gives ``grad L_V``).
@@ -45,6 +52,7 @@ objective ``mean(r A) - beta KL`` (PPO eq. 8) in place of ``L^CLIP``; the varian
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -54,11 +62,12 @@ from purepg._check import BOOLEAN
 from purepg.algos import conventions
 from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_advantage
 from purepg.algos.fields import configclass, like, param
-from purepg.optim import AdamState, adam_init, adam_step, clip_grad_norm, linear_schedule, minibatches_of
+from purepg.optim import AdamState, adam_init, clip_adam_step, clip_grad_norm, linear_schedule, minibatches_of
 from purepg.pg.surrogates import entropy_bonus, ppo_clip
 from purepg.model.value import explained_variance
 
 NAME = "ppo"
+_kept = threading.local()          # the workspaces of the last minibatch steps of this thread (:func:`workspaces`)
 
 
 @configclass
@@ -110,8 +119,9 @@ class Variant(NamedTuple):
     """What distinguishes PPO variants inside the shared loop.
 
     ``schedule(config, state, progress) -> dict`` of per-iteration coefficients (e.g. the clip range);
-    ``objective(pol, theta, mb, theta_old, coefs) -> (value, grad, clip_fraction)``, maximised, on a
-    minibatch and parameters already validated (:func:`loss_and_grad` or :func:`run` did it);
+    ``objective(pol, theta, mb, theta_old, coefs, ws) -> (value, grad, clip_fraction)``, maximised, on a
+    minibatch and parameters already validated (:func:`loss_and_grad` or :func:`run` did it), ``ws`` the
+    policy network's ``MLP.workspace`` for the minibatch (or None);
     ``after(config, state, kl) -> (state, logs)`` once the epochs are done (e.g. the beta rule).
     """
 
@@ -130,6 +140,7 @@ class Step(NamedTuple):
     value_mse: float
     policy_loss: float = float("nan")     # -objective (e.g. -L^CLIP)
     entropy: float = float("nan")         # mean entropy S (computed when ent_coef > 0)
+    grad: np.ndarray | None = None        # (P + P_v,): [g, g_v] as one vector (g, g_v its views), or None
 
 
 class Joint(NamedTuple):
@@ -144,9 +155,9 @@ def _clip_schedule(cfg, state, progress):
     return {"clip_range": linear_schedule(cfg.clip, cfg.clip_final, progress)}
 
 
-def _clip_objective(pol, theta, mb, theta_old, coefs):
-    """PPO eq. 7 on the minibatch."""
-    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"], check=False)
+def _clip_objective(pol, theta, mb, theta_old, coefs, ws=None):
+    """PPO eq. 7 on the minibatch (the policy network's passes written into ``ws`` if given)."""
+    return ppo_clip(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, eps=coefs["clip_range"], check=False, ws=ws)
 
 
 def _no_rule(cfg, state, kl):
@@ -237,6 +248,7 @@ def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
     hist = {"value_mse": [], "clip_fraction": [], "epochs": 0}
     joint, P = join(state), state["theta"].size
     norm = cfg.advantage_norm if cfg.normalize_advantage else None
+    ws = workspaces(ctx, cfg.minibatch_size)                                  # minibatch_size divides N
     for epoch in range(cfg.epochs):
         hist["epochs"] += 1
         for idx in minibatches_of(data.adv.size, cfg.minibatch_size, rng, order, epoch):
@@ -247,9 +259,9 @@ def _epochs(ctx, state, data, draw, lr, coefs, variant, theta_old):
                 if trace is not None:                                         # its losses, never stepped
                     trace.append({"idx": idx, "kl": kl, "stopped": True,
                                   "step": loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs,
-                                                                  variant)})
+                                                                  variant, ws)})
                 return split(state, joint), hist
-            step = loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant)
+            step = loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant, ws)
             joint = clip_and_step(joint, step, lr, cfg)
             hist["value_mse"].append(step.value_mse)
             hist["clip_fraction"].append(step.clip_fraction)
@@ -321,33 +333,69 @@ def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
     return loss_and_grad_unchecked(ctx, theta, theta_v, _check_data(ctx, mb), theta_old, coefs, variant)
 
 
-def value_part(ctx, theta_v, mb):
+def value_part(ctx, theta_v, mb, ws=None):
     """The value network's term of the minibatch loss: the halved mean square (clipped if configured) and
-    its gradient (P_v,), on validated arguments."""
+    its gradient (P_v,), on validated arguments; the network's passes written into ``ws`` if given."""
     cfg = ctx.config
     clip = {} if cfg.vf_clip is None else {"v_old": mb.v, "clip_eps": cfg.vf_clip, "clip_style": cfg.value_clip}
-    return ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False)
+    return ctx.vf.loss(theta_v, mb.obs, mb.ret, **clip, check=False, ws=ws)
 
 
-def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):
+def loss_and_grad_unchecked(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP, ws=None):
     """:func:`loss_and_grad` on arguments validated already (the minibatch steps of :func:`run`).
 
     The policy and value terms share no parameter: with two threads the value term runs on the run's
     worker thread (``ctx.worker``, :mod:`purepg.run.workers`) while this one computes the policy term,
-    with the same bits; with one, after it.
+    with the same bits; with one, after it. ``ws``: the two networks' workspaces for the minibatch's
+    rows (:func:`workspaces`), which their passes write into; None: fresh arrays (the same bits).
     """
     cfg = ctx.config
-    value = ctx.worker.submit(value_part, ctx, theta_v, mb)
-    obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs)
-    loss, g = -obj.value, -obj.grad                              # (P,)
+    ws_pol, ws_v = (None, None) if ws is None else ws
+    value = ctx.worker.submit(value_part, ctx, theta_v, mb, ws_v)
+    obj = variant.objective(ctx.pol, theta, mb, theta_old, coefs, ws_pol)
+    grad = np.empty(obj.grad.size + theta_v.size)               # [g, g_v] (P + P_v,): no concatenation later
+    g, g_v = grad[:obj.grad.size], grad[obj.grad.size:]
+    loss = -obj.value
+    np.negative(obj.grad, out=g)                                 # (P,)
     S = float("nan")
     if cfg.ent_coef > 0:
         ent = entropy_bonus(ctx.pol, theta, mb.obs)
-        loss, g, S = loss - cfg.ent_coef * ent.value, g - cfg.ent_coef * ent.grad, ent.value
+        loss, S = loss - cfg.ent_coef * ent.value, ent.value
+        np.subtract(g, cfg.ent_coef * ent.grad, out=g)
     vl = value.result()                                          # halved mean square
     frac = getattr(obj, "clip_fraction", float("nan"))
     w = 2.0 * cfg.vf_coef if cfg.vf_loss == "mse" else cfg.vf_coef   # c_1 mean sq., or c_1 (1/2) mean sq.
-    return Step(loss + w * vl.value, g, w * vl.grad, frac, 2.0 * vl.value, -obj.value, S)
+    np.multiply(w, vl.grad, out=g_v)                             # (P_v,)
+    return Step(loss + w * vl.value, g, g_v, frac, 2.0 * vl.value, -obj.value, S, grad)
+
+
+def workspaces(ctx, M):
+    """``(policy, value)`` network workspaces (``MLP.workspace``) for minibatches of ``M`` rows: the
+    passes of a minibatch step write into them instead of fresh arrays (:mod:`purepg.model.nn`).
+
+    The last pair is kept for the calling thread, so the iterations of a run reuse the same memory
+    (fresh (M, 64) arrays of M = 256 are pages the kernel maps and zeroes on first touch, ~20 us a
+    minibatch step at 20 steps an iteration); a run's value passes run on its worker thread, but only
+    within the step that the run's own thread called, so two runs never share a pair. With one thread
+    (``ctx.worker.threads == 1``) the value network's passes run after the policy's are done, so its
+    workspace takes the policy's arrays where a layer has the same shape: half the memory, which stays
+    in the caches.
+    """
+    key = (ctx.pol.net, ctx.vf.net, M, ctx.worker.threads)
+    if getattr(_kept, "key", None) != key:
+        ws_pol, ws_v = ctx.pol.net.workspace(M), ctx.vf.net.workspace(M)
+        if ctx.worker.threads == 1:
+            ws_v = _sharing(ws_v, ws_pol)
+        _kept.key, _kept.ws = key, (ws_pol, ws_v)
+    return _kept.ws
+
+
+def _sharing(ws, other):
+    """``ws`` with each forward and backward array replaced by ``other``'s of its layer where the shapes agree."""
+    def pick(mine, theirs):
+        return tuple(theirs[l] if l < len(theirs) and theirs[l].shape == a.shape else a for l, a in enumerate(mine))
+
+    return ws._replace(h=pick(ws.h, other.h), dz=pick(ws.dz, other.dz))
 
 
 def join(state) -> Joint:
@@ -367,14 +415,21 @@ def split(state, joint) -> dict:
             "opt": AdamState(m[:P].copy(), v[:P].copy(), t), "opt_v": AdamState(m[P:].copy(), v[P:].copy(), t)}
 
 
+def _joint_gradient(step):
+    """``[g, g_v]`` (P + P_v,): the step's own vector, or the two concatenated."""
+    return np.concatenate([step.g, step.g_v]) if step.grad is None else step.grad
+
+
 def clipped_gradient(step, cfg):
     """``(g, g_v)`` concatenated (P + P_v,), clipped by their joint global norm (offset ``grad_clip_offset``)."""
-    g = np.concatenate([step.g, step.g_v])                       # (P + P_v,)
+    g = _joint_gradient(step)                                    # (P + P_v,)
     if cfg.max_grad_norm is not None:
-        g, _ = clip_grad_norm(g, cfg.max_grad_norm, offset=getattr(cfg, "grad_clip_offset", 0.0), check=False)
-    return g
+        return clip_grad_norm(g, cfg.max_grad_norm, offset=getattr(cfg, "grad_clip_offset", 0.0), check=False)[0]
+    return g.copy()
 
 
 def clip_and_step(joint, step, lr, cfg) -> Joint:
-    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``."""
-    return Joint(*adam_step(joint.x, clipped_gradient(step, cfg), joint.opt, lr=lr, eps=cfg.adam_eps, check=False))
+    """Clip ``(g, g_v)`` by their joint global norm, then one Adam step on ``x = [theta, theta_v]``: the two
+    in one pass (:func:`purepg.optim.clip_adam_step`), the steps of :func:`clipped_gradient` then Adam."""
+    return Joint(*clip_adam_step(joint.x, _joint_gradient(step), joint.opt, max_norm=cfg.max_grad_norm,
+                                 offset=getattr(cfg, "grad_clip_offset", 0.0), lr=lr, eps=cfg.adam_eps))

@@ -49,8 +49,8 @@ def _schedule(cfg, state, progress):
     return {"beta": state["beta"]}
 
 
-def _objective(pol, theta, mb, theta_old, coefs):
-    """Eq. 8 on the minibatch: ``mean(r A) - beta KL(pi_old || pi_theta)``."""
+def _objective(pol, theta, mb, theta_old, coefs, ws=None):
+    """Eq. 8 on the minibatch: ``mean(r A) - beta KL(pi_old || pi_theta)`` (fresh arrays: ``ws`` unused)."""
     return ppo_kl_penalty(pol, theta, mb.obs, mb.act, mb.logp_old, mb.adv, theta_old=theta_old, beta=coefs["beta"])
 
 

@@ -18,6 +18,7 @@ nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
 elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp (mpmath)
+elementwise: ``bias_tanh`` (``z + b``, then tanh)  ``np.tanh(z + b)``                      as ``tanh``; = its 2 passes
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
 distributions: ``categorical_log_prob_and_grad``  log-softmax, ``e_a - p``                ``8 eps (1 + |value|)``
 returns: ``discount_cumsum``                      eq. (1) as a matrix product             ``4 (T+1) eps (M |x|)_t``

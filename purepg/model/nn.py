@@ -218,13 +218,18 @@ class MLP:
     def forward_into(self, ws, theta, x):
         """:meth:`forward` of validated ``theta`` and ``x`` (N, d_0), each product written into the
         :meth:`workspace` ``ws`` for ``N`` rows (module docstring, "Reused buffers"): the same bits, and
-        ``out`` and the cache are views of ``ws.h``."""
+        ``out`` and the cache are views of ``ws.h``. A tanh layer's bias add and activation run as one pass
+        (:func:`purepg.kernels.elementwise.bias_tanh`, the same operations per entry)."""
         self._check_ws(ws, x.shape[0])
         hs = (x, *ws.h[:-1])                                  # h_0 = x, then h_l in ws.h[l - 1]
+        tanh, last = self.activation == "tanh", self.num_layers - 1
         for l, ((W, b), z) in enumerate(zip(self.unflatten(theta), ws.h)):
             np.matmul(hs[l], W.T, out=z)                      # eq. (1)
+            if l < last and tanh:
+                kernels.elementwise.bias_tanh(z, b)           # eqs. (1)-(2): z + b, then tanh, in one pass
+                continue
             z += b
-            if l < self.num_layers - 1:
+            if l < last:
                 self._phi(z)                                  # eq. (2)
         return ws.h[-1], MLPCache(hs)
 
@@ -256,11 +261,12 @@ class MLP:
         dzs = self.backward_dz(theta, dout, cache, dbs=[db for _, db in grads[:-1]])   # eq. (5), l < L
         return _weight_grads(dtheta, grads, dzs, cache)
 
-    def backward_into(self, ws, theta, dout, cache):
+    def backward_into(self, ws, theta, dout, cache, out=None):
         """:meth:`backward` of validated ``theta`` and ``dout``, the cotangents of eq. (6) written into the
-        :meth:`workspace` ``ws`` (``ws.dz``) instead of fresh arrays: the same bits."""
+        :meth:`workspace` ``ws`` (``ws.dz``) instead of fresh arrays: the same bits. ``out``: an optional
+        contiguous (P,) float64 array that receives ``dtheta`` (e.g. a slice of a longer gradient)."""
         self._check_ws(ws, cache.hs[0].shape[0])
-        dtheta = np.empty(self.num_params)
+        dtheta = np.empty(self.num_params) if out is None else out
         grads = self.unflatten(dtheta)
         dzs = [dout]
         for (W, _), (_, db), h, buf in reversed(list(zip(self.unflatten(theta)[1:], grads, cache.hs[1:], ws.dz))):

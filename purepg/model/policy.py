@@ -133,16 +133,22 @@ class Policy:
         d_out, d_extra = self.dist.log_prob_grad(out, extra, self._act(act, out.shape[0]))
         return self._join(self.net.backward(th, w[:, None] * d_out, cache), w @ d_extra)
 
-    def log_prob_with_vjp(self, theta, obs, act, *, check=True):
+    def log_prob_with_vjp(self, theta, obs, act, *, check=True, ws=None):
         """``(log pi(a_i|s_i) (N,), vjp)`` sharing one forward pass; ``vjp(w)`` = :meth:`log_prob_grad`.
 
         For objectives whose weights depend on the log-probs (importance ratios, PPO clipping):
         evaluate, compute ``w`` from ``logp``, then call ``vjp(w)`` -- one forward, one backward.
         ``check=False`` skips the validation of ``theta``, ``obs``, ``act`` and ``w`` (float64 arrays of
         the right shapes, finite, int64 actions in range): for a training loop that validated its batch
-        once per iteration and calls this once per minibatch.
+        once per iteration and calls this once per minibatch. ``ws``: an ``MLP.workspace`` of the network
+        for ``N`` rows, which the two passes write into (``MLP.forward_into``, ``MLP.backward_into``: the
+        same bits); ``vjp`` must then be called before the workspace's next pass.
         """
-        th, extra, out, cache = self._forward(theta, obs, check=check)
+        if ws is None:
+            th, extra, out, cache = self._forward(theta, obs, check=check)
+        else:
+            th, extra = self._split(theta, check=check)
+            out, cache = self.net.forward_into(ws, th, self._obs(obs) if check else obs)
         if check:
             act = self._act(act, out.shape[0])
         logp, d_out, d_extra = self.dist.log_prob_and_grad(out, extra, act)
@@ -150,7 +156,9 @@ class Policy:
         def vjp(w):
             if check:
                 w = as_vector(w, out.shape[0], "w")
-            d_net = self.net.backward(th, w[:, None] * d_out, cache, check=False)    # (P_net,)
+            dout = w[:, None] * d_out                                                # (N, d_L)
+            d_net = (self.net.backward(th, dout, cache, check=False) if ws is None
+                     else self.net.backward_into(ws, th, dout, cache))               # (P_net,)
             return self._join(d_net, w @ d_extra)
 
         return logp, vjp

@@ -129,7 +129,7 @@ def _value_loss_terms(v, R, v_old=None, eps_v=None, clip_style="max"):
     return float(0.5 * np.mean(np.maximum(u, c))), dloss_dv       # eq. (2)
 
 
-def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True):
+def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True, ws=None):
     """Eq. (1) or (2) for a value network ``net`` (an MLP with one output) and its gradient.
 
     Parameters
@@ -143,6 +143,8 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
     check : bool
         ``False`` skips the validation of the arguments (for a training loop that validated its batch
         once per iteration: float64 arrays of matching shapes, finite; ``clip_eps > 0`` if given).
+    ws : Workspace, optional
+        With ``check=False``: ``net.workspace(N)``, which the network's passes write into (the same bits).
 
     Returns
     -------
@@ -150,9 +152,14 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
         ``value`` = the loss (minimised), ``grad`` (P_v,) its gradient w.r.t. ``theta_v``.
     """
     if not check:
+        if ws is not None:
+            return _value_loss_into(ws, net, theta_v, obs, target, v_old, clip_eps, clip_style)
         out, cache = net.forward(theta_v, obs, check=False)     # (N, 1)
         loss, dv = _value_loss_terms(out[:, 0], target, v_old, clip_eps, clip_style)
         return Objective(loss, net.backward(theta_v, dv[:, None], cache, check=False))
+    if ws is not None:
+        raise ValueError("ws: expected check=False with a workspace (for validated arguments), got check=True. "
+                         "Fix: pass check=False with ws, or no ws")
     if net.sizes[-1] != 1:
         raise ValueError(f"net: expected one output (sizes ending in 1), got sizes {net.sizes}. "
                          f"Fix: build the value network as MLP((obs_dim, *hidden, 1)).")
@@ -161,11 +168,11 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
     return Objective(loss, net.backward(theta_v, dv[:, None], cache))
 
 
-def _value_loss_into(ws, net, theta_v, obs, target, v_old, eps_v):
+def _value_loss_into(ws, net, theta_v, obs, target, v_old, eps_v, clip_style="max"):
     """:func:`value_loss` of validated arrays, the network's passes written into ``ws = net.workspace(N)``
     (a loop over equal-sized minibatches reuses the same arrays, :mod:`purepg.model.nn`, "Reused buffers")."""
     out, cache = net.forward_into(ws, theta_v, obs)              # (N, 1)
-    loss, dv = _value_loss_terms(out[:, 0], target, v_old, eps_v)
+    loss, dv = _value_loss_terms(out[:, 0], target, v_old, eps_v, clip_style)
     return Objective(loss, net.backward_into(ws, theta_v, dv[:, None], cache))
 
 
@@ -238,10 +245,11 @@ class ValueFunction:
         out, _ = self.net.forward(theta_v, obs)                  # (N, 1)
         return out[:, 0]
 
-    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True) -> Objective:
-        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check``)."""
+    def loss(self, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_style="max", check=True,
+             ws=None) -> Objective:
+        """Eq. (1) or (2) and its gradient (P_v,); see :func:`value_loss` (also for ``check`` and ``ws``)."""
         return value_loss(self.net, theta_v, obs, target, v_old=v_old, clip_eps=clip_eps, clip_style=clip_style,
-                          check=check)
+                          check=check, ws=ws)
 
     def fit(self, theta_v, adam_state, obs, targets, *, lr, epochs, minibatch_size, rng,
             v_old=None, clip_eps=None, max_grad_norm=None, beta1=0.9, beta2=0.999, eps=1e-8, scale=1.0,

@@ -108,14 +108,32 @@ def clip_grad_norm(g, max_norm, *, offset=0.0, check=True):
         g = _check.as_vector(g, None, "g", fix="a non-finite gradient cannot be clipped; skip this update")
         max_norm = _check.real(max_norm, "max_norm", 0.0, np.inf, fix="use a positive bound such as 0.5", lo_open=True)
         offset = _check.real(offset, "offset", 0.0, np.inf, fix="use 0.0, or 1e-6 to match PyTorch")
+    norm, scale = _clip_scale(g, max_norm, offset)
+    if scale is not None:
+        return g * scale, norm  # (P,)
+    return g.copy(), norm
+
+
+def _clip_scale(g, max_norm, offset):
+    """``(||g||_2, max_norm / (||g||_2 + offset))``, the scale None where nothing is clipped; raises on a
+    non-finite norm."""
     with np.errstate(over="ignore", invalid="ignore"):
         norm = float(np.linalg.norm(g))
     if not np.isfinite(norm):
         raise ValueError(f"g: its 2-norm overflows float64 or is NaN: expected a finite norm, got {norm} (max |g_i| = "
                          f"{np.abs(g).max()}). Fix: rescale the loss; a NaN or inf entry means it diverged (lower the step)")
-    if norm + offset > max_norm:
-        return g * (max_norm / (norm + offset)), norm  # (P,)
-    return g.copy(), norm
+    return norm, (max_norm / (norm + offset) if norm + offset > max_norm else None)
+
+
+def clip_adam_step(theta, g, state: AdamState, *, max_norm, offset=0.0, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """:func:`clip_grad_norm` then :func:`adam_step` on validated arguments, the clip's product in Adam's
+    one pass over the coordinates (:func:`purepg.kernels.adam_update`, ``scale``): the same bits, without
+    the clipped (P,) copy. ``max_norm`` None: no clipping. Returns ``(theta_new, state_new)``."""
+    scale = None if max_norm is None else _clip_scale(g, max_norm, offset)[1]
+    t = state.t + 1
+    theta_new, m, v = kernels.adam_update(theta, g, state.m, state.v, t, lr, beta1, beta2, eps,
+                                          scale=1.0 if scale is None else scale)      # (A1)-(A3) on g * scale
+    return theta_new, AdamState(m, v, t)
 
 
 # ----------------------------------------------------------------------------- 3. schedules and minibatches
@@ -169,7 +187,8 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
     """Minibatch Adam on ``loss_grad(theta, idx) -> (loss, g)`` (e.g. a value-function regression).
 
     Each epoch draws :func:`minibatch_indices` and takes one :func:`adam_step` (with ``lr``, ``beta1``,
-    ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm`. Returns
+    ``beta2``, ``eps``) per minibatch, after optional :func:`clip_grad_norm` (the two as
+    :func:`clip_adam_step`). Returns
     ``(theta, state, losses)``, ``losses`` (epochs * n_batches,) holding each minibatch's loss before its step.
     The arguments are validated once, before the first step; each gradient ``g`` is checked (finite, (P,)).
     ``order`` (one (n,) permutation per epoch) replaces the draws of ``rng`` (:func:`minibatches_of`).
@@ -185,9 +204,8 @@ def adam_fit(loss_grad, theta, state: AdamState, n, *, epochs, batch_size, lr, r
         for idx in minibatches_of(n, batch_size, rng, order, epoch):
             loss, g = loss_grad(theta, idx)
             g = _gradient(g, theta.size)
-            if max_grad_norm is not None:
-                g, _ = clip_grad_norm(g, max_grad_norm, check=False)
-            theta, state = adam_step(theta, g, state, **dict(zip(("lr", "beta1", "beta2", "eps"), hyper)), check=False)
+            theta, state = clip_adam_step(theta, g, state, max_norm=max_grad_norm,           # one pass
+                                          **dict(zip(("lr", "beta1", "beta2", "eps"), hyper)))
             losses.append(float(loss))
     return theta, state, np.asarray(losses)
 

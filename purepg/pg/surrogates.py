@@ -181,12 +181,12 @@ def clip_terms(logp_new, logp_old, adv, eps):
 
 
 # ----- through a policy ---------------------------------------------------------------------------
-def _logp_and_checks(pol, theta, obs, act, logp_old, adv):
+def _logp_and_checks(pol, theta, obs, act, logp_old, adv, ws=None):
     """``(logp_new (N,), vjp)`` at ``theta`` (one forward pass) and the shared shape checks."""
     N = _n_samples(obs)
     _check.per_sample(logp_old, "logp_old", N, like="obs")
     _check.per_sample(adv, "adv", N, like="obs")
-    return pol.log_prob_with_vjp(theta, obs, act)               # (N,), w -> (P,)
+    return pol.log_prob_with_vjp(theta, obs, act, ws=ws)        # (N,), w -> (P,)
 
 
 def surrogate(pol, theta, obs, act, logp_old, adv):
@@ -214,13 +214,14 @@ def surrogate(pol, theta, obs, act, logp_old, adv):
     return Objective(L, vjp(w))
 
 
-def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
+def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True, ws=None):
     """Eq. (3) at ``theta`` with its (sub)gradient via eq. (1); arguments as :func:`surrogate`.
 
     ``check=False`` skips the validation of the arguments (for a training loop that validated its
     batch once per iteration: float64 arrays of matching shapes, finite, ``eps > 0``); a log-ratio
     that would overflow ``exp`` is still reported (:func:`ratio`). The per-sample terms are those of
-    :func:`clip_terms`, from the same kernel.
+    :func:`clip_terms`, from the same kernel. ``ws``: the policy network's ``MLP.workspace`` for the
+    batch, written into by its passes (:meth:`purepg.model.policy.Policy.log_prob_with_vjp`; the same bits).
 
     Returns
     -------
@@ -228,11 +229,11 @@ def ppo_clip(pol, theta, obs, act, logp_old, adv, *, eps, check=True):
         ``value`` (maximised), ``grad`` (P,), ``clip_fraction``.
     """
     if check:
-        l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv)        # (N,), w -> (P,)
+        l, vjp = _logp_and_checks(pol, theta, obs, act, logp_old, adv, ws)    # (N,), w -> (P,)
         eps = _check.real(eps, "eps", 0.0, lo_open=True, fix="use a clip range such as 0.2")
         r, A = ratio(l, logp_old), _check.per_sample(adv, "adv", l.shape[0])          # (N,), (N,)  eq. (0)
     else:
-        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False)
+        l, vjp = pol.log_prob_with_vjp(theta, obs, act, check=False, ws=ws)
         r, A = _ratio(l, logp_old), adv
     L, w, frac = kernels.clip_terms(r, A, eps)                   # eq. (3) per sample, one pass (Numba kernel)
     return ClipObjective(L, vjp(w), frac)                        # eq. (1)
