@@ -31,6 +31,9 @@ TINY = ["--num-envs", "2", "--num-steps", "16", "--epochs", "2", "--minibatch-si
         "--vf-hidden", "8"]
 STEPS, EVERY = 640, 3                       # 20 iterations, a checkpoint every 3
 RUN = [*TINY, "--seed", "2", "--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--quiet"]
+# The start-up signals land 0-1 s after NumPy loads: RUN can finish by then on an idle machine (and the
+# signal then finds no process), so they interrupt a run that takes far longer than the window.
+LONG_RUN = [*TINY, "--seed", "2", "--steps", "200000", "--checkpoint-every", str(EVERY), "--quiet"]
 # A child that kills itself (SIGKILL) after writing half the bytes of its n-th write to the run directory:
 # of any file ("all") or of checkpoints only ("checkpoint", told apart by the zip magic of .npz).
 KILL_AT_WRITE = '''
@@ -105,7 +108,7 @@ def _scenarios(root, rng):
         s[name] = (["train", *RUN, "--out", d], None, (lambda t, p, d=d, k=k: _n_rows(d) >= k, sig))
     for name, sig in (("startup-int", signal.SIGINT), ("startup-term", signal.SIGTERM)):
         wait = float(rng.uniform(0.0, 1.0))
-        s[name] = (["train", *RUN, "--out", root / name], None, (lambda t, p, w=wait: _started(p, t, w), sig))
+        s[name] = (["train", *LONG_RUN, "--out", root / name], None, (lambda t, p, w=wait: _started(p, t, w), sig))
     w = root / "writer"
     s["writer"] = (["train", *TINY, "--steps", "100000", "--out", w, "--quiet"], None,
                    (lambda t, p: _n_rows(w) >= 1, "second-writer"))
