@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         from purepg.cli import commands
+        _preload()
     except BaseException as e:                       # noqa: BLE001 -- only reported if a signal caused it
         if not arrived:
             raise
@@ -32,6 +33,16 @@ def main(argv=None) -> int:
     if arrived:                                      # the interrupt was swallowed by an extension's import
         return errors.interrupted_early(errors.Terminated() if arrived[-1] == signal.SIGTERM else KeyboardInterrupt())
     return main_loaded(commands, argv)
+
+
+def _preload():
+    """Import under the start-up handler what training would otherwise import later, outside it: NumPy
+    loads ``numpy.random`` (Cython extensions) only on first use, and a signal inside an extension's
+    initialisation surfaces as that module's error instead of KeyboardInterrupt."""
+    import gymnasium  # noqa: F401
+    import numpy.random  # noqa: F401
+
+    from purepg.run import runner  # noqa: F401
 
 
 def main_loaded(commands, argv):
