@@ -69,16 +69,27 @@ def test_shaped_rewards_telescope_to_bootstrapped_advantages():
 
 
 @given(w=st.lists(st.floats(0.0, 1e3), min_size=1, max_size=50).filter(lambda w: sum(w) > 0),
-       scale=st.floats(1e-3, 1e3))
-def test_normalised_ess(w, scale):
+       k=st.integers(-10, 10))
+def test_normalised_ess(w, k):
+    """Bounds, scale invariance and the two extremes. Invariance is checked for scales 2^k that keep every
+    weight a normal number: such a scale is exact, so ``w / max w`` and the ESS are the same bits. (A
+    scale that takes a weight below the normal range rounds it, or flushes it to 0, and is another input.)"""
     w = np.array(w)
     ess = offpolicy.normalised_ess(w)
     assert 1.0 / w.size - 1e-12 <= ess <= 1.0 + 1e-12
-    assert ess == pytest.approx(offpolicy.normalised_ess(scale * w), rel=1e-12)      # scale free
+    if np.all((w == 0) | (w >= np.finfo(float).tiny * 2.0**10)):
+        assert offpolicy.normalised_ess(2.0**k * w) == ess                          # scale free, exactly
     assert offpolicy.normalised_ess(np.full(w.size, 2.5)) == pytest.approx(1.0, rel=1e-15)
     one = np.zeros(w.size)
     one[0] = 3.0
     assert offpolicy.normalised_ess(one) == pytest.approx(1.0 / w.size, rel=1e-15)
+
+
+def test_normalised_ess_of_subnormal_weights():
+    """Weights far below 1e-154 (ratios of far-off actions): w^2 underflows, w / max w does not."""
+    assert offpolicy.normalised_ess(np.array([5e-324])) == 1.0
+    assert offpolicy.normalised_ess(np.array([5e-324, 0.0])) == 0.5
+    assert offpolicy.normalised_ess(np.array([1e-300, 1e-300, 1e-300])) == pytest.approx(1.0, rel=1e-15)
 
 
 # ----------------------------------------------------------------------------- K = 1, no reuse
