@@ -16,7 +16,7 @@ def main(argv=None) -> int:
 
     def note(signum, frame):
         arrived.append(signum)
-        raise errors.Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise _raised_by(signum)
 
     old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -25,14 +25,18 @@ def main(argv=None) -> int:
     except BaseException as e:                       # noqa: BLE001 -- only reported if a signal caused it
         if not arrived:
             raise
-        return errors.interrupted_early(e if isinstance(e, KeyboardInterrupt) else
-                                        errors.Terminated() if arrived[-1] == signal.SIGTERM else KeyboardInterrupt())
+        return errors.interrupted_early(e if isinstance(e, KeyboardInterrupt) else _raised_by(arrived[-1]))
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
     if arrived:                                      # the interrupt was swallowed by an extension's import
-        return errors.interrupted_early(errors.Terminated() if arrived[-1] == signal.SIGTERM else KeyboardInterrupt())
+        return errors.interrupted_early(_raised_by(arrived[-1]))
     return main_loaded(commands, argv)
+
+
+def _raised_by(signum):
+    """The exception the start-up handler raises for ``signum``: Terminated (SIGTERM) or KeyboardInterrupt."""
+    return errors.Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _preload():
