@@ -202,31 +202,13 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_equals_the_uninterrupte
 
 def test_ctrl_c_or_sigterm_during_start_up_is_one_line(faults):
     root, results, _, _ = faults
-    known = []
     for name, sig in (("startup-int", signal.SIGINT), ("startup-term", signal.SIGTERM)):
         rc, err = results[name]
-        if _known_start_up_defect(rc, err, sig):
-            known.append(f"{name}: rc {rc}, stderr {err.strip()!r}")
-            continue
-        assert rc == 128 + sig and "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert rc == 128 + sig and "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, rc, err)
         if "before training started; nothing was saved" in err:
             assert not (root / name).exists() or _main(["train", *RUN, "--out", root / name])[0] == 0
         else:
             assert re.search(rf"interrupted by {sig.name} at iteration \d+; checkpoint saved", err), err
-    if known:
-        pytest.xfail("known defect, open in issue 13 (a start-up signal, rarely, is lost, ends the process by "
-                     "the signal after its one-line report, or surfaces as an extension's error): " + "; ".join(known))
-
-
-def _known_start_up_defect(rc, err, sig):
-    """The outcomes of a start-up signal seen in about 1 of 20 runs and not yet fixed: the signal is lost (the
-    run goes on to its end, or until the harness kills it: no message); the process dies by the signal right
-    after printing the correct one-line report; or the signal lands in a compiled extension's import after
-    purepg's start-up handler is gone and surfaces as that module's error. Any other outcome fails."""
-    lost = rc in (0, -signal.SIGKILL) and err.strip() == ""
-    report = f"purepg: interrupted by {sig.name} before training started; nothing was saved"
-    extension = rc == 1 and "cannot initialise module" in err        # a Cython module's init, interrupted
-    return lost or (rc == -sig and err.strip() == report) or extension
 
 
 # ------------------------------------------------------------------------------ writers ----

@@ -1,63 +1,37 @@
 """The ``purepg`` command (:mod:`purepg.cli.commands`)."""
-import signal
-
+from purepg import _interrupts
 from purepg.cli import errors
 
 
 def main(argv=None) -> int:
-    """Entry point of ``purepg``: :func:`purepg.cli.commands.main`, imported here under the command's
-    SIGINT / SIGTERM handling, so that a signal while the libraries load ends with one line.
+    """Entry point of ``purepg``: :func:`purepg.cli.commands.main`, imported and run under the command's
+    SIGINT / SIGTERM handler (:mod:`purepg._interrupts`), so that a signal while the libraries load ends
+    with one line.
 
-    A signal that lands inside a compiled extension's initialisation may surface as that module's
-    ImportError, or not at all, rather than as KeyboardInterrupt; the handler records the signal, so it
-    is reported as the interruption it was either way.
+    A signal that lands inside a library may surface as that library's error (a Cython module's
+    ImportError), or be caught there and not surface at all; the handler records it, so it is reported
+    as the interruption it was either way.
     """
-    arrived = []
-
-    def note(signum, frame):
-        arrived.append(signum)
-        raise _raised_by(signum)
-
-    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        from purepg.cli import commands
-        _preload()
-    except BaseException as e:                       # noqa: BLE001 -- only reported if a signal caused it
-        if not arrived:
-            raise
-        return errors.interrupted_early(e if isinstance(e, KeyboardInterrupt) else _raised_by(arrived[-1]))
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if arrived:                                      # the interrupt was swallowed by an extension's import
-        return errors.interrupted_early(_raised_by(arrived[-1]))
-    return main_loaded(commands, argv)
-
-
-def _raised_by(signum):
-    """The exception the start-up handler raises for ``signum``: Terminated (SIGTERM) or KeyboardInterrupt."""
-    return errors.Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    with _interrupts.installed():
+        try:
+            from purepg.cli import commands
+            _preload()
+            _interrupts.raise_if_arrived()           # an import caught the interrupt
+            return commands.main(argv)
+        except BaseException:                        # noqa: BLE001 -- only reported if a signal caused it
+            if not _interrupts.arrived:
+                raise
+            return errors.interrupted_early(_interrupts.exception(_interrupts.arrived[0]))
 
 
 def _preload():
-    """Import under the start-up handler what training would otherwise import later, outside it: NumPy
-    loads ``numpy.random`` (Cython extensions) only on first use, and a signal inside an extension's
-    initialisation surfaces as that module's error instead of KeyboardInterrupt."""
+    """Import under the start-up handler what training would otherwise import later: NumPy loads
+    ``numpy.random`` (Cython extensions) only on first use. Not needed for correctness (a signal in a
+    later import is recorded all the same), it moves most of the loading before the first line of work."""
     import gymnasium  # noqa: F401
     import numpy.random  # noqa: F401
 
     from purepg.run import runner  # noqa: F401
-
-
-def main_loaded(commands, argv):
-    """:func:`purepg.cli.commands.main` once the libraries are loaded."""
-    old = signal.signal(signal.SIGTERM, errors.on_sigterm)
-    try:
-        return commands.main(argv)
-    except KeyboardInterrupt as e:
-        return errors.interrupted_early(e)
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 __all__ = ["main"]

@@ -18,19 +18,14 @@ import os
 import signal
 import sys
 
+from purepg import _interrupts
+from purepg._interrupts import Terminated  # noqa: F401  (part of this module's interface)
+
 EXIT_USAGE = 2
 
 
 class UsageError(Exception):
     """Bad command-line input: reported as one line, exit status 2."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside training (where it is handled like SIGINT, by saving a checkpoint)."""
-
-
-def on_sigterm(signum, frame):
-    raise Terminated()
 
 
 def one_line(e):
@@ -45,13 +40,11 @@ def interrupted_early(e):
 
 def run(command, argv) -> int:
     """``command(argv)``'s exit status, with every error turned into one line on stderr."""
-    old = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        return _run(command, argv)
-    except KeyboardInterrupt as e:                  # raised again while reporting another error
-        return interrupted_early(e)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    with _interrupts.installed():
+        try:
+            return _run(command, argv)
+        except KeyboardInterrupt as e:              # raised again while reporting another error
+            return interrupted_early(e)
 
 
 def _run(command, argv):
@@ -65,6 +58,8 @@ def _run(command, argv):
             print(f"purepg: {one_line(e)}", file=sys.stderr)
             return 128 + e.signum
         except (ValueError, TypeError, OSError, gymnasium.error.Error) as e:
+            if _interrupts.arrived:                 # a library turned the signal into its own error
+                return interrupted_early(_interrupts.exception(_interrupts.arrived[0]))
             if os.environ.get("PUREPG_DEBUG"):
                 raise
             if isinstance(e, BrokenPipeError):      # e.g. purepg algos | head

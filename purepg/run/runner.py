@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from purepg import __version__, _check
+from purepg import __version__, _check, _interrupts
 
 from purepg.env import envs, rollout
 from purepg.kernels import compiling
@@ -300,8 +300,11 @@ def _iterate(run, state, ro, rng, loop, n_iters, checkpoint_every, verbose, head
     """Iterate to ``n_iters``; on SIGINT / SIGTERM save a checkpoint and raise :class:`Interrupted`.
 
     The signal handlers stay installed until the last checkpoint is on disk, so a second signal
-    during that save is recorded, never lets it be cut short.
+    during that save is recorded, never lets it be cut short. A signal that arrived before, under the
+    command's handler, and was caught on its way by a library (:mod:`purepg._interrupts`) stops the run
+    here, before its first iteration.
     """
+    _interrupts.raise_if_arrived()
     if verbose:
         compiling.announce()              # one line on stderr if this run compiles kernels (no Numba cache)
     caught = []
