@@ -9,8 +9,9 @@ Each checkout's ``purepg`` is imported in turn (the modules of the first are dro
 each, three closures are built: the minibatch step of ``bench/update_step.py`` (rl-zoo's CartPole-v1
 PPO, N = 256, both networks, loss, clipping, Adam, with the workspaces of ``ppo.workspaces`` where the
 checkout has them); ``ppo.update``, one PPO iteration's update (20 epochs of one 256-row minibatch,
-the KL and the logs) on one CartPole-v1 batch of 8 x 32 steps; and ``bench/update_step.py``'s TRPO
-update (``--trpo``). The script first checks that the two checkouts take the same steps, bit for bit,
+the KL and the logs) on one CartPole-v1 batch of 8 x 32 steps; ``bench/update_step.py``'s TRPO
+update (``--trpo``); and with ``--rollout`` one ``rollout.collect`` of TRPO's 2 copies x 512 steps and
+of PPO's 8 copies x 32 steps (each closure continues its own episodes, the same in both checkouts). The script first checks that the two checkouts take the same steps (and collect the same batch), bit for bit,
 then alternates blocks of calls of one and of the other, ``9 x rounds`` blocks each, so both see the
 same load on a shared machine, and prints the median time per call with its quartiles, the ratio
 after / before of the medians and of the fastest blocks (the least disturbed by other processes), and
@@ -76,7 +77,21 @@ def load(root):
     vec = envs.make_vec_env("CartPole-v1", cfg.num_envs, seed=0)
     pbatch, _ = rollout.collect(vec, pol, state["theta"], cfg.num_steps, np.random.default_rng(2), rollout.start(vec))
     return (step, lambda: trpo.update(tctx, tstate, batch, np.random.default_rng(3), 0.1),
-            lambda: ppo.update(ctx, state, pbatch, np.random.default_rng(3), 0.1))
+            lambda: ppo.update(ctx, state, pbatch, np.random.default_rng(3), 0.1),
+            _collector(envs, rollout, pol, tstate["theta"], tctx.config.num_envs, tctx.config.num_steps),
+            _collector(envs, rollout, pol, state["theta"], cfg.num_envs, cfg.num_steps))
+
+
+def _collector(envs, rollout, pol, theta, E, T):
+    """A closure that collects the next batch of ``E`` CartPole-v1 copies x ``T`` steps, continuing its episodes."""
+    vec, rng = envs.make_vec_env("CartPole-v1", E, seed=0), np.random.default_rng(4)
+    state = [rollout.start(vec)]
+
+    def collect():
+        batch, state[0] = rollout.collect(vec, pol, theta, T, rng, state[0])
+        return batch
+
+    return collect
 
 
 def main():
@@ -85,20 +100,26 @@ def main():
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--trpo", action="store_true", help="also alternate TRPO updates (blocks of 3)")
+    ap.add_argument("--rollout", action="store_true",
+                    help="also alternate rollouts: TRPO's 2 x 512 steps and PPO's 8 x 32 steps of CartPole-v1")
     args = ap.parse_args()
     clock = " (clock: CPU time of this process)" if CLOCK is time.process_time else ""
     print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}{clock}\n")
-    (a_step, a_trpo, a_ppo), (b_step, b_trpo, b_ppo) = load(args.before), load(args.after)
+    (a_step, a_trpo, a_ppo, a_r2, a_r8), (b_step, b_trpo, b_ppo, b_r2, b_r8) = load(args.before), load(args.after)
     ja, jb = a_step(), b_step()
     (sa, _), (sb, _) = a_trpo(), b_trpo()
     same = all(np.array_equal(x, y) for x, y in ((ja.x, jb.x), (ja.opt.m, jb.opt.m), (ja.opt.v, jb.opt.v)))
     same_t = all(np.array_equal(sa[k], sb[k]) for k in sa if isinstance(sa[k], np.ndarray))
     (pa, _), (pb, _) = a_ppo(), b_ppo()
     same_p = all(np.array_equal(pa[k], pb[k]) for k in ("theta", "theta_v"))
-    print(f"same bits: PPO step {same}, PPO update {same_p}, TRPO update {same_t}")
+    ra, rb = a_r2(), b_r2()
+    same_r = all(np.array_equal(getattr(ra, k), getattr(rb, k)) for k in ("obs", "act", "rew", "logp_old"))
+    print(f"same bits: PPO step {same}, PPO update {same_p}, TRPO update {same_t}, rollout {same_r}")
     rows = [("PPO minibatch step", a_step, b_step, 40, 1e6, "us"), ("PPO update (20 steps)", a_ppo, b_ppo, 2, 1e3, "ms")]
     if args.trpo:
         rows.append(("TRPO update", a_trpo, b_trpo, 3, 1e3, "ms"))
+    if args.rollout:
+        rows += [("rollout 2 x 512 steps", a_r2, b_r2, 1, 1e3, "ms"), ("rollout 8 x 32 steps", a_r8, b_r8, 4, 1e3, "ms")]
     for name, fa, fb, inner, unit, label in rows:
         A, B = [], []
         for _ in range(9 * args.rounds):

@@ -20,9 +20,9 @@ from numba.core.registry import CPUDispatcher
 
 from helpers import strategies as S
 from purepg import kernels
-from purepg.kernels import adam, distributions, elementwise, nn, returns, rollout, sampling, surrogates
+from purepg.kernels import acting, adam, distributions, elementwise, nn, returns, rollout, sampling, surrogates
 
-MODULES = (nn, adam, sampling, distributions, returns, rollout, surrogates)
+MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates)
 EPS = np.finfo(float).eps
 
 
@@ -233,7 +233,7 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 14
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name
@@ -405,3 +405,28 @@ NOT_A_BACKEND = r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"
 def test_bad_backend_messages(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@given(S.layer_sizes(), st.integers(2, 5), st.sampled_from([False, True]), st.integers(1, 8),
+       st.floats(0.1, 3.0), st.integers(0, 2**32 - 1))
+def test_categorical_act_numba_equals_numpy_reference(sizes, A, relu, E, scale, seed):
+    """The acting pass: the same actions as the reference pass (BLAS products, np.tanh, NumPy's exp) for
+    random weights, observations and uniforms. They may differ only if a uniform falls within rounding
+    (~1e-15) of a step of the CDF, which random uniforms do not (acting.py's docstring); the uniforms come
+    from a seeded generator, not from Hypothesis, which would aim at the steps themselves."""
+    rng = np.random.default_rng(seed)
+    dims = [*sizes[:-1], A]                                        # a categorical head of A logits
+    layers = [(rng.standard_normal((o, i)) * scale / np.sqrt(i), rng.standard_normal(o) * scale)
+              for i, o in zip(dims[:-1], dims[1:])]
+    theta_t, layout = acting.transposed_weights(layers)
+    x, u = rng.standard_normal((E, dims[0])) * 2.0, rng.random(E)
+    a = kernels.categorical_act(theta_t, layout, relu, x, u)
+    np.testing.assert_array_equal(a, kernels.categorical_act(theta_t, layout, relu, x, u, backend="numpy"))
+    assert a.dtype == np.int64 and a.shape == (E,) and ((0 <= a) & (a < A)).all()
+
+
+def test_transposed_weights_holds_each_layer_transposed_then_its_bias():
+    layers = [(np.arange(6.0).reshape(3, 2), np.array([10.0, 11.0, 12.0])), (np.array([[1.0, 2.0, 3.0]]), np.array([9.0]))]
+    theta_t, layout = acting.transposed_weights(layers)
+    np.testing.assert_array_equal(theta_t, [0, 2, 4, 1, 3, 5, 10, 11, 12, 1, 2, 3, 9])
+    np.testing.assert_array_equal(layout, [[0, 6, 2, 3], [9, 12, 3, 1]])

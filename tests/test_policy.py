@@ -326,3 +326,22 @@ def test_score_into_a_given_buffer(case):
                 np.empty((obs.shape[0], 2 * pol.num_params))[:, ::2], [[0.0] * pol.num_params] * obs.shape[0]):
         with pytest.raises(ValueError, match=r"out: expected a writeable C-contiguous float64 array of shape"):
             pol.score(theta, obs, act, out=bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: purepg.CategoricalPolicy(4, 3, hidden=(16, 16)),
+    lambda: purepg.CategoricalPolicy(4, 2, hidden=(8,), activation="relu"),
+    lambda: purepg.CategoricalPolicy(4, 2, hidden=(8,), backend="numpy"),
+    lambda: purepg.GaussianPolicy(4, 2, hidden=(8,))])
+def test_sampler_draws_what_sample_draws(make):
+    """A rollout's sampler (one compiled pass for a categorical policy) takes the same uniforms from the
+    generator and gives the same actions as ``sample``, call after call (the generators stay in step)."""
+    pol = make()
+    rng = np.random.default_rng(0)
+    theta = pol.init(rng) + 0.5 * rng.standard_normal(pol.num_params)
+    sample = pol.sampler(theta)
+    r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+    for E in (1, 2, 8, 8, 3):
+        obs = rng.standard_normal((E, 4))
+        np.testing.assert_array_equal(sample(obs, r1), pol.sample(theta, obs, r2))
+    assert r1.random() == r2.random()

@@ -299,3 +299,31 @@ def test_purepg_policy_theta_is_checked_once_per_collect():
     bad[5] = np.nan
     with pytest.raises(ValueError, match=r"theta: expected finite values, got nan at index 5\. Fix"):
         ro.collect(vec, pol, bad, 2, np.random.default_rng(0), ro.start(vec))
+
+
+class _UntrustedWrapper:
+    """A policy object that is not a purepg Policy: collect samples through its own ``sample``."""
+
+    def __init__(self, policy):
+        self.p = policy
+        self.discrete, self.obs_dim, self.n_actions = policy.discrete, policy.obs_dim, policy.n_actions
+
+    def sample(self, theta, obs, rng):
+        return self.p.sample(theta, obs, rng)
+
+    def log_prob(self, theta, obs, act):
+        return self.p.log_prob(theta, obs, act)
+
+
+def test_the_compiled_acting_pass_collects_the_batch_policy_sample_collects():
+    """CartPole with 4 copies for 300 steps (many episodes end): the purepg policy acts through its compiled
+    sampler, the wrapper through ``policy.sample``; every field of the two batches is the same."""
+    pol = purepg.CategoricalPolicy(4, 2, hidden=(16, 16))
+    theta = pol.init(np.random.default_rng(0))
+    batches = []
+    for policy in (pol, _UntrustedWrapper(pol)):
+        vec = make_vec_env("CartPole-v1", 4, seed=3)
+        batch, _ = ro.collect(vec, policy, theta, 300, np.random.default_rng(1), ro.start(vec))
+        batches.append(batch)
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(batches[0], name), getattr(batches[1], name), err_msg=name)

@@ -290,17 +290,18 @@ def _step(vec_env, mode, a_env, step):
     return x, x_final, r, term, trunc, ended
 
 
-def _act(policy, theta, o, rng, act_sp, step, trusted):
+def _act(sample, policy, o, rng, act_sp, step, trusted):
     """Sample ``a`` (E,) int64 or (E, k) float64 and the action sent to the env (clipped Box).
 
-    ``trusted``: ``policy`` is a purepg :class:`~purepg.model.policy.Policy` whose ``theta`` was validated by
-    :func:`collect`, and ``o`` (E, d) float64 was checked at arrival: sampling skips re-validation.
+    ``sample(o, rng)`` draws the actions: :meth:`~purepg.model.policy.Policy.sampler` of a purepg policy
+    (``trusted``: its ``theta`` was validated by :func:`collect`, and ``o`` (E, d) float64 was checked at
+    arrival, so nothing is re-validated), else the policy's own ``sample`` with its checks.
     """
     if trusted and policy.discrete:                                  # int64 (E,) by the Policy's construction
-        a = policy.sample(theta, o, rng, check=False)
+        a = sample(o, rng)
         return a, a
     E = o.shape[0]
-    a = np.asarray(policy.sample(theta, o, rng, check=False) if trusted else policy.sample(theta, o, rng))
+    a = np.asarray(sample(o, rng))
     want = (E,) if policy.discrete else (E, act_sp.shape[0])
     if a.shape != want:
         raise ValueError(f"policy: expected policy.sample to return shape {want}, got {a.shape}. "
@@ -358,6 +359,9 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     if trusted:
         theta = as_vector(theta, policy.num_params, "theta", hint=f"pass a flat vector of length "
                           f"policy.num_params = {policy.num_params}")
+        sample = policy.sampler(theta)                               # one compiled pass per step (categorical)
+    else:
+        sample = lambda o, rng: policy.sample(theta, o, rng)         # noqa: E731
     norm, rscale, E = state.norm, state.rscale, state.obs_raw.shape[0]
     see = (lambda x: x) if norm is None else (lambda x: nz.normalize(norm, x))  # reads current norm
     ret, length, step = state.ep_return.copy(), state.ep_length.copy(), state.step_count
@@ -367,7 +371,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     ep_ret, ep_len = [], []
     rew_raw = [] if rscale is not None else None
     for _ in range(int(T)):
-        a, a_env = _act(policy, theta, o, rng, vec_env.single_action_space, step, trusted)
+        a, a_env = _act(sample, policy, o, rng, vec_env.single_action_space, step, trusted)
         x_next, x_fin, r, term, trunc, ended = _step(vec_env, mode, a_env, step + E)
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)

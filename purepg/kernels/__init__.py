@@ -17,6 +17,7 @@ nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer produc
 nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
+acting: ``categorical_act`` (forward, sample)     ``h @ W.T``, ``np.tanh``, the two above  same actions (see module)
 elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp (mpmath)
 elementwise: ``bias_tanh`` (``z + b``, then tanh)  ``np.tanh(z + b)``                      as ``tanh``; = its 2 passes
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``
@@ -33,6 +34,8 @@ fastmath, so nothing is fused); a bound where the C library's ``exp``/``log`` me
 a sum is taken in another order (each module's docstring gives the reason). ``fisher_accumulate``'s
 fast path is BLAS (``U.T @ U``), its Numba loop a second check.
 """
+from purepg.kernels import acting  # noqa: F401  (transposed_weights, for categorical_act)
+from purepg.kernels.acting import categorical_act
 from purepg.kernels.adam import adam_update
 from purepg.kernels import elementwise  # noqa: F401  (vectorised tanh: purepg.kernels.elementwise.tanh)
 from purepg.kernels.distributions import categorical_log_prob_and_grad, log_softmax
@@ -42,6 +45,6 @@ from purepg.kernels.rollout import step_flags
 from purepg.kernels.sampling import inverse_cdf
 from purepg.kernels.surrogates import clip_terms
 
-__all__ = ["STREAM_BYTES", "adam_update", "categorical_log_prob_and_grad", "clip_terms", "discount_cumsum",
+__all__ = ["STREAM_BYTES", "adam_update", "categorical_act", "categorical_log_prob_and_grad", "clip_terms", "discount_cumsum",
            "discounted_returns", "dphi_mul", "fisher_accumulate", "gae_advantages", "inverse_cdf",
            "log_softmax", "persample_fill", "step_flags"]
