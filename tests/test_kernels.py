@@ -233,12 +233,13 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 16
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name
         assert k.targetoptions.get("nogil") is True, name                       # a second thread runs alongside
-        ref = {"_dphi_mul_colsum_numba": "_dphi_mul_numpy", "_outer_accumulate_numba": "fisher_accumulate"}.get(
+        ref = {"_dphi_mul_colsum_numba": "_dphi_mul_numpy", "_outer_accumulate_numba": "fisher_accumulate",
+               "_log_softmax_row": "_log_softmax_numpy", "_inverse_cdf_row": "_inverse_cdf_numpy"}.get(
             name, name.replace("_numba", "_numpy"))
         assert callable(getattr(m, ref)) and not isinstance(getattr(m, ref), CPUDispatcher), name
 

@@ -13,8 +13,9 @@ The weights come transposed, ``Wt_l = W_l^T`` (d_{l-1}, d_l) (:func:`transposed_
 rollout), so the product ``z_l = sum_k h_{l-1,k} Wt_l[k, :]`` runs along contiguous rows of ``Wt_l``
 and vectorises over the outputs; each ``z_{l,j}`` still adds its ``d_{l-1}`` terms from ``k = 0`` up,
 then ``b_{l,j}``. ``phi`` is purepg's tanh (:mod:`purepg.kernels.elementwise`) or ``max(z, 0)``; the
-log-softmax and the inverse CDF are those of :func:`purepg.kernels.log_softmax` and
-:func:`purepg.kernels.inverse_cdf`, operation for operation. The uniforms ``u`` (E,) are drawn by the
+log-softmax and the inverse CDF are the row functions of :func:`purepg.kernels.log_softmax` and
+:func:`purepg.kernels.inverse_cdf` themselves, with ``p = exp(log p)`` between them as in
+:func:`purepg.model.distributions.categorical_sample`. The uniforms ``u`` (E,) are drawn by the
 caller, as everywhere in :mod:`purepg.kernels`.
 
 Accuracy. The reference ``_categorical_act_numpy`` is the pass the policy runs otherwise: ``h @ W.T``
@@ -29,10 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from purepg.kernels import distributions, elementwise, sampling
 from purepg.kernels._backend import unknown_backend
-from purepg.kernels.distributions import _log_softmax_numpy
-from purepg.kernels import elementwise
-from purepg.kernels.sampling import _inverse_cdf_numpy
 
 
 def transposed_weights(layers):
@@ -74,27 +73,11 @@ def _categorical_act_numba(theta_t, layout, relu, x, u, h, out):
                     z = (z if z > 0.0 or z != z else 0.0) if relu else elementwise._tanh_scalar(z)
                 h[nxt, j] = z
             cur = nxt
-        A = layout[L - 1, 3]
-        m = h[cur, 0]                                            # log-softmax as _log_softmax_numba
-        for b in range(1, A):
-            if h[cur, b] > m:
-                m = h[cur, b]
-        s = 0.0
+        A, p = layout[L - 1, 3], 1 - cur                         # logits z_L in row cur; p in the other
+        distributions._log_softmax_row(h[cur, :A], h[p, :A])     # log p
         for b in range(A):
-            s += np.exp(h[cur, b] - m)
-        lse = np.log(s)
-        total = 0.0                                              # inverse CDF as _inverse_cdf_numba
-        for b in range(A):
-            p = np.exp((h[cur, b] - m) - lse)
-            h[nxt, b] = p
-            total += p
-        threshold = u[i] * total
-        c, n = 0.0, 0
-        for b in range(A):
-            c += h[nxt, b]
-            if c <= threshold:
-                n += 1
-        out[i] = min(n, A - 1)
+            h[p, b] = np.exp(h[p, b])                            # p
+        out[i] = sampling._inverse_cdf_row(h[p, :A], u[i])
     return out
 
 
@@ -103,7 +86,7 @@ def _categorical_act_numpy(theta_t, layout, relu, x, u):
     for l, (w0, b0, d_in, d_out) in enumerate(layout):
         z = h @ theta_t[w0:b0].reshape(d_in, d_out) + theta_t[b0:b0 + d_out]
         h = z if l == len(layout) - 1 else (np.maximum(z, 0.0) if relu else np.tanh(z))
-    return _inverse_cdf_numpy(np.exp(_log_softmax_numpy(h)), u)
+    return sampling._inverse_cdf_numpy(np.exp(distributions._log_softmax_numpy(h)), u)
 
 
 def categorical_act(theta_t, layout, relu, x, u, backend="numba"):

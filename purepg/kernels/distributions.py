@@ -17,20 +17,26 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _log_softmax_row(z, out):
+    """One row: ``out = log_softmax(z)`` for ``z`` (A,) (also the acting pass's, :mod:`purepg.kernels.acting`)."""
+    A = z.shape[0]
+    m = z[0]
+    for b in range(1, A):
+        if z[b] > m:
+            m = z[b]                                             # m = max_b z_b
+    s = 0.0
+    for b in range(A):
+        s += np.exp(z[b] - m)                                    # sum_b exp(z_b - m), the largest term 1
+    lse = np.log(s)
+    for b in range(A):
+        out[b] = (z[b] - m) - lse
+
+
 @njit(cache=True, nogil=True)
 def _log_softmax_numba(z, out):
-    N, A = z.shape
-    for i in range(N):
-        m = z[i, 0]
-        for b in range(1, A):
-            if z[i, b] > m:
-                m = z[i, b]                                      # m = max_b z_b
-        s = 0.0
-        for b in range(A):
-            s += np.exp(z[i, b] - m)                             # sum_b exp(z_b - m), the largest term 1
-        lse = np.log(s)
-        for b in range(A):
-            out[i, b] = (z[i, b] - m) - lse
+    for i in range(z.shape[0]):
+        _log_softmax_row(z[i], out[i])
     return out
 
 

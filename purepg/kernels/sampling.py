@@ -15,20 +15,27 @@ from numba import njit
 from purepg.kernels._backend import unknown_backend
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _inverse_cdf_row(p, u):
+    """One row: the action for probabilities ``p`` (A,) and the uniform ``u`` (also the acting pass's,
+    :mod:`purepg.kernels.acting`)."""
+    A = p.shape[0]
+    total = 0.0
+    for j in range(A):
+        total += p[j]                                            # c_A-1
+    threshold = u * total
+    c, k = 0.0, 0
+    for j in range(A):
+        c += p[j]                                                # c_j
+        if c <= threshold:
+            k += 1
+    return min(k, A - 1)
+
+
 @njit(cache=True, nogil=True)
 def _inverse_cdf_numba(p, u, out):
-    N, A = p.shape
-    for i in range(N):
-        total = 0.0
-        for j in range(A):
-            total += p[i, j]                                     # c_i,A-1
-        threshold = u[i] * total
-        c, k = 0.0, 0
-        for j in range(A):
-            c += p[i, j]                                         # c_ij
-            if c <= threshold:
-                k += 1
-        out[i] = min(k, A - 1)
+    for i in range(p.shape[0]):
+        out[i] = _inverse_cdf_row(p[i], u[i])
     return out
 
 
