@@ -15,23 +15,12 @@ def main(argv=None) -> int:
     with _interrupts.installed():
         try:
             from purepg.cli import commands
-            _preload()
             _interrupts.raise_if_arrived()           # an import caught the interrupt
             return commands.main(argv)
         except BaseException:                        # noqa: BLE001 -- only reported if a signal caused it
             if not _interrupts.arrived:
                 raise
             return errors.interrupted_early(_interrupts.exception(_interrupts.arrived[0]))
-
-
-def _preload():
-    """Import under the start-up handler what training would otherwise import later: NumPy loads
-    ``numpy.random`` (Cython extensions) only on first use. Not needed for correctness (a signal in a
-    later import is recorded all the same), it moves most of the loading before the first line of work."""
-    import gymnasium  # noqa: F401
-    import numpy.random  # noqa: F401
-
-    from purepg.run import runner  # noqa: F401
 
 
 __all__ = ["main"]
