@@ -2,7 +2,8 @@
 
 Run from anywhere (one thread)::
 
-    python bench/step_ab.py BEFORE_DIR AFTER_DIR [--rounds 6] [--trpo]
+    python bench/step_ab.py BEFORE_DIR AFTER_DIR [--rounds 6] [--trpo] [--rollout]
+    python bench/step_ab.py BEFORE_DIR AFTER_DIR --runs trpo,ppo --rounds 3      # whole runs instead
 
 Each checkout's ``purepg`` is imported in turn (the modules of the first are dropped from
 ``sys.modules`` before the second is imported; each keeps its own functions and Numba kernels). For
@@ -22,7 +23,10 @@ instead of wall time.
 """
 import argparse
 import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -100,9 +104,12 @@ def main():
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--trpo", action="store_true", help="also alternate TRPO updates (blocks of 3)")
+    ap.add_argument("--runs", default="", help="instead: whole `purepg train` runs of these algorithms (e.g. trpo,ppo)")
     ap.add_argument("--rollout", action="store_true",
                     help="also alternate rollouts: TRPO's 2 x 512 steps and PPO's 8 x 32 steps of CartPole-v1")
     args = ap.parse_args()
+    if args.runs:
+        return whole_runs(args.before, args.after, args.runs.split(","), args.rounds)
     clock = " (clock: CPU time of this process)" if CLOCK is time.process_time else ""
     print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)}{clock}\n")
     (a_step, a_trpo, a_ppo, a_r2, a_r8), (b_step, b_trpo, b_ppo, b_r2, b_r8) = load(args.before), load(args.after)
@@ -129,6 +136,31 @@ def main():
         print(f"{name:21s} before {qa[1]:7.1f} {label} ({qa[0]:.1f}-{qa[2]:.1f})  after {qb[1]:7.1f} {label} "
               f"({qb[0]:.1f}-{qb[2]:.1f})  after / before {qb[1] / qa[1]:.3f} (fastest blocks: {min(B) / min(A):.3f})")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def whole_runs(before, after, algos, rounds):
+    """Alternate ``purepg train --algo ALGO --env CartPole-v1 --steps 100000 --seed 0`` of the two checkouts
+    as child processes, ``rounds`` times: the children's CPU time (``getrusage``), medians and their ratio,
+    and whether the two runs' last progress rows are the same."""
+    print(f"machine: {machine.summary()}\ncommand: python {' '.join(sys.argv)} (clock: the children's CPU time)\n")
+    for algo in algos:
+        cpu, last = {"before": [], "after": []}, {}
+        for _ in range(rounds):
+            for name, root in (("before", before), ("after", after)):
+                d = tempfile.mkdtemp()
+                c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                subprocess.run([sys.executable, "-m", "purepg", "train", "--algo", algo, "--env", "CartPole-v1",
+                                "--steps", "100000", "--seed", "0", "--quiet", "--out", os.path.join(d, "r")],
+                               env=dict(os.environ, PYTHONPATH=os.path.abspath(root)), cwd=d, check=True,
+                               stdout=subprocess.DEVNULL)
+                c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+                with open(os.path.join(d, "r", "progress.csv")) as f:
+                    last[name] = f.read().splitlines()[-1].split(",")[:6]      # the wall-time columns aside
+        a, b = np.median(cpu["before"]), np.median(cpu["after"])
+        print(f"{algo:5s} before {a:.2f} s  after {b:.2f} s  after / before {b / a:.3f} ({rounds} rounds: "
+              f"{' '.join(f'{x:.2f}' for x in cpu['before'])} / {' '.join(f'{x:.2f}' for x in cpu['after'])} s; "
+              f"same last row: {last['before'] == last['after']})")
 
 
 if __name__ == "__main__":
