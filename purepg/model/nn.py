@@ -136,6 +136,11 @@ class MLP:
             off = layout[-1][2]
         object.__setattr__(self, "_layout", tuple(layout))
         object.__setattr__(self, "_num_params", off)
+        object.__setattr__(self, "_layout_array", kernels.passes.layout_of(sizes))   # the one-call passes'
+
+    def _one_call(self, N, *arrays):
+        """Whether a pass into a workspace runs as one kernel call (:mod:`purepg.kernels.passes`)."""
+        return self.activation == "tanh" and kernels.passes.fits(self.sizes, N, *arrays)
 
     # ----- layout -----------------------------------------------------------------------------
     @property
@@ -222,6 +227,8 @@ class MLP:
         (:func:`purepg.kernels.elementwise.bias_tanh`, the same operations per entry)."""
         self._check_ws(ws, x.shape[0])
         hs = (x, *ws.h[:-1])                                  # h_0 = x, then h_l in ws.h[l - 1]
+        if self._one_call(x.shape[0], theta, x):
+            return kernels.passes.mlp_forward(theta, self._layout_array, (x, *ws.h)), MLPCache(hs)
         tanh, last = self.activation == "tanh", self.num_layers - 1
         for l, ((W, b), z) in enumerate(zip(self.unflatten(theta), ws.h)):
             np.matmul(hs[l], W.T, out=z)                      # eq. (1)
@@ -267,6 +274,11 @@ class MLP:
         contiguous (P,) float64 array that receives ``dtheta`` (e.g. a slice of a longer gradient)."""
         self._check_ws(ws, cache.hs[0].shape[0])
         dtheta = np.empty(self.num_params) if out is None else out
+        if self._one_call(dout.shape[0], theta, dout, dtheta, *cache.hs):
+            kernels.passes.mlp_backward(theta, self._layout_array, dout, cache.hs, ws.dz, dtheta)
+            if self.sizes[-1] == 1:
+                dout.sum(axis=0, out=dtheta[-1:])            # eq. (5) of a 1-unit head: NumPy's own (pairwise) sum
+            return dtheta
         grads = self.unflatten(dtheta)
         dzs = [dout]
         for (W, _), (_, db), h, buf in reversed(list(zip(self.unflatten(theta)[1:], grads, cache.hs[1:], ws.dz))):
@@ -322,6 +334,8 @@ class MLP:
         """:meth:`jvp_from_cache` of validated ``theta`` and ``v``, each product written into the
         :meth:`workspace` ``ws`` (``ws.jz``, ``ws.jt``): the same bits; ``J v`` is a view of ``ws.jz[-1]``."""
         self._check_ws(ws, cache.hs[0].shape[0])
+        if self._one_call(cache.hs[0].shape[0], theta, v, *cache.hs):
+            return kernels.passes.mlp_jvp(theta, v, self._layout_array, cache.hs, ws.jz, ws.jt)
         (dW, db), *tangents = self.unflatten(v)
         dz = np.matmul(cache.hs[0], dW.T, out=ws.jz[0])      # eq. (8) at l = 1: dh_0 = 0
         dz += db

@@ -1,0 +1,150 @@
+"""purepg.kernels.passes (and .blas): a tanh MLP's passes in one kernel call, bit for bit.
+
+Each product inside a kernel is NumPy's own BLAS routine called with the arguments ``numpy.matmul``
+passes for the same operands, and each elementwise step is the loop the step-by-step pass calls, so
+the comparisons here are exact (``assert_array_equal``): against the NumPy references of the module,
+and against the step-by-step passes of :class:`purepg.model.nn.MLP` (its ``_one_call`` switched off).
+Nothing here depends on how a BLAS rounds: both sides call the same library on the same arguments.
+The products are checked alone too, over operand shapes with a dimension of 1 (where NumPy takes
+``gemv`` or a plain loop instead of ``gemm``).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from purepg.kernels import blas, passes
+from purepg.model.nn import MLP
+from purepg.model.value import ValueFunction
+
+pytestmark = pytest.mark.skipif(not blas.AVAILABLE, reason=f"no one-call passes here: {blas.REASON}")
+
+
+@st.composite
+def st_case(draw):
+    """(sizes, N, seed): inputs 1-6, 1-3 hidden layers of 2-70 units, heads of 1-4, N 2-300 rows."""
+    hidden = draw(st.lists(st.integers(2, 70), min_size=1, max_size=3))
+    sizes = (draw(st.integers(1, 6)), *hidden, draw(st.integers(1, 4)))
+    return sizes, draw(st.integers(2, 300)), draw(st.integers(0, 2**32 - 1))
+
+
+def _arrays(sizes, N, seed):
+    """theta (scaled so some units saturate), x, dout (a column view for a 1-unit head, as the value
+    loss passes it), v: float64 from ``seed``."""
+    rng = np.random.default_rng(seed)
+    net = MLP(sizes)
+    theta = net.init(rng) * rng.uniform(0.5, 3.0) + 0.1 * rng.standard_normal(net.num_params)
+    x = 3.0 * rng.standard_normal((N, sizes[0]))
+    dout = rng.standard_normal(N)[:, None] if sizes[-1] == 1 else rng.standard_normal((N, sizes[-1]))
+    return net, theta, x, dout, rng.standard_normal(net.num_params)
+
+
+def _three_passes(net, theta, x, dout, v):
+    ws = net.workspace(x.shape[0])
+    out, cache = net.forward_into(ws, theta, x)
+    g = net.backward_into(ws, theta, dout, cache)
+    Jv = net.jvp_into(ws, theta, v, cache)
+    return out.copy(), g.copy(), Jv.copy()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st_case())
+def test_one_call_passes_equal_the_step_by_step_passes(case):
+    net, theta, x, dout, v = _arrays(*case)
+    assert passes.fits(net.sizes, x.shape[0], theta, x, dout)
+    one_call = _three_passes(net, theta, x, dout, v)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(MLP, "_one_call", lambda self, *a: False)
+        steps = _three_passes(net, theta, x, dout, v)
+    for a, b in zip(one_call, steps):
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st_case())
+def test_kernels_equal_their_numpy_references(case):
+    net, theta, x, dout, v = _arrays(*case)
+    layout, N = net._layout_array, x.shape[0]
+    got, ref = net.workspace(N), net.workspace(N)
+    out = passes.mlp_forward(theta, layout, (x, *got.h)).copy()
+    np.testing.assert_array_equal(out, passes.mlp_forward(theta, layout, (x, *ref.h), backend="numpy"))
+    hs = (x, *got.h[:-1])
+    d1, d2 = np.full(net.num_params, np.nan), np.full(net.num_params, np.nan)
+    passes.mlp_backward(theta, layout, dout, hs, got.dz, d1)
+    passes.mlp_backward(theta, layout, dout, hs, ref.dz, d2, backend="numpy")
+    np.testing.assert_array_equal(d1, d2)                  # a 1-unit head's bias entry: NaN in both (left unset)
+    assert np.isnan(d1[-1]) == (net.sizes[-1] == 1)
+    J1 = passes.mlp_jvp(theta, v, layout, hs, got.jz, got.jt).copy()
+    np.testing.assert_array_equal(J1, passes.mlp_jvp(theta, v, layout, hs, ref.jz, ref.jt, backend="numpy"))
+
+
+@pytest.mark.parametrize("N, n, k", [(7, 1, 1), (7, 1, 5), (7, 5, 1), (7, 5, 3), (64, 64, 64), (300, 2, 64)])
+def test_each_product_equals_numpy_matmul(N, n, k):
+    """``A W^T``, ``A W`` and ``A^T H`` with inner or outer dimensions of 1: NumPy's gemv / loop cases."""
+    rng = np.random.default_rng(N * 100 + n * 10 + k)
+    A, W, H = rng.standard_normal((N, k)), rng.standard_normal(n * k), rng.standard_normal((N, k))
+    for kernel, ref, a, b, shape in ((passes._matmul_nt, passes._matmul_nt_numpy, A, W, (N, n)),
+                                     (passes._matmul_nn, passes._matmul_nn_numpy, rng.standard_normal((N, n)), W,
+                                      (N, k)),
+                                     (passes._matmul_tn, passes._matmul_tn_numpy, rng.standard_normal((N, n)), H,
+                                      (n * k,))):
+        if kernel is passes._matmul_tn and n == 1 and k == 1:
+            continue                                        # a dot product: outside the kernels' scope
+        c1, c2 = np.full(shape, np.nan), np.full(shape, np.nan)
+        kernel(a, b, c1)
+        ref(a, b, c2)
+        np.testing.assert_array_equal(c1, c2)
+
+
+def test_a_signed_zero_of_the_head_bias_sum_is_numpys():
+    """eq. (5) at the head sums rows from +0, as NumPy: a head whose every cotangent is -0.0 gets +0.0."""
+    net = MLP((3, 4, 2))
+    rng = np.random.default_rng(0)
+    theta, x = net.init(rng), rng.standard_normal((5, 3))
+    ws = net.workspace(5)
+    out, cache = net.forward_into(ws, theta, x)
+    g = net.backward_into(ws, theta, np.full((5, 2), -0.0), cache)
+    assert np.all(np.signbit(g[-2:]) == np.signbit(np.full((5, 2), -0.0).sum(axis=0)))
+
+
+def test_what_the_kernels_do_not_take_goes_step_by_step():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3))
+    assert passes.fits((3, 4, 2), 8, x)
+    assert not passes.fits((3, 4, 2), 1, x[:1])                         # one row: NumPy takes gemv / dot
+    assert not passes.fits((3, 1, 2), 8, x)                             # a 1-unit hidden layer
+    assert not passes.fits((3, 2), 8, x)                                # no hidden layer
+    assert not passes.fits((3, 4, 2), 8, x[:, ::-1].T.T[:, ::1][::2])   # a strided view
+    ro = x.copy()
+    ro.flags.writeable = False
+    assert not passes.fits((3, 4, 2), 8, ro)
+    relu = MLP((3, 4, 2), "relu")
+    assert not relu._one_call(8, x)
+    # each case still computes, through the step-by-step passes
+    theta = relu.init(rng)
+    out, _ = relu.forward_into(relu.workspace(8), theta, x)
+    np.testing.assert_array_equal(out, relu.forward(theta, x)[0])
+
+
+def test_value_network_gradient_through_one_call_equals_step_by_step(monkeypatch):
+    """The value loss's backward: a (N, 1) column view as ``dout``, the head's bias by NumPy's own sum."""
+    vf = ValueFunction(4, (64, 64))
+    rng = np.random.default_rng(3)
+    theta_v, obs, target = vf.init(rng), rng.standard_normal((256, 4)), rng.standard_normal(256)
+    ws = vf.net.workspace(256)
+    a = vf.loss(theta_v, obs, target, check=False, ws=ws)
+    monkeypatch.setattr(MLP, "_one_call", lambda self, *args: False)
+    b = vf.loss(theta_v, obs, target, check=False, ws=vf.net.workspace(256))
+    assert a.value == b.value
+    np.testing.assert_array_equal(a.grad, b.grad)
+
+
+def test_switched_off_by_the_environment_and_says_why():
+    code = "from purepg.kernels import blas; print(blas.AVAILABLE, '|', blas.REASON)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PUREPG_FUSED": "0"}).stdout
+    assert out.strip() == "False | PUREPG_FUSED=0 is set"
