@@ -62,7 +62,7 @@ def fits(sizes, N, *arrays):
 
 
 # ------------------------------------------------------------------------------ the products ---
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _matmul_nt(A, W, C):
     """``C = A W^T``: ``A`` (N, k), ``W`` the (n, k) matrix as its row-major entries, ``C`` (N, n)."""
     N, k = A.shape
@@ -77,7 +77,7 @@ def _matmul_nt(A, W, C):
         gemm(ROW_MAJOR, NO_TRANS, TRANS, N, n, k, A, k, W, k, C, n)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _matmul_nn(A, W, C):
     """``C = A W``: ``A`` (N, n), ``W`` the (n, k) matrix as its row-major entries, ``C`` (N, k)."""
     N, n = A.shape
@@ -92,7 +92,7 @@ def _matmul_nn(A, W, C):
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, k, n, A, n, W, k, C, k)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _matmul_tn(A, H, C):
     """``C = A^T H``: ``A`` (N, n), ``H`` (N, k), ``C`` the (n, k) result as its row-major entries."""
     N, n = A.shape
@@ -105,7 +105,7 @@ def _matmul_tn(A, H, C):
         gemm(ROW_MAJOR, TRANS, NO_TRANS, n, k, N, A, n, H, k, C, k)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _add_rows(z, b):
     """``z += b`` for every row of ``z``."""
     for i in range(z.shape[0]):
@@ -129,7 +129,7 @@ def _mlp_forward_numba(theta, layout, hs):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta):
+def _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta, relu):
     L = layout.shape[0]
     dz = dout                                                    # dz_L
     e_L = layout[L - 1, 2]
@@ -147,19 +147,19 @@ def _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta):
         if l > 0:
             buf = dzs[l - 1]
             _matmul_nn(dz, theta[a:m], buf)                      # eq. (6): dh_{l-1} = dz_l W_l
-            nn._dphi_mul_colsum_numba(buf, hs[l], False,         # eq. (7), and eq. (5) for layer l - 1
+            nn._dphi_mul_colsum_numba(buf, hs[l], relu,          # eq. (7), and eq. (5) for layer l - 1
                                       dtheta[layout[l - 1, 1]:layout[l - 1, 2]])
             dz = buf
     return dtheta[:e_L]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _mlp_jvp_numba(theta, v, layout, hs, jz, jt):
+def _mlp_jvp_numba(theta, v, layout, hs, jz, jt, relu):
     L = layout.shape[0]
     for l in range(L):
         a, m, e = layout[l, 0], layout[l, 1], layout[l, 2]
         if l > 0:
-            nn._dphi_mul_numba(jz[l - 1], hs[l], False)          # eq. (9): dh_{l-1} = phi' * dz_{l-1}, in place
+            nn._dphi_mul_numba(jz[l - 1], hs[l], relu)           # eq. (9): dh_{l-1} = phi' * dz_{l-1}, in place
         _matmul_nt(hs[l], v[a:m], jz[l])                         # eq. (8): h_{l-1} dW_l^T
         if l > 0:
             _matmul_nt(jz[l - 1], theta[a:m], jt[l])             #          + dh_{l-1} W_l^T
@@ -200,7 +200,7 @@ def _mlp_forward_numpy(theta, layout, hs):
     return hs[-1]
 
 
-def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta):
+def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta, relu=False):
     layers, grads, dz = _layers(theta, layout), _layers(dtheta, layout), dout
     if dout.shape[1] >= 2:
         grads[-1][1][...] = dout.sum(axis=0)                     # eq. (5), l = L
@@ -213,7 +213,7 @@ def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta):
     return dtheta
 
 
-def _mlp_jvp_numpy(theta, v, layout, hs, jz, jt):
+def _mlp_jvp_numpy(theta, v, layout, hs, jz, jt, relu=False):
     layers, tangents = _layers(theta, layout), _layers(v, layout)
     for l, ((W, _), (dW, db)) in enumerate(zip(layers, tangents)):
         dz = hs[l] @ dW.T                                        # eq. (8), dh_0 = 0
@@ -237,7 +237,8 @@ def mlp_backward(theta, layout, dout, hs, dzs, dtheta, backend="numba"):
     """Eqs. (4)-(7) from ``dout`` (N, d_L) and the cache ``hs = (x, h_1, ..., h_{L-1})`` into ``dtheta``
     (P,), the cotangents into ``dzs`` ((N, d_l), l = 1..L-1); a 1-unit head's bias entry is left unset."""
     if backend == "numba":
-        return _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta)
+        return _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta, False)   # tanh: a run-time flag, so
+        # phi' is the specialisation the step-by-step passes compile too (one compilation fewer on a first run)
     if backend == "numpy":
         return _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta)
     raise unknown_backend(backend)
@@ -247,7 +248,7 @@ def mlp_jvp(theta, v, layout, hs, jz, jt, backend="numba"):
     """Eqs. (8)-(9) along ``v`` (P,) from the cache ``hs``, tangents into ``jz`` ((N, d_l), l = 1..L; ``jt``
     scratch of the same shapes); returns ``J v = jz[L - 1]`` (N, d_L)."""
     if backend == "numba":
-        return _mlp_jvp_numba(theta, v, layout, hs, jz, jt)
+        return _mlp_jvp_numba(theta, v, layout, hs, jz, jt, False)
     if backend == "numpy":
         return _mlp_jvp_numpy(theta, v, layout, hs, jz, jt)
     raise unknown_backend(backend)
