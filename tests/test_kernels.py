@@ -20,9 +20,9 @@ from numba.core.registry import CPUDispatcher
 
 from helpers import strategies as S
 from purepg import kernels
-from purepg.kernels import acting, adam, distributions, elementwise, nn, passes, returns, rollout, sampling, surrogates
+from purepg.kernels import acting, adam, batch, distributions, elementwise, nn, passes, returns, rollout, sampling, surrogates
 
-MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates, passes)
+MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates, passes, batch)
 EPS = np.finfo(float).eps
 
 
@@ -233,7 +233,7 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 23
+    assert len(names) == len(set(names)) == 27
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name
@@ -241,7 +241,8 @@ def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_ea
         ref = {"_dphi_mul_colsum_numba": "_dphi_mul_numpy", "_outer_accumulate_numba": "fisher_accumulate",
                "_log_softmax_row": "_log_softmax_numpy", "_inverse_cdf_row": "_inverse_cdf_numpy",
                "_matmul_nt": "_matmul_nt_numpy", "_matmul_nn": "_matmul_nn_numpy", "_matmul_tn": "_matmul_tn_numpy",
-               "_add_rows": "_add_rows_numpy"}.get(
+               "_add_rows": "_add_rows_numpy", "_pairwise_block": "_pairwise_sum_numpy",
+               "_pairwise_sum": "_pairwise_sum_numpy"}.get(
             name, name.replace("_numba", "_numpy"))
         assert callable(getattr(m, ref)) and not isinstance(getattr(m, ref), CPUDispatcher), name
 

@@ -57,10 +57,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from purepg import _check
+from purepg import _check, kernels
 from purepg._check import BOOLEAN
 from purepg.algos import conventions
-from purepg.algos.common import BaseConfig, Flat, flatten_with_gae, normalize_advantage
+from purepg.algos.common import BaseConfig, Flat, flatten_with_gae
 from purepg.algos.fields import configclass, like, param
 from purepg.optim import AdamState, adam_init, clip_adam_step, clip_grad_norm, linear_schedule, minibatches_of
 from purepg.pg.surrogates import entropy_bonus, ppo_clip
@@ -299,12 +299,11 @@ def _record(idx, mb, step, joint, kl, cfg):
 def minibatch(data, idx, normalize):
     """The rows ``idx`` of the flattened batch (a :class:`Flat` of M rows), advantages normalised over
     them by the convention ``normalize`` (:func:`purepg.algos.common.normalize_advantage`; True means
-    purepg's; None: not normalised)."""
-    adv = data.adv[idx]                                          # (M,)
+    purepg's; None: not normalised). One kernel call gathers the rows and standardises the advantages
+    (:func:`purepg.kernels.minibatch_rows`, the same bits as the indexing and ``normalize_advantage``)."""
     if normalize is True:
         normalize = "population"
-    return Flat(data.obs[idx], data.act[idx], data.logp_old[idx],
-                normalize_advantage(adv, normalize) if normalize else adv, data.ret[idx], data.v[idx])
+    return Flat(*kernels.minibatch_rows(idx, tuple(data), normalize or None))
 
 
 def loss_and_grad(ctx, theta, theta_v, mb, theta_old, coefs, variant=CLIP):

@@ -27,6 +27,7 @@ returns: ``discounted_returns``                   eq. (4) as a segment matrix pr
 returns: ``gae_advantages``                       eq. (5) as a segment matrix product     ``4 (T+1) eps (M |x|)_t``
 rollout: ``step_flags``                           ``isfinite(...).all()``, ``any(...)``   exact (booleans)
 surrogates: ``clip_terms``                        eq. (3) with ``np.clip``, ``np.where``  bit for bit
+batch: ``minibatch_rows`` (gather, standardise)    ``c[idx]``, ``mean``, ``std``           bit for bit
 passes: ``mlp_forward`` (one call, BLAS inside)   ``np.matmul``, ``tanh``, broadcasting   bit for bit
 passes: ``mlp_backward`` (eqs. (4)-(7))           ``dz.T @ h``, ``dz @ W``, ``sum``       bit for bit
 passes: ``mlp_jvp`` (eqs. (8)-(9))                ``h @ dW.T + dh @ W.T + db``            bit for bit
@@ -42,6 +43,7 @@ same routine on the same operands, so the same bits as their NumPy references.
 from purepg.kernels import acting  # noqa: F401  (transposed_weights, for categorical_act)
 from purepg.kernels.acting import categorical_act
 from purepg.kernels.adam import adam_update
+from purepg.kernels.batch import minibatch_rows
 from purepg.kernels import elementwise  # noqa: F401  (vectorised tanh: purepg.kernels.elementwise.tanh)
 from purepg.kernels import passes  # noqa: F401  (fits, layout_of)
 from purepg.kernels.passes import mlp_backward, mlp_forward, mlp_jvp
@@ -54,4 +56,4 @@ from purepg.kernels.surrogates import clip_terms
 
 __all__ = ["STREAM_BYTES", "adam_update", "categorical_act", "categorical_log_prob_and_grad", "clip_terms", "discount_cumsum",
            "discounted_returns", "dphi_mul", "fisher_accumulate", "gae_advantages", "inverse_cdf",
-           "log_softmax", "mlp_backward", "mlp_forward", "mlp_jvp", "persample_fill", "step_flags"]
+           "log_softmax", "minibatch_rows", "mlp_backward", "mlp_forward", "mlp_jvp", "persample_fill", "step_flags"]
