@@ -13,13 +13,14 @@ import pathlib
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numba.core.registry import CPUDispatcher
 
 from helpers import strategies as S
 from purepg import kernels
+from purepg.model.nn import MLP
 from purepg.kernels import acting, adam, batch, distributions, elementwise, nn, passes, returns, rollout, sampling, surrogates
 
 MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates, passes, batch)
@@ -233,7 +234,7 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 27
+    assert len(names) == len(set(names)) == 28
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name
@@ -426,6 +427,26 @@ def test_categorical_act_numba_equals_numpy_reference(sizes, A, relu, E, scale, 
     x, u = rng.standard_normal((E, dims[0])) * 2.0, rng.random(E)
     a = kernels.categorical_act(theta_t, layout, relu, x, u)
     np.testing.assert_array_equal(a, kernels.categorical_act(theta_t, layout, relu, x, u, backend="numpy"))
+    assert a.dtype == np.int64 and a.shape == (E,) and ((0 <= a) & (a < A)).all()
+
+
+@settings(deadline=None)
+@given(S.layer_sizes(), st.integers(2, 5), st.integers(2, 16), st.floats(0.1, 3.0), st.integers(0, 2**32 - 1))
+def test_categorical_act_blas_equals_numpy_reference(sizes, A, E, scale, seed):
+    """The acting pass with BLAS products: its logits are the one-call forward pass's (bit for bit with
+    NumPy's, tests/test_passes.py), so the actions are the reference's; only the exponential (the C
+    library's against NumPy's) differs, as for ``categorical_act``, and random uniforms do not fall
+    within its rounding of a step of the CDF."""
+    if min(sizes[1:-1], default=0) < 2:
+        return                                                       # outside passes.fits: no one-call pass
+    rng = np.random.default_rng(seed)
+    net = MLP((*sizes[:-1], A))
+    theta = net.init(rng) * scale + 0.1 * rng.standard_normal(net.num_params)
+    x, u = rng.standard_normal((E, sizes[0])) * 2.0, rng.random(E)
+    layout = passes.layout_of(net.sizes)
+    hs = (x, *(np.empty((E, d)) for d in net.sizes[1:]))
+    a = acting.categorical_act_blas(theta, layout, hs, u)
+    np.testing.assert_array_equal(a, acting.categorical_act_blas(theta, layout, hs, u, backend="numpy"))
     assert a.dtype == np.int64 and a.shape == (E,) and ((0 <= a) & (a < A)).all()
 
 

@@ -330,6 +330,7 @@ def test_score_into_a_given_buffer(case):
 
 @pytest.mark.parametrize("make", [
     lambda: purepg.CategoricalPolicy(4, 3, hidden=(16, 16)),
+    lambda: purepg.CategoricalPolicy(4, 2, hidden=(64, 64)),
     lambda: purepg.CategoricalPolicy(4, 2, hidden=(8,), activation="relu"),
     lambda: purepg.CategoricalPolicy(4, 2, hidden=(8,), backend="numpy"),
     lambda: purepg.GaussianPolicy(4, 2, hidden=(8,))])

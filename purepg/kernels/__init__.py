@@ -18,6 +18,7 @@ nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
 acting: ``categorical_act`` (forward, sample)     ``h @ W.T``, ``np.tanh``, the two above  same actions (see module)
+acting: ``categorical_act_blas`` (BLAS products)  ``mlp_forward``'s, the two above         same actions (see module)
 elementwise: ``tanh`` (MLP activation)            ``np.tanh``                             4 ulp (mpmath)
 elementwise: ``bias_tanh`` (``z + b``, then tanh)  ``np.tanh(z + b)``                      as ``tanh``; = its 2 passes
 distributions: ``log_softmax``                    ``z - m - log sum exp(z - m)``          ``8 eps (1 + |value|)``

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from purepg.kernels import distributions, elementwise, sampling
+from purepg.kernels import distributions, elementwise, passes, sampling
 from purepg.kernels._backend import unknown_backend
 
 
@@ -81,6 +81,23 @@ def _categorical_act_numba(theta_t, layout, relu, x, u, h, out):
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _categorical_act_blas_numba(theta, layout, hs, u, p, out):
+    passes._mlp_forward_numba(theta, layout, hs)                 # eqs. (1)-(3) on all E rows: BLAS products
+    z = hs[layout.shape[0]]                                      # logits (E, A)
+    for i in range(z.shape[0]):
+        distributions._log_softmax_row(z[i], p)                  # log p
+        for b in range(p.shape[0]):
+            p[b] = np.exp(p[b])                                  # p
+        out[i] = sampling._inverse_cdf_row(p, u[i])
+    return out
+
+
+def _categorical_act_blas_numpy(theta, layout, hs, u, p=None, out=None):
+    z = passes.mlp_forward(theta, layout, hs, backend="numpy")
+    return sampling._inverse_cdf_numpy(np.exp(distributions._log_softmax_numpy(z)), u)
+
+
 def _categorical_act_numpy(theta_t, layout, relu, x, u):
     h = x
     for l, (w0, b0, d_in, d_out) in enumerate(layout):
@@ -100,4 +117,18 @@ def categorical_act(theta_t, layout, relu, x, u, backend="numba"):
                                       np.empty(x.shape[0], dtype=np.int64))
     if backend == "numpy":
         return _categorical_act_numpy(theta_t, layout, relu, x, u)
+    raise unknown_backend(backend)
+
+
+def categorical_act_blas(theta, layout, hs, u, backend="numba"):
+    """:func:`categorical_act` of a tanh policy on ``E >= 2`` rows, its forward pass the one-call pass of
+    :mod:`purepg.kernels.passes` (BLAS products, the logits bit for bit those of ``Policy.sample``'s
+    forward pass): ``theta`` the network's (P,), ``layout`` from ``passes.layout_of``, ``hs`` =
+    ``(x, h_1, ..., h_L)`` with ``x`` the observations (E, d_0) and arrays for the layers' outputs
+    (``passes.fits`` must hold). Returns the actions (E,) int64."""
+    if backend == "numba":
+        A = hs[-1].shape[1]
+        return _categorical_act_blas_numba(theta, layout, hs, u, np.empty(A), np.empty(u.shape[0], dtype=np.int64))
+    if backend == "numpy":
+        return _categorical_act_blas_numpy(theta, layout, hs, u)
     raise unknown_backend(backend)

@@ -288,19 +288,27 @@ class Policy:
         """``sample(obs, rng)``: :meth:`sample` at a fixed, validated ``theta``, for a rollout's many calls
         on a few rows each.
 
-        With the numba backend a categorical policy samples in one compiled pass per call
-        (:func:`purepg.kernels.categorical_act`: forward pass, log-softmax, inverse CDF; the weights are
-        transposed once, here). It draws the same uniforms from ``rng`` as :meth:`sample` and gives the
+        With the numba backend a categorical policy samples in one compiled pass per call: forward pass,
+        log-softmax, inverse CDF (:func:`purepg.kernels.acting.categorical_act_blas`, its products in
+        BLAS, for a tanh network on two rows or more where :func:`purepg.kernels.passes.fits`; else
+        :func:`purepg.kernels.categorical_act`, on weights transposed once, here). It draws the same uniforms from ``rng`` as :meth:`sample` and gives the
         same actions, up to a uniform within rounding of a step of the CDF (module docstring of
         :mod:`purepg.kernels.acting`). ``obs`` (E, d) float64 is not re-validated.
         """
         if not (self.discrete and self.backend == "numba"):
             return lambda obs, rng: self.sample(theta, obs, rng, check=False)
-        theta_t, layout = kernels.acting.transposed_weights(self.net.unflatten(self._split(theta, check=False)[0]))
-        relu = self.net.activation == "relu"
+        th = self._split(theta, check=False)[0]
+        theta_t, layout = kernels.acting.transposed_weights(self.net.unflatten(th))
+        relu, layers = self.net.activation == "relu", {}
 
         def sample(obs, rng):
-            return kernels.categorical_act(theta_t, layout, relu, obs, rng.random(obs.shape[0]))
+            u = rng.random(obs.shape[0])
+            E = obs.shape[0]
+            if not relu and kernels.passes.fits(self.net.sizes, E, th, obs):
+                if E not in layers:                              # the layers' outputs, kept for the rollout
+                    layers[E] = tuple(np.empty((E, d)) for d in self.net.sizes[1:])
+                return kernels.acting.categorical_act_blas(th, self.net._layout_array, (obs, *layers[E]), u)
+            return kernels.categorical_act(theta_t, layout, relu, obs, u)
 
         return sample
 
