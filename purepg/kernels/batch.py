@@ -93,37 +93,40 @@ def _pairwise_sum(a, lo, n):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _std_numba(a, ddof, scratch):
     """``a.std(ddof=ddof)`` as NumPy's ``_var`` computes it (``scratch``: an array like ``a``)."""
-    n = a.shape[0]
-    mean = (0.0 + _pairwise_sum(a, 0, n)) / n
+    n, lo = a.shape[0], ddof - ddof                              # lo: a run-time 0 (no literal specialisation)
+    mean = (0.0 + _pairwise_sum(a, lo, n)) / n
     for i in range(n):
         d = a[i] - mean
         scratch[i] = d * d
-    return np.sqrt((0.0 + _pairwise_sum(scratch, 0, n)) / max(n - ddof, 0))
+    return np.sqrt((0.0 + _pairwise_sum(scratch, lo, n)) / max(n - ddof, 0))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _minibatch_rows_numba(idx, obs, act, logp, adv, ret, v, o_obs, o_act, o_logp, o_adv, o_ret, o_v, mode):
     M = idx.shape[0]
-    for r in range(M):
-        i = idx[r]
-        o_obs[r] = obs[i]
-        o_act[r] = act[i]
+    for r in range(M):                                           # element loops, not row assignments: no
+        i = idx[r]                                               # broadcasting, so nothing to compile for its errors
+        for k in range(obs.shape[1]):
+            o_obs[r, k] = obs[i, k]
+        for k in range(act.shape[1]):
+            o_act[r, k] = act[i, k]
         o_logp[r] = logp[i]
         o_adv[r] = adv[i]
         o_ret[r] = ret[i]
         o_v[r] = v[i]
     if mode == 0 or (mode == 2 and M < 2):
         return
-    mean = (0.0 + _pairwise_sum(o_adv, 0, M)) / M                 # adv.mean()
+    ddof, lo = mode - 1, mode - mode                             # 0 for "population", 1 for "sample_eps"
+    mean = (0.0 + _pairwise_sum(o_adv, lo, M)) / M               # adv.mean()
     if mode == 1:                                                # (A - mean A) / std(A - mean A)
         for r in range(M):
             o_adv[r] = o_adv[r] - mean
-        s = _std_numba(o_adv, 0, np.empty(M))
+        s = _std_numba(o_adv, ddof, np.empty(M))
         if s > 0:
             for r in range(M):
                 o_adv[r] = o_adv[r] / s
     else:                                                        # (A - mean A) / (std_1 A + 1e-8)
-        s = _std_numba(o_adv, 1, np.empty(M)) + 1e-8
+        s = _std_numba(o_adv, ddof, np.empty(M)) + 1e-8
         for r in range(M):
             o_adv[r] = (o_adv[r] - mean) / s
 
@@ -148,7 +151,8 @@ def _minibatch_rows_numpy(idx, columns, convention):
 
 
 def _fits(idx, columns):
-    return (idx.dtype == np.int64 and idx.ndim == 1 and idx.size > 0
+    return (idx.dtype == np.int64 and idx.ndim == 1 and idx.size > 0 and columns[0].ndim == 2
+            and columns[1].ndim in (1, 2) and all(c.ndim == 1 for c in columns[2:])
             and all(c.dtype in (np.float64, np.int64) and c.flags.c_contiguous for c in columns))
 
 
@@ -164,7 +168,9 @@ def minibatch_rows(idx, columns, convention, backend="numba"):
         if not _fits(idx, columns):
             return _minibatch_rows_numpy(idx, columns, convention)
         out = tuple(np.empty((idx.size, *c.shape[1:]), dtype=c.dtype) for c in columns)
-        _minibatch_rows_numba(idx, *columns, *out, CONVENTIONS[convention])
+        obs, act = (c.reshape(c.shape[0], -1) for c in columns[:2])            # actions as (N, k), k >= 1
+        o_obs, o_act = (o.reshape(idx.size, -1) for o in out[:2])
+        _minibatch_rows_numba(idx, obs, act, *columns[2:], o_obs, o_act, *out[2:], CONVENTIONS[convention])
         return out
     if backend == "numpy":
         return _minibatch_rows_numpy(idx, columns, convention)

@@ -44,7 +44,7 @@ from purepg import __version__, _check, _interrupts
 
 from purepg.env import envs, rollout
 from purepg.kernels import compiling
-from purepg.run import checkpoint, formats, lock, rundir, workers
+from purepg.run import ahead, checkpoint, formats, lock, rundir, workers
 from purepg.run.progress import ProgressLine
 from purepg.run.rundir import RUN_FORMAT, read_config  # noqa: F401  (part of this module's interface)
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
@@ -178,9 +178,12 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
     os.makedirs(out_dir, exist_ok=True)
     with _locked(out_dir):
         rundir.check_new_dir(out_dir, force, locked=True)     # again, now that no other process writes here
+        compiler = None
         try:
             rundir.clear_run_files(out_dir)
             run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module, threads)
+            if verbose:                                       # a command's run: an empty cache compiles ahead
+                compiler = ahead.start(algo, config, run.vec.single_observation_space, run.vec.single_action_space)
             rng = np.random.default_rng(seed)
             state = algo.init(run.ctx, rng)
             ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
@@ -191,6 +194,8 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
         except BaseException:
             rundir.undo_new_dir(out_dir, created)
             raise
+        finally:
+            ahead.stop(compiler)
 
 
 def _run_meta(algo, env_id, env_module, seed, total_steps, config, conventions):

@@ -1,0 +1,89 @@
+"""purepg.run.ahead: a first run's update kernels compiled in a second process.
+
+The process is worth its core only if it compiles the kernels the run's update calls *with the same
+signatures*; otherwise the run compiles them again and nothing is gained. So the main test fills an
+empty Numba cache with :func:`compile_update` alone, then trains one iteration in another process on
+that cache with a listener on Numba's compile event: none of the update's kernels may be compiled
+there (the rollout's are, since the compiling process never acts).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import purepg
+from purepg.algos import ppo, trpo
+from purepg.run import ahead
+from purepg.run.runner import config_to_dict
+
+UPDATE_KERNELS = {"_mlp_backward_numba", "_mlp_jvp_numba", "_minibatch_rows_numba", "_gae_numba",
+                  "_adam_update_numba", "_categorical_log_prob_and_grad_numba", "_clip_terms_numba"}
+
+LISTEN = """
+import sys
+from numba.core import event
+names = []
+class L(event.Listener):
+    def on_start(self, ev): names.append(ev.data["dispatcher"].py_func.__name__)
+    def on_end(self, ev): pass
+event.register("numba:compile", L())
+from purepg.cli import main
+try:
+    main(["train", "--algo", sys.argv[1], "--env", sys.argv[2], "--steps", sys.argv[3], "--out", sys.argv[4]])
+except SystemExit as e:
+    assert not e.code, e.code
+print("COMPILED", " ".join(sorted(set(names))))
+"""
+
+
+@pytest.mark.parametrize("algo, Config, env, obs_dim, discrete, act, steps", [
+    ("ppo", ppo.Config, "CartPole-v1", 4, True, 2, "256"),
+    ("trpo", trpo.Config, "Pendulum-v1", 3, False, 1, "1024")])
+def test_after_compile_ahead_a_run_compiles_none_of_its_update_kernels(tmp_path, algo, Config, env, obs_dim,
+                                                                       discrete, act, steps):
+    env_vars = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PUREPG_COMPILE_AHEAD": "0"}
+    spec = {"algo": algo, "config": config_to_dict(Config()), "obs_dim": obs_dim, "discrete": discrete, "act": act}
+    subprocess.run([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], input=json.dumps(spec),
+                   text=True, env=env_vars, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", LISTEN, algo, env, steps, str(tmp_path / "run")], text=True,
+                         env=env_vars, check=True, capture_output=True).stdout
+    compiled = set(out.split("COMPILED", 1)[1].split())
+    assert compiled, "the run compiled nothing: the cache was not empty, so this test shows nothing"
+    assert compiled & UPDATE_KERNELS == set(), compiled
+
+
+def test_synthetic_batch_has_a_rollouts_shapes_and_dtypes():
+    rng = np.random.default_rng(0)
+    for pol, cfg in ((purepg.CategoricalPolicy(4, 3), ppo.Config(num_envs=2, num_steps=8, minibatch_size=16)),
+                     (purepg.GaussianPolicy(3, 2), trpo.Config(num_envs=3, num_steps=5, vf_minibatch_size=15, normalize_obs=True))):
+        b = ahead.synthetic_batch(pol, pol.init(rng), cfg, rng)
+        T, E = cfg.num_steps, cfg.num_envs
+        assert b.obs.shape == (T, E, pol.obs_dim) and b.obs.dtype == np.float64
+        assert b.act.dtype == (np.int64 if pol.discrete else np.float64)
+        assert b.terminated.dtype == b.truncated.dtype == np.bool_
+        assert (b.obs_raw is not None) == cfg.normalize_obs
+        assert len(b.episode_returns) == b.terminated.sum()
+
+
+def test_no_second_process_where_it_would_not_help(monkeypatch):
+    from gymnasium import spaces
+    box, two = spaces.Box(-1.0, 1.0, (4,)), spaces.Discrete(2)
+    monkeypatch.setattr(ahead, "cold", lambda: False)
+    assert ahead.start(ppo, ppo.Config(), box, two) is None                    # the cache has the kernels
+    monkeypatch.setattr(ahead, "cold", lambda: True)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert ahead.start(ppo, ppo.Config(), box, two) is None                    # one core: nothing to overlap
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("PUREPG_COMPILE_AHEAD", "0")
+    assert ahead.start(ppo, ppo.Config(), box, two) is None                    # switched off
+
+
+def test_stop_ends_a_running_process_and_ignores_none():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ahead.stop(proc)
+    assert proc.poll() is not None
+    ahead.stop(None)
+    ahead.stop(proc)                                                            # already ended: nothing to do
