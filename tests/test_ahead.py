@@ -87,3 +87,28 @@ def test_stop_ends_a_running_process_and_ignores_none():
     assert proc.poll() is not None
     ahead.stop(None)
     ahead.stop(proc)                                                            # already ended: nothing to do
+
+
+
+def test_the_run_ends_its_compiling_process_however_the_run_ends(tmp_path, monkeypatch):
+    """``runner.train`` stops the process :func:`ahead.start` gave it when it returns and when it raises
+    (a KeyboardInterrupt here: Ctrl-C before the first checkpoint)."""
+    from purepg.run import runner
+
+    procs = []
+
+    def start(*args):
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return procs[-1]
+
+    monkeypatch.setattr(ahead, "start", start)
+    runner.train(ppo, "CartPole-v1", ppo.Config(), out_dir=tmp_path / "a", total_steps=256)
+    assert len(procs) == 1 and procs[0].poll() is not None
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(ppo, "CartPole-v1", ppo.Config(), out_dir=tmp_path / "b", total_steps=256)
+    assert len(procs) == 2 and procs[1].poll() is not None

@@ -148,3 +148,28 @@ def test_switched_off_by_the_environment_and_says_why():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PUREPG_FUSED": "0"}).stdout
     assert out.strip() == "False | PUREPG_FUSED=0 is set"
+
+
+def _progress_without_clock(path):
+    import csv
+    return [{k: v for k, v in row.items() if k not in ("time_s", "sps")} for row in csv.DictReader(open(path))]
+
+
+def test_a_run_with_the_passes_switched_off_has_the_same_bits(tmp_path):
+    """``PUREPG_FUSED=0`` (the step-by-step passes, as where NumPy has another BLAS): a PPO and a TRPO run
+    write the same progress rows and checkpoint arrays as with the one-call passes."""
+    from helpers import cli_process
+    for algo, steps in (("ppo", "2048"), ("trpo", "2048")):
+        runs = {}
+        for fused in ("1", "0"):
+            out = tmp_path / f"{algo}_{fused}"
+            env = {**cli_process.env(), "PUREPG_FUSED": fused, "PUREPG_COMPILE_AHEAD": "0"}
+            subprocess.run([sys.executable, "-m", "purepg", "train", "--algo", algo, "--env", "Acrobot-v1",
+                            "--steps", steps, "--seed", "4", "--out", str(out)], env=env, check=True,
+                           capture_output=True, cwd=tmp_path)
+            runs[fused] = (_progress_without_clock(out / "progress.csv"), np.load(out / "checkpoint.npz", allow_pickle=True))
+        (rows1, ck1), (rows0, ck0) = runs["1"], runs["0"]
+        assert rows1 == rows0 and len(rows1) >= 2
+        for k in ck1.files:
+            if ck1[k].dtype.kind == "f" and k != "loop/time_s":
+                np.testing.assert_array_equal(ck1[k], ck0[k], err_msg=k)
