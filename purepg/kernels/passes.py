@@ -200,7 +200,7 @@ def _mlp_forward_numpy(theta, layout, hs):
     return hs[-1]
 
 
-def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta, relu=False):
+def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta):
     layers, grads, dz = _layers(theta, layout), _layers(dtheta, layout), dout
     if dout.shape[1] >= 2:
         grads[-1][1][...] = dout.sum(axis=0)                     # eq. (5), l = L
@@ -213,7 +213,7 @@ def _mlp_backward_numpy(theta, layout, dout, hs, dzs, dtheta, relu=False):
     return dtheta
 
 
-def _mlp_jvp_numpy(theta, v, layout, hs, jz, jt, relu=False):
+def _mlp_jvp_numpy(theta, v, layout, hs, jz, jt):
     layers, tangents = _layers(theta, layout), _layers(v, layout)
     for l, ((W, _), (dW, db)) in enumerate(zip(layers, tangents)):
         dz = hs[l] @ dW.T                                        # eq. (8), dh_0 = 0
