@@ -173,3 +173,13 @@ def test_a_run_with_the_passes_switched_off_has_the_same_bits(tmp_path):
         for k in ck1.files:
             if ck1[k].dtype.kind == "f" and k != "loop/time_s":
                 np.testing.assert_array_equal(ck1[k], ck0[k], err_msg=k)
+
+
+def test_add_rows_equals_broadcasting():
+    rng = np.random.default_rng(5)
+    z, b = rng.standard_normal((7, 3)), rng.standard_normal(3)
+    a, r = z.copy(), z.copy()
+    passes._add_rows(a, b)
+    passes._add_rows_numpy(r, b)
+    np.testing.assert_array_equal(a, r)
+    assert not np.array_equal(a, z)
