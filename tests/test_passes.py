@@ -87,16 +87,15 @@ def test_each_product_equals_numpy_matmul(N, n, k):
     """``A W^T``, ``A W`` and ``A^T H`` with inner or outer dimensions of 1: NumPy's gemv / loop cases."""
     rng = np.random.default_rng(N * 100 + n * 10 + k)
     A, W, H = rng.standard_normal((N, k)), rng.standard_normal(n * k), rng.standard_normal((N, k))
-    for kernel, ref, a, b, shape in ((passes._matmul_nt, passes._matmul_nt_numpy, A, W, (N, n)),
-                                     (passes._matmul_nn, passes._matmul_nn_numpy, rng.standard_normal((N, n)), W,
-                                      (N, k)),
-                                     (passes._matmul_tn, passes._matmul_tn_numpy, rng.standard_normal((N, n)), H,
-                                      (n * k,))):
+    B = rng.standard_normal((N, n))
+    for kernel, ref, a, b, shape, flag in ((passes._matmul, passes._matmul_numpy, A, W, (N, n), (True,)),
+                                           (passes._matmul, passes._matmul_numpy, B, W, (N, k), (False,)),
+                                           (passes._matmul_tn, passes._matmul_tn_numpy, B, H, (n * k,), ())):
         if kernel is passes._matmul_tn and n == 1 and k == 1:
             continue                                        # a dot product: outside the kernels' scope
         c1, c2 = np.full(shape, np.nan), np.full(shape, np.nan)
-        kernel(a, b, c1)
-        ref(a, b, c2)
+        kernel(a, b, c1, *flag)
+        ref(a, b, c2, *flag)
         np.testing.assert_array_equal(c1, c2)
 
 

@@ -63,8 +63,11 @@ def fits(sizes, N, *arrays):
 
 # ------------------------------------------------------------------------------ the products ---
 @njit(cache=True, nogil=True)
-def _matmul_nt(A, W, C):
-    """``C = A W^T``: ``A`` (N, k), ``W`` the (n, k) matrix as its row-major entries, ``C`` (N, n)."""
+def _matmul(A, W, C, transposed):
+    """``C = A W^T`` (``transposed``: ``W`` the (n, k) matrix, a layer's weights as in eq. (1)) or ``C = A W``
+    (``W`` the (k, n) matrix, as in eq. (6)), ``W`` given by its row-major entries; ``A`` (N, k), ``C`` (N, n).
+    Either way an inner dimension of 1 is NumPy's loop and a single output column its ``dgemv``; only
+    ``dgemm``'s layout of ``W`` differs."""
     N, k = A.shape
     n = C.shape[1]
     if k == 1:
@@ -73,23 +76,10 @@ def _matmul_nt(A, W, C):
                 C[i, j] = 0.0 + A[i, 0] * W[j]
     elif n == 1:
         gemv(COL_MAJOR, TRANS, k, N, A, k, W, 1, C, 1)
-    else:
+    elif transposed:
         gemm(ROW_MAJOR, NO_TRANS, TRANS, N, n, k, A, k, W, k, C, n)
-
-
-@njit(cache=True, nogil=True)
-def _matmul_nn(A, W, C):
-    """``C = A W``: ``A`` (N, n), ``W`` the (n, k) matrix as its row-major entries, ``C`` (N, k)."""
-    N, n = A.shape
-    k = C.shape[1]
-    if n == 1:
-        for i in range(N):
-            for j in range(k):
-                C[i, j] = 0.0 + A[i, 0] * W[j]
-    elif k == 1:
-        gemv(COL_MAJOR, TRANS, n, N, A, n, W, 1, C, 1)
     else:
-        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, k, n, A, n, W, k, C, k)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, n, k, A, k, W, n, C, n)
 
 
 @njit(cache=True, nogil=True)
@@ -120,7 +110,7 @@ def _mlp_forward_numba(theta, layout, hs):
     for l in range(L):
         a, m, e = layout[l, 0], layout[l, 1], layout[l, 2]
         z = hs[l + 1]
-        _matmul_nt(hs[l], theta[a:m], z)                         # eq. (1): h_{l-1} W_l^T
+        _matmul(hs[l], theta[a:m], z, True)                      # eq. (1): h_{l-1} W_l^T
         if l < L - 1:
             elementwise._bias_tanh_numba(z, theta[m:e])          # eqs. (1)-(2): tanh(z + b), in place
         else:
@@ -146,7 +136,7 @@ def _mlp_backward_numba(theta, layout, dout, hs, dzs, dtheta, relu):
         _matmul_tn(dz, hs[l], dtheta[a:m])                       # eq. (4): dW_l = dz_l^T h_{l-1}
         if l > 0:
             buf = dzs[l - 1]
-            _matmul_nn(dz, theta[a:m], buf)                      # eq. (6): dh_{l-1} = dz_l W_l
+            _matmul(dz, theta[a:m], buf, False)                  # eq. (6): dh_{l-1} = dz_l W_l
             nn._dphi_mul_colsum_numba(buf, hs[l], relu,          # eq. (7), and eq. (5) for layer l - 1
                                       dtheta[layout[l - 1, 1]:layout[l - 1, 2]])
             dz = buf
@@ -160,9 +150,9 @@ def _mlp_jvp_numba(theta, v, layout, hs, jz, jt, relu):
         a, m, e = layout[l, 0], layout[l, 1], layout[l, 2]
         if l > 0:
             nn._dphi_mul_numba(jz[l - 1], hs[l], relu)           # eq. (9): dh_{l-1} = phi' * dz_{l-1}, in place
-        _matmul_nt(hs[l], v[a:m], jz[l])                         # eq. (8): h_{l-1} dW_l^T
+        _matmul(hs[l], v[a:m], jz[l], True)                      # eq. (8): h_{l-1} dW_l^T
         if l > 0:
-            _matmul_nt(jz[l - 1], theta[a:m], jt[l])             #          + dh_{l-1} W_l^T
+            _matmul(jz[l - 1], theta[a:m], jt[l], True)          #          + dh_{l-1} W_l^T
             z, t = jz[l], jt[l]
             for i in range(z.shape[0]):
                 for j in range(z.shape[1]):
@@ -172,12 +162,9 @@ def _mlp_jvp_numba(theta, v, layout, hs, jz, jt, relu):
 
 
 # ------------------------------------------------------------------------------ references -----
-def _matmul_nt_numpy(A, W, C):
-    return np.matmul(A, W.reshape(C.shape[1], A.shape[1]).T, out=C)
-
-
-def _matmul_nn_numpy(A, W, C):
-    return np.matmul(A, W.reshape(A.shape[1], C.shape[1]), out=C)
+def _matmul_numpy(A, W, C, transposed):
+    n, k = C.shape[1], A.shape[1]
+    return np.matmul(A, W.reshape(n, k).T if transposed else W.reshape(k, n), out=C)
 
 
 def _matmul_tn_numpy(A, H, C):
