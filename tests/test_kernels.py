@@ -234,7 +234,7 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 27
+    assert len(names) == len(set(names)) == 28
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name
@@ -243,7 +243,7 @@ def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_ea
                "_log_softmax_row": "_log_softmax_numpy", "_inverse_cdf_row": "_inverse_cdf_numpy",
                "_matmul": "_matmul_numpy", "_matmul_tn": "_matmul_tn_numpy",
                "_add_rows": "_add_rows_numpy", "_pairwise_block": "_pairwise_sum_numpy",
-               "_pairwise_sum": "_pairwise_sum_numpy"}.get(
+               "_pairwise_sum": "_pairwise_sum_numpy", "_sample_row": "_sample_row_numpy"}.get(
             name, name.replace("_numba", "_numpy"))
         assert callable(getattr(m, ref)) and not isinstance(getattr(m, ref), CPUDispatcher), name
 

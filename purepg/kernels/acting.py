@@ -49,6 +49,21 @@ def transposed_weights(layers):
     return np.concatenate(parts), np.array(layout, dtype=np.int64)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sample_row(z, p, u):
+    """The action for logits ``z`` (A,) and the uniform ``u``: ``p = exp(log_softmax(z))`` into ``p`` (A,),
+    then the inverse CDF."""
+    distributions._log_softmax_row(z, p)                         # log p
+    for b in range(p.shape[0]):
+        p[b] = np.exp(p[b])                                      # p
+    return sampling._inverse_cdf_row(p, u)
+
+
+def _sample_row_numpy(z, u):
+    """:func:`_sample_row` on all rows of ``z`` (E, A) at once: NumPy's ``exp``, the reference kernels."""
+    return sampling._inverse_cdf_numpy(np.exp(distributions._log_softmax_numpy(z)), u)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _categorical_act_numba(theta_t, layout, relu, x, u, h, out):
     E = x.shape[0]
@@ -73,11 +88,8 @@ def _categorical_act_numba(theta_t, layout, relu, x, u, h, out):
                     z = (z if z > 0.0 or z != z else 0.0) if relu else elementwise._tanh_scalar(z)
                 h[nxt, j] = z
             cur = nxt
-        A, p = layout[L - 1, 3], 1 - cur                         # logits z_L in row cur; p in the other
-        distributions._log_softmax_row(h[cur, :A], h[p, :A])     # log p
-        for b in range(A):
-            h[p, b] = np.exp(h[p, b])                            # p
-        out[i] = sampling._inverse_cdf_row(h[p, :A], u[i])
+        A = layout[L - 1, 3]                                     # logits z_L in row cur; p in the other
+        out[i] = _sample_row(h[cur, :A], h[1 - cur, :A], u[i])
     return out
 
 
@@ -86,16 +98,12 @@ def _categorical_act_blas_numba(theta, layout, hs, u, p, out):
     passes._mlp_forward_numba(theta, layout, hs)                 # eqs. (1)-(3) on all E rows: BLAS products
     z = hs[layout.shape[0]]                                      # logits (E, A)
     for i in range(z.shape[0]):
-        distributions._log_softmax_row(z[i], p)                  # log p
-        for b in range(p.shape[0]):
-            p[b] = np.exp(p[b])                                  # p
-        out[i] = sampling._inverse_cdf_row(p, u[i])
+        out[i] = _sample_row(z[i], p, u[i])
     return out
 
 
 def _categorical_act_blas_numpy(theta, layout, hs, u, p=None, out=None):
-    z = passes.mlp_forward(theta, layout, hs, backend="numpy")
-    return sampling._inverse_cdf_numpy(np.exp(distributions._log_softmax_numpy(z)), u)
+    return _sample_row_numpy(passes.mlp_forward(theta, layout, hs, backend="numpy"), u)
 
 
 def _categorical_act_numpy(theta_t, layout, relu, x, u):
@@ -103,7 +111,7 @@ def _categorical_act_numpy(theta_t, layout, relu, x, u):
     for l, (w0, b0, d_in, d_out) in enumerate(layout):
         z = h @ theta_t[w0:b0].reshape(d_in, d_out) + theta_t[b0:b0 + d_out]
         h = z if l == len(layout) - 1 else (np.maximum(z, 0.0) if relu else np.tanh(z))
-    return sampling._inverse_cdf_numpy(np.exp(distributions._log_softmax_numpy(h)), u)
+    return _sample_row_numpy(h, u)
 
 
 def categorical_act(theta_t, layout, relu, x, u, backend="numba"):

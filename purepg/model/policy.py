@@ -297,18 +297,18 @@ class Policy:
         """
         if not (self.discrete and self.backend == "numba"):
             return lambda obs, rng: self.sample(theta, obs, rng, check=False)
-        th = self._split(theta, check=False)[0]
-        theta_t, layout = kernels.acting.transposed_weights(self.net.unflatten(th))
-        relu, layers = self.net.activation == "relu", {}
+        th, net, kept = self._split(theta, check=False)[0], self.net, {}   # kept: arrays made once per rollout
 
         def sample(obs, rng):
             u = rng.random(obs.shape[0])
             E = obs.shape[0]
-            if not relu and kernels.passes.fits(self.net.sizes, E, th, obs):
-                if E not in layers:                              # the layers' outputs, kept for the rollout
-                    layers[E] = tuple(np.empty((E, d)) for d in self.net.sizes[1:])
-                return kernels.acting.categorical_act_blas(th, self.net._layout_array, (obs, *layers[E]), u)
-            return kernels.categorical_act(theta_t, layout, relu, obs, u)
+            if net._one_call(E, th, obs):
+                if E not in kept:                                # the layers' outputs
+                    kept[E] = tuple(np.empty((E, d)) for d in net.sizes[1:])
+                return kernels.acting.categorical_act_blas(th, net._layout_array, (obs, *kept[E]), u)
+            if "t" not in kept:                                  # the transposed weights, on first need
+                kept["t"] = kernels.acting.transposed_weights(net.unflatten(th))
+            return kernels.categorical_act(*kept["t"], net.activation == "relu", obs, u)
 
         return sample
 
