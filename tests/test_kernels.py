@@ -406,6 +406,13 @@ NOT_A_BACKEND = r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"
     (lambda: kernels.gae_advantages(*[Z2[:, :1]] * 3, B1, B1, 0.9, 0.9, backend="c"), NOT_A_BACKEND),
     (lambda: kernels.step_flags(Z2, np.zeros(1), B1[0], B1[0], backend="c"), NOT_A_BACKEND),
     (lambda: kernels.clip_terms(np.ones(1), np.ones(1), 0.2, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.mlp_forward(np.zeros(1), None, (), backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.mlp_backward(np.zeros(1), None, Z2, (), (), np.zeros(1), backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.mlp_jvp(np.zeros(1), np.zeros(1), None, (), (), (), backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.minibatch_rows(np.zeros(1, np.int64), (Z2,) * 6, None, backend="c"), NOT_A_BACKEND),
+    (lambda: kernels.categorical_act(np.zeros(1), np.zeros((1, 4), np.int64), False, Z2, np.zeros(1), backend="c"),
+     NOT_A_BACKEND),
+    (lambda: acting.categorical_act_blas(np.zeros(1), None, (Z2,), np.zeros(1), backend="c"), NOT_A_BACKEND),
 ])
 def test_bad_backend_messages(call, match):
     with pytest.raises(ValueError, match=match):
