@@ -20,7 +20,8 @@ from purepg.run import ahead
 from purepg.run.runner import config_to_dict
 
 UPDATE_KERNELS = {"_mlp_backward_numba", "_mlp_jvp_numba", "_minibatch_rows_numba", "_gae_numba",
-                  "_adam_update_numba", "_categorical_log_prob_and_grad_numba", "_clip_terms_numba"}
+                  "_adam_update_numba", "_categorical_log_prob_and_grad_numba", "_clip_terms_numba",
+                  "_half_mse_and_grad_numba", "_categorical_forward_log_prob_numba", "_weighted_backward_numba"}
 
 LISTEN = """
 import sys

@@ -32,6 +32,9 @@ batch: ``minibatch_rows`` (gather, standardise)    ``c[idx]``, ``mean``, ``std``
 passes: ``mlp_forward`` (one call, BLAS inside)   ``np.matmul``, ``tanh``, broadcasting   bit for bit
 passes: ``mlp_backward`` (eqs. (4)-(7))           ``dz.T @ h``, ``dz @ W``, ``sum``       bit for bit
 passes: ``mlp_jvp`` (eqs. (8)-(9))                ``h @ dW.T + dh @ W.T + db``            bit for bit
+heads: ``half_mse_and_grad`` (eq. (1) of value)   NumPy passes, ``mean``, ``sum``         bit for bit
+heads: ``categorical_forward_log_prob``           NumPy pass, log-softmax, ``e_a - p``    as ``categorical_log_prob_and_grad``
+heads: ``weighted_backward``                      NumPy pass of ``w[:, None] * d_out``    bit for bit
 ================================================  ======================================  ===========================
 
 Bit for bit where kernel and reference do the same IEEE operations per entry in the same order (no
@@ -54,6 +57,7 @@ from purepg.kernels.returns import discount_cumsum, discounted_returns, gae_adva
 from purepg.kernels.rollout import step_flags
 from purepg.kernels.sampling import inverse_cdf
 from purepg.kernels.surrogates import clip_terms
+from purepg.kernels import heads  # noqa: F401  (a network pass with its head's terms, one call)
 
 __all__ = ["STREAM_BYTES", "adam_update", "categorical_act", "categorical_log_prob_and_grad", "clip_terms", "discount_cumsum",
            "discounted_returns", "dphi_mul", "fisher_accumulate", "gae_advantages", "inverse_cdf",

@@ -144,6 +144,9 @@ class Policy:
         for ``N`` rows, which the two passes write into (``MLP.forward_into``, ``MLP.backward_into``: the
         same bits); ``vjp`` must then be called before the workspace's next pass.
         """
+        if (ws is not None and not check and self.discrete and kernels.heads.ready()
+                and self.net._one_call(obs.shape[0], theta, obs)):
+            return self._log_prob_with_vjp_one_call(theta, obs, act, ws)
         if ws is None:
             th, extra, out, cache = self._forward(theta, obs, check=check)
         else:
@@ -160,6 +163,22 @@ class Policy:
             d_net = (self.net.backward(th, dout, cache, check=False) if ws is None
                      else self.net.backward_into(ws, th, dout, cache))               # (P_net,)
             return self._join(d_net, w @ d_extra)
+
+        return logp, vjp
+
+    def _log_prob_with_vjp_one_call(self, theta, obs, act, ws):
+        """:meth:`log_prob_with_vjp` of a categorical policy on validated arguments with a workspace, where
+        the one-call passes run (:func:`purepg.kernels.passes.fits`): the forward pass with the
+        log-softmax, and the backward pass with the weighting by ``w``, one kernel call each
+        (:mod:`purepg.kernels.heads`, once compiled: :func:`purepg.kernels.heads.ready`). The same bits
+        as the step-by-step branch."""
+        net, th = self.net, theta[:self.net.num_params]          # a categorical policy has no extra parameters
+        net._check_ws(ws, obs.shape[0])
+        logp, d_out = kernels.heads.categorical_forward_log_prob(th, net._layout_array, (obs, *ws.h), act)
+
+        def vjp(w):
+            return kernels.heads.weighted_backward(th, net._layout_array, w, d_out, (obs, *ws.h[:-1]), ws.dz,
+                                                   np.empty(net.num_params))
 
         return logp, vjp
 

@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from purepg import optim
+from purepg import kernels, optim
 from purepg import _check
 from purepg._check import init_scheme
 from purepg.model.nn import MLP
@@ -170,7 +170,15 @@ def value_loss(net, theta_v, obs, target, *, v_old=None, clip_eps=None, clip_sty
 
 def _value_loss_into(ws, net, theta_v, obs, target, v_old, eps_v, clip_style="max"):
     """:func:`value_loss` of validated arrays, the network's passes written into ``ws = net.workspace(N)``
-    (a loop over equal-sized minibatches reuses the same arrays, :mod:`purepg.model.nn`, "Reused buffers")."""
+    (a loop over equal-sized minibatches reuses the same arrays, :mod:`purepg.model.nn`, "Reused buffers").
+    Eq. (1) on a network the one-call passes take is one kernel call, passes, terms and sums
+    (:func:`purepg.kernels.heads.half_mse_and_grad`, the same bits), once that kernel is compiled
+    (:func:`purepg.kernels.heads.ready`)."""
+    if v_old is None and kernels.heads.ready() and net._one_call(obs.shape[0], theta_v, obs, target):
+        net._check_ws(ws, obs.shape[0])                          # eq. (1), both passes: one kernel call
+        grad = np.empty(net.num_params)
+        return Objective(kernels.heads.half_mse_and_grad(theta_v, net._layout_array, (obs, *ws.h), target,
+                                                         ws.dz, grad), grad)
     out, cache = net.forward_into(ws, theta_v, obs)              # (N, 1)
     loss, dv = _value_loss_terms(out[:, 0], target, v_old, eps_v, clip_style)
     return Objective(loss, net.backward_into(ws, theta_v, dv[:, None], cache))

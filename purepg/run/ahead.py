@@ -12,6 +12,8 @@ networks, draws a batch of the same shapes and dtypes as a rollout of the run co
 algorithm's ``update`` on it once: every kernel the update calls is compiled and written to the cache.
 The run goes on meanwhile; when its update first calls a kernel, Numba looks in the cache, and loads
 what the other process has written by then (it compiles the rest itself, as without this module).
+Last, while the run goes on, it compiles the fused minibatch-step kernels of :mod:`purepg.kernels.heads`
+(:func:`fused_for_later_runs`), which a first run does not call and the runs after it do.
 
 Nothing of the second process reaches the run but cached machine code, which is what the run would
 have compiled itself: the results are the same bits. It runs in a session of its own (a Ctrl-C in the
@@ -113,6 +115,7 @@ def compile_update(spec):
     batch = synthetic_batch(pol, state["theta"], config, rng)
     _late_kernels_first(pol, vf, config, batch, rng)
     algo.update(ctx, state, batch, rng, 0.0)
+    fused_for_later_runs(pol, vf, batch, rng)
 
 
 def _late_kernels_first(pol, vf, config, batch, rng):
@@ -131,6 +134,24 @@ def _late_kernels_first(pol, vf, config, batch, rng):
         dout = rng.standard_normal(N)[:, None] if out.shape[1] == 1 else rng.standard_normal(out.shape)
         net.backward_into(ws, theta, dout, cache)
         adam_update(theta, np.ones_like(theta), np.zeros_like(theta), np.zeros_like(theta), 1, 1e-3, 0.9, 0.999, 1e-8)
+
+
+def fused_for_later_runs(pol, vf, batch, rng):
+    """Compile :mod:`purepg.kernels.heads` (a minibatch step's value and policy terms in one call each),
+    which a first run does not call (:func:`purepg.kernels.heads.ready`) and the runs after it do."""
+    from purepg.kernels import heads
+    from purepg.model.value import value_loss
+
+    N = batch.obs.shape[0] * batch.obs.shape[1]
+    obs, theta_v, theta = batch.obs.reshape(N, -1), vf.init(rng), pol.init(rng)[:pol.net.num_params]
+    if vf.net._one_call(N, theta_v, obs):
+        ws = vf.net.workspace(N)
+        heads.half_mse_and_grad(theta_v, vf.net._layout_array, (obs, *ws.h), rng.standard_normal(N), ws.dz,
+                                np.empty(vf.net.num_params))
+    if pol.discrete and pol.net._one_call(N, theta, obs):
+        ws, layout = pol.net.workspace(N), pol.net._layout_array
+        logp, d_out = heads.categorical_forward_log_prob(theta, layout, (obs, *ws.h), batch.act.reshape(N))
+        heads.weighted_backward(theta, layout, np.ones(N), d_out, (obs, *ws.h[:-1]), ws.dz, np.empty(pol.net.num_params))
 
 
 def main():
