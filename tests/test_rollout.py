@@ -1,5 +1,6 @@
 """Tests of purepg.env.rollout on toy envs whose every transition is known in advance (the saved env
 state restored in the middle of a run is tested in tests/test_envs.py)."""
+import gymnasium
 import numpy as np
 import pytest
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
@@ -327,3 +328,68 @@ def test_the_compiled_acting_pass_collects_the_batch_policy_sample_collects():
         batches.append(batch)
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(batches[0], name), getattr(batches[1], name), err_msg=name)
+
+
+# ------------------------------------------------------------------ the copies stepped by collect
+class _Float64ObsEnv(gymnasium.Env):
+    """Observations computed in float64 for a float32 Box: the vector env's batch rounds them to float32."""
+
+    observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.standard_normal(3) / 3.0, {"reset": True}
+
+    def step(self, action):
+        self.t += 1
+        return self.np_random.standard_normal(3) / 3.0, 1.0 / 3.0, self.t % 7 == 0, self.t % 11 == 0, {"t": self.t}
+
+
+@pytest.mark.parametrize("env, E", [("CartPole-v1", 8), ("Pendulum-v1", 3), ("Acrobot-v1", 2),
+                                    (lambda: _Float64ObsEnv(), 4)])
+def test_stepping_the_copies_is_the_vector_envs_own_step(env, E):
+    """``step_copies`` against ``SyncVectorEnv.step`` on twin vector envs, 520 steps of random actions:
+    the same observations, rewards, flags and final observations, and the same vector-env state after
+    (every array of ``get_env_state``, the vector env's own buffers included, after every step that ended
+    an episode and at the end)."""
+    from purepg.env.envs import get_env_state
+    own, here = make_vec_env(env, E, seed=5), make_vec_env(env, E, seed=5)
+    assert ro.steps_copies(here)
+    ended = 0
+    for _ in range(520):                                  # past Acrobot-v1's 500-step limit
+        a = np.array([here.single_action_space.sample() for _ in range(E)])
+        x1, r1, te1, tr1, info = own.step(a)
+        x2, r2, te2, tr2, final = ro.step_copies(here, a)
+        for got, want in ((x2, x1), (r2, r1), (te2, te1), (tr2, tr1)):
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == want.dtype
+        done = np.flatnonzero(te1 | tr1)
+        assert sorted(final) == list(done)
+        for e in done:
+            np.testing.assert_array_equal(final[e], info["final_obs"][e])
+        ended += done.size
+        if done.size or _ == 519:                          # the state right after an autoreset, and at the end
+            s1, s2 = get_env_state(own), get_env_state(here)
+            assert s1.keys() == s2.keys()
+            for k in s1:
+                np.testing.assert_array_equal(s1[k], s2[k], err_msg=k)
+    assert ended > 0, "no episode ended: the autoreset was not exercised"
+
+
+def test_collect_steps_the_copies_of_a_plain_same_step_sync_vector_env_only():
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+    vec = make_vec_env("CartPole-v1", 2, seed=0)
+    assert ro.steps_copies(vec)
+    assert not ro.steps_copies(RecordEpisodeStatistics(vec))                  # a vector wrapper's own step runs
+    patched = make_vec_env("CartPole-v1", 2, seed=0)
+    patched.step = patched.step                                               # replaced on the instance
+    assert not ro.steps_copies(patched)
+    next_step = sync([counting(3)] * 2, AutoresetMode.NEXT_STEP)
+    assert not ro.steps_copies(next_step)
+    asynchronous = make_vec_env("CartPole-v1", 2, seed=0, vectorization="async")
+    try:
+        assert not ro.steps_copies(asynchronous)
+    finally:
+        asynchronous.close()

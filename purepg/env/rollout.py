@@ -260,14 +260,61 @@ def _check_call(vec_env, policy, T, rng, state):
     return mode
 
 
-def _step(vec_env, mode, a_env, step):
+_SYNC_STATE = ("envs", "_env_obs", "_observations", "_rewards", "_terminations", "_truncations", "_autoreset_envs")
+
+
+def steps_copies(vec_env):
+    """Whether :func:`collect` steps ``vec_env``'s copies itself (:func:`step_copies`): a gymnasium
+    ``SyncVectorEnv`` itself (no vector wrapper around it, ``step`` not replaced on the instance) in
+    same-step autoreset mode, with the buffers of its ``step``. Any other vector env is stepped by its
+    own ``step``."""
+    return (type(vec_env) is SyncVectorEnv and "step" not in vars(vec_env)
+            and vec_env.metadata.get("autoreset_mode") == AutoresetMode.SAME_STEP
+            and getattr(vec_env, "autoreset_mode", None) == AutoresetMode.SAME_STEP
+            and all(hasattr(vec_env, k) for k in _SYNC_STATE))
+
+
+def step_copies(vec_env, a_env):
+    """``vec_env.step(a_env)`` of a same-step-autoreset ``SyncVectorEnv`` (:func:`steps_copies`), its copies
+    stepped here: ``(obs, r, term, trunc, final_obs)``, ``final_obs[e]`` the last observation of copy
+    ``e``'s ended episode.
+
+    The same calls as the vector env's ``step`` makes, in the same order: copy ``e`` gets ``a_env[e]``
+    (what iterating the batch of actions gives), and a copy whose episode ended is reset right after its
+    step, before the next copy steps. The results land in the vector env's own buffers, as its ``step``
+    leaves them (the copies' observations in its observation batch, their rewards and flags, which
+    copies ended), so the vector env is in the same state afterwards and a checkpoint of it
+    (:func:`purepg.env.envs.get_env_state`) is the same. What is skipped is the rest of its ``step``: the
+    info dicts merged per copy (a rollout reads only the final observations), and the copies of the
+    batches it returns (taken here only of what is returned). A rollout step of 8 CartPole-v1 copies
+    spends ~30 us less, of 2 copies ~14 us (``bench/README.md``).
+    """
+    x, r, term, trunc = vec_env._observations, vec_env._rewards, vec_env._terminations, vec_env._truncations
+    final_obs = {}
+    for e, env in enumerate(vec_env.envs):
+        o, r[e], term[e], trunc[e], _ = env.step(a_env[e])
+        if term[e] or trunc[e]:
+            final_obs[e] = o                                     # the ended episode's last observation
+            o, _ = env.reset()
+        vec_env._env_obs[e] = o
+        x[e] = o                                                 # the observation batch, in the space's dtype
+    vec_env._autoreset_envs = np.logical_or(term, trunc)
+    return x, r.copy(), term.copy(), trunc.copy(), final_obs
+
+
+def _step(vec_env, mode, a_env, step, direct=False):
     """One vector step with the autoreset resolved: ``(x_next, x_final, r, term, trunc, ended)``.
 
     ``x_next`` (E, d) is what each copy acts on next, ``x_final`` (E, d) the true next observation
     of the transition (the ended episode's last observation where it ended; ``x_next`` itself if no
-    episode ended), ``ended`` the indices of the copies whose episode ended.
+    episode ended), ``ended`` the indices of the copies whose episode ended. ``direct``: the copies are
+    stepped by :func:`step_copies` (:func:`steps_copies` holds).
     """
-    x, r, term, trunc, info = vec_env.step(a_env)
+    if direct:
+        x, r, term, trunc, final_obs = step_copies(vec_env, a_env)
+    else:
+        x, r, term, trunc, info = vec_env.step(a_env)
+        final_obs = info.get("final_obs")
     x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
     term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
     finite, any_done = step_flags(x, r, term, trunc)               # one cheap pass; the messages name the copy
@@ -281,7 +328,7 @@ def _step(vec_env, mode, a_env, step):
     ended = np.flatnonzero(done)
     if mode == AutoresetMode.SAME_STEP:
         for e in ended:
-            x_final[e] = info["final_obs"][e]
+            x_final[e] = final_obs[e]
     else:
         x_reset, _ = vec_env.reset(options={"reset_mask": done})
         x[done] = np.asarray(x_reset, dtype=np.float64)[done]
@@ -355,6 +402,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     Batch, RolloutState
     """
     mode = _check_call(vec_env, policy, T, rng, state)
+    direct = steps_copies(vec_env)                                   # step the copies here (same calls, state)
     trusted = isinstance(policy, Policy)
     if trusted:
         theta = as_vector(theta, policy.num_params, "theta", hint=f"pass a flat vector of length "
@@ -372,7 +420,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     rew_raw = [] if rscale is not None else None
     for _ in range(int(T)):
         a, a_env = _act(sample, policy, o, rng, vec_env.single_action_space, step, trusted)
-        x_next, x_fin, r, term, trunc, ended = _step(vec_env, mode, a_env, step + E)
+        x_next, x_fin, r, term, trunc, ended = _step(vec_env, mode, a_env, step + E, direct)
         if norm is not None and update_norm:
             norm = nz.update(norm, x_next)
         r_learn = r
