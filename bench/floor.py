@@ -10,8 +10,10 @@ The floor counts two things and nothing else:
 * **the products**: every matrix product of the networks' passes (forward, backward, and for TRPO the
   Jacobian-vector products of conjugate gradient), each timed alone as ``numpy.matmul`` into a
   preallocated array with the operand layout purepg uses -- the machine's GEMM rate at that shape;
-* **the environment steps**: gymnasium's ``SyncVectorEnv`` of E ``CartPole-v1`` copies (with
-  ``gymnasium.make``'s wrappers, as Stable-Baselines3 steps them), the actions fixed.
+* **the environment steps**: E ``CartPole-v1`` copies made by ``gymnasium.make`` (its wrappers
+  included), each stepped and reset when its episode ends, the actions fixed: the copies' own work,
+  without a vector env's bookkeeping (purepg's rollout steps the copies of a ``SyncVectorEnv`` itself,
+  ``purepg.env.rollout.step_copies``).
 
 Per minibatch step of PPO (N = 256, the 4-64-64-2 policy and 4-64-64-1 value networks): three forward
 and five backward products per network. Per TRPO update (``trpo.Config()``): the forward pass on 1024
@@ -115,11 +117,20 @@ def trpo_update_products(E):
 
 
 def env_step_seconds(E, repeats):
-    """One step of E CartPole-v1 copies in gymnasium's SyncVectorEnv, fixed actions, seconds."""
-    env = gymnasium.make_vec("CartPole-v1", num_envs=E, vectorization_mode="sync")
-    env.reset(seed=0)
+    """One step of E CartPole-v1 copies (``gymnasium.make``'s, wrappers included), each reset when its
+    episode ends, fixed actions, seconds: the copies' own work, without a vector env's bookkeeping."""
+    copies = [gymnasium.make("CartPole-v1") for _ in range(E)]
+    for e, env in enumerate(copies):
+        env.reset(seed=e)
     a = np.zeros(E, dtype=np.int64)
-    return best_of(lambda: env.step(a), repeats, 500)
+
+    def step():
+        for e, env in enumerate(copies):
+            _, _, terminated, truncated, _ = env.step(a[e])
+            if terminated or truncated:
+                env.reset()
+
+    return best_of(step, repeats, 500)
 
 
 def purepg_seconds(name, steps):

@@ -27,7 +27,9 @@ Autoreset handling
 
 * ``SAME_STEP`` (what ``purepg.env.envs.make_vec_env`` builds): the step that ends copy ``e``'s
   episode already returns the first observation of the next one; the ended episode's last
-  observation is ``info["final_obs"][e]``, which is stored in ``final_obs[t, e]``.
+  observation is ``info["final_obs"][e]``, which is stored in ``final_obs[t, e]``. A plain
+  ``SyncVectorEnv`` in this mode has its copies stepped by ``collect`` itself (:func:`step_copies`:
+  the same calls, the same results, the vector env left in the same state, less bookkeeping).
 * ``NEXT_STEP`` or ``DISABLED`` on a ``SyncVectorEnv`` / ``AsyncVectorEnv``: right after a step
   that ends some episodes, ``collect`` calls ``reset(options={"reset_mask": done})``, which
   resets exactly those copies and clears their pending autoreset, so the *next* ``step`` is a real
