@@ -206,11 +206,15 @@ class MLP:
 
         ``check=False`` skips the validation of ``theta`` and ``x`` (shapes, dtype, finiteness): for
         callers that validated them already, e.g. once per iteration of a training loop.
-        :meth:`forward_into` is the same pass into a :meth:`workspace`.
+        :meth:`forward_into` is the same pass into a :meth:`workspace`. A tanh network on arrays the
+        one-call pass takes runs it (:func:`purepg.kernels.mlp_forward`, into fresh arrays).
         """
         if check:
             theta = self.check_theta(theta)
             x = as_matrix(x, self.sizes[0], "x")
+        if self._one_call(x.shape[0], theta, x):              # the same pass in one kernel call, the same bits
+            hs = (x, *(np.empty((x.shape[0], d)) for d in self.sizes[1:]))
+            return kernels.passes.mlp_forward(theta, self._layout_array, hs), MLPCache(hs[:-1])
         h, hs = x, []
         last = self.num_layers - 1
         for l, (W, b) in enumerate(self.unflatten(theta)):
