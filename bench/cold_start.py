@@ -44,8 +44,12 @@ def first_lines(algo, cache_dir):
                 progress = t
                 break
     finally:
-        p.kill()
-        p.wait()
+        p.terminate()                 # as a Ctrl-C would: the run stops its compiling process before it ends
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
         shutil.rmtree(out, ignore_errors=True)
     return notice, progress
 

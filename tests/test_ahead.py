@@ -98,7 +98,7 @@ def test_the_run_ends_its_compiling_process_however_the_run_ends(tmp_path, monke
 
     procs = []
 
-    def start(*args):
+    def start(*args, **kwargs):
         procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
         return procs[-1]
 
@@ -113,3 +113,24 @@ def test_the_run_ends_its_compiling_process_however_the_run_ends(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         runner.train(ppo, "CartPole-v1", ppo.Config(), out_dir=tmp_path / "b", total_steps=256)
     assert len(procs) == 2 and procs[1].poll() is not None
+
+
+def test_the_kernels_for_later_runs_wait_for_the_runs_first_row(tmp_path):
+    """:func:`ahead.wait_for_a_row` returns once the progress file's size changed (the first row), at once
+    without a file to watch, and after its timeout at the latest; it says to stop when the run has ended."""
+    import threading
+    import time
+
+    path = tmp_path / "progress.csv"
+    t0 = time.monotonic()
+    ahead.wait_for_a_row(None, -1)
+    assert time.monotonic() - t0 < 0.5
+    threading.Timer(0.4, lambda: path.write_text("iteration,step\n1,256\n")).start()
+    t0 = time.monotonic()
+    ahead.wait_for_a_row(str(path), ahead._size(str(path)), timeout=30, poll=0.02)
+    assert 0.3 < time.monotonic() - t0 < 10 and path.exists()
+    t0 = time.monotonic()
+    ahead.wait_for_a_row(str(path), ahead._size(str(path)), timeout=0.3, poll=0.02)     # no new row: the timeout
+    assert 0.25 < time.monotonic() - t0 < 5
+    assert ahead.wait_for_a_row(None, -1, parent=os.getppid()) is True
+    assert ahead.wait_for_a_row(str(path), ahead._size(str(path)), parent=-1) is False   # the run is gone: stop

@@ -12,8 +12,10 @@ networks, draws a batch of the same shapes and dtypes as a rollout of the run co
 algorithm's ``update`` on it once: every kernel the update calls is compiled and written to the cache.
 The run goes on meanwhile; when its update first calls a kernel, Numba looks in the cache, and loads
 what the other process has written by then (it compiles the rest itself, as without this module).
-Last, while the run goes on, it compiles the fused minibatch-step kernels of :mod:`purepg.kernels.heads`
-(:func:`fused_for_later_runs`), which a first run does not call and the runs after it do.
+Last, once the run has written its first progress row (two compiling processes slow each other on a
+machine whose cores share a physical core), it compiles the fused minibatch-step kernels of
+:mod:`purepg.kernels.heads` (:func:`fused_for_later_runs`), which a first run does not call and the
+runs after it do.
 
 Nothing of the second process reaches the run but cached machine code, which is what the run would
 have compiled itself: the results are the same bits. It runs in a session of its own (a Ctrl-C in the
@@ -27,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -49,9 +52,11 @@ def cold():
     return any(not os.path.exists(p) for p in _index_paths())
 
 
-def start(algo, config, obs_space, act_space):
+def start(algo, config, obs_space, act_space, progress=None):
     """The compiling process for a run of ``algo`` with ``config`` (a ``subprocess.Popen``), or None
-    where it would not help: one core, a warm cache, or ``PUREPG_COMPILE_AHEAD=0`` in the environment."""
+    where it would not help: one core, a warm cache, or ``PUREPG_COMPILE_AHEAD=0`` in the environment.
+    ``progress``: the run's ``progress.csv``; the process compiles the kernels for later runs
+    (:func:`fused_for_later_runs`) once a row was added to it, so as not to slow the run's first iteration."""
     from gymnasium import spaces
 
     from purepg.run.runner import config_to_dict
@@ -60,7 +65,8 @@ def start(algo, config, obs_space, act_space):
         return None
     discrete = isinstance(act_space, spaces.Discrete)
     spec = {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
-            "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0])}
+            "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0]),
+            "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress)}
     try:
         proc = subprocess.Popen([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -69,6 +75,26 @@ def start(algo, config, obs_space, act_space):
         return proc
     except OSError:
         return None
+
+
+def _size(path):
+    """The size of the file at ``path``, or -1 if there is none (or no path)."""
+    try:
+        return os.path.getsize(path) if path is not None else -1
+    except OSError:
+        return -1
+
+
+def wait_for_a_row(path, size, timeout=600.0, poll=0.1, parent=None):
+    """Wait until the file at ``path`` is no longer ``size`` bytes (the run wrote a progress row), at most
+    ``timeout`` seconds; at once if ``path`` is None. Returns whether to go on: False if the process
+    ``parent`` (the run) has ended meanwhile (this process was handed to another parent)."""
+    deadline = time.monotonic() + timeout
+    while path is not None and _size(path) == size and time.monotonic() < deadline:
+        if parent is not None and os.getppid() != parent:
+            return False
+        time.sleep(poll)
+    return parent is None or os.getppid() == parent
 
 
 def stop(proc):
@@ -95,8 +121,9 @@ def synthetic_batch(pol, theta, config, rng):
                  rew_raw=rng.standard_normal((T, E)) if config.normalize_reward else None)
 
 
-def compile_update(spec):
-    """Run the algorithm's update once on a :func:`synthetic_batch` for the run described by ``spec``."""
+def compile_update(spec, parent=None):
+    """Run the algorithm's update once on a :func:`synthetic_batch` for the run described by ``spec``, then (after
+    its first progress row, while the run ``parent`` lives) compile the kernels for later runs."""
     from gymnasium import spaces
 
     from purepg.algos import get_algo
@@ -115,7 +142,8 @@ def compile_update(spec):
     batch = synthetic_batch(pol, state["theta"], config, rng)
     _late_kernels_first(pol, vf, config, batch, rng)
     algo.update(ctx, state, batch, rng, 0.0)
-    fused_for_later_runs(pol, vf, batch, rng)
+    if wait_for_a_row(spec.get("progress"), spec.get("progress_size", -1), parent=parent):   # the run's first
+        fused_for_later_runs(pol, vf, batch, rng)                                            # iteration, undisturbed
 
 
 def _late_kernels_first(pol, vf, config, batch, rng):
@@ -156,5 +184,5 @@ def fused_for_later_runs(pol, vf, batch, rng):
 
 def main():
     """The compiling process: :func:`compile_update` of the JSON spec on stdin (what :func:`start` writes)."""
-    compile_update(json.loads(sys.stdin.read()))
+    compile_update(json.loads(sys.stdin.read()), parent=os.getppid())
 

@@ -183,7 +183,8 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
             rundir.clear_run_files(out_dir)
             run = _setup(algo, env_id, config, seed, out_dir, total_steps, env_module, threads)
             if verbose:                                       # a command's run: an empty cache compiles ahead
-                compiler = ahead.start(algo, config, run.vec.single_observation_space, run.vec.single_action_space)
+                compiler = ahead.start(algo, config, run.vec.single_observation_space, run.vec.single_action_space,
+                                       progress=os.path.join(out_dir, "progress.csv"))
             rng = np.random.default_rng(seed)
             state = algo.init(run.ctx, rng)
             ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
