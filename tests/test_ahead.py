@@ -72,9 +72,9 @@ def test_synthetic_batch_has_a_rollouts_shapes_and_dtypes():
 def test_no_second_process_where_it_would_not_help(monkeypatch):
     from gymnasium import spaces
     box, two = spaces.Box(-1.0, 1.0, (4,)), spaces.Discrete(2)
-    monkeypatch.setattr(ahead, "cold", lambda: False)
+    monkeypatch.setattr(ahead, "cold", lambda *config: False)
     assert ahead.start(ppo, ppo.Config(), box, two) is None                    # the cache has the kernels
-    monkeypatch.setattr(ahead, "cold", lambda: True)
+    monkeypatch.setattr(ahead, "cold", lambda *config: True)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert ahead.start(ppo, ppo.Config(), box, two) is None                    # one core: nothing to overlap
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -134,3 +134,31 @@ def test_the_kernels_for_later_runs_wait_for_the_runs_first_row(tmp_path):
     assert 0.25 < time.monotonic() - t0 < 5
     assert ahead.wait_for_a_row(None, -1, parent=os.getppid()) is True
     assert ahead.wait_for_a_row(str(path), ahead._size(str(path)), parent=-1) is False   # the run is gone: stop
+
+
+def test_a_warm_cache_without_the_fused_kernels_still_compiles_them(monkeypatch):
+    """A first run that ended before its compiling process reached :mod:`purepg.kernels.heads` leaves them
+    to the next run: ``cold`` holds for a tanh run while they are missing, not for a relu run."""
+    from purepg.kernels import blas, heads
+    monkeypatch.setattr(ahead, "_index_paths", lambda: [])                      # the update's kernels: cached
+    monkeypatch.setattr(heads, "ready", lambda: False)
+    assert ahead.cold() is False                                                # no run given: the update alone
+    assert ahead.cold(ppo.Config()) is blas.AVAILABLE
+    assert ahead.cold(ppo.Config(activation="relu")) is False
+    monkeypatch.setattr(heads, "ready", lambda: True)
+    assert ahead.cold(ppo.Config()) is False
+
+
+def test_a_gaussian_run_compiles_every_fused_kernel(tmp_path):
+    """After the compiling process of a Gaussian policy's run (Pendulum's TRPO), the three kernels of
+    :mod:`purepg.kernels.heads` are in the cache, so ``heads.ready`` holds for the next run."""
+    from purepg.kernels import blas
+    if not blas.AVAILABLE:
+        pytest.skip(blas.REASON)
+    env_vars = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PUREPG_COMPILE_AHEAD": "0"}
+    spec = {"algo": "trpo", "config": config_to_dict(trpo.Config()), "obs_dim": 3, "discrete": False, "act": 1}
+    subprocess.run([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], input=json.dumps(spec),
+                   text=True, env=env_vars, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", "from purepg.kernels import heads; print(heads.ready())"],
+                         text=True, env=env_vars, check=True, capture_output=True).stdout
+    assert out.strip() == "True"

@@ -47,9 +47,15 @@ def _index_paths():
     return paths
 
 
-def cold():
-    """Whether this machine's Numba cache lacks the update's kernels (one of their index files is missing)."""
-    return any(not os.path.exists(p) for p in _index_paths())
+def cold(config=None):
+    """Whether this machine's Numba cache lacks the update's kernels (one of their index files is missing),
+    or, for a run of ``config`` with tanh networks where the one-call passes run, the kernels for later
+    runs (:func:`purepg.kernels.heads.ready`): a first run that ended before its compiling process
+    reached them leaves them to the next run's."""
+    if any(not os.path.exists(p) for p in _index_paths()):
+        return True
+    from purepg.kernels import blas, heads
+    return getattr(config, "activation", None) == "tanh" and blas.AVAILABLE and not heads.ready()
 
 
 def start(algo, config, obs_space, act_space, progress=None):
@@ -61,7 +67,7 @@ def start(algo, config, obs_space, act_space, progress=None):
 
     from purepg.run.runner import config_to_dict
 
-    if (os.cpu_count() or 1) < 2 or os.environ.get("PUREPG_COMPILE_AHEAD", "1") == "0" or not cold():
+    if (os.cpu_count() or 1) < 2 or os.environ.get("PUREPG_COMPILE_AHEAD", "1") == "0" or not cold(config):
         return None
     discrete = isinstance(act_space, spaces.Discrete)
     spec = {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
@@ -166,20 +172,24 @@ def _late_kernels_first(pol, vf, config, batch, rng):
 
 def fused_for_later_runs(pol, vf, batch, rng):
     """Compile :mod:`purepg.kernels.heads` (a minibatch step's value and policy terms in one call each),
-    which a first run does not call (:func:`purepg.kernels.heads.ready`) and the runs after it do."""
+    which a first run does not call (:func:`purepg.kernels.heads.ready`) and the runs after it do: all
+    three, for networks of the run's depth (a Gaussian policy's run compiles the categorical ones on a
+    categorical policy of its layers, so that ``ready`` holds after it)."""
     from purepg.kernels import heads
-    from purepg.model.value import value_loss
+    from purepg.model.policy import CategoricalPolicy
 
     N = batch.obs.shape[0] * batch.obs.shape[1]
-    obs, theta_v, theta = batch.obs.reshape(N, -1), vf.init(rng), pol.init(rng)[:pol.net.num_params]
+    obs = batch.obs.reshape(N, -1)
+    cat = pol if pol.discrete else CategoricalPolicy(pol.obs_dim, 2, pol.net.sizes[1:-1], pol.net.activation)
+    theta_v, theta = vf.init(rng), cat.init(rng)[:cat.net.num_params]
     if vf.net._one_call(N, theta_v, obs):
         ws = vf.net.workspace(N)
         heads.half_mse_and_grad(theta_v, vf.net._layout_array, (obs, *ws.h), rng.standard_normal(N), ws.dz,
                                 np.empty(vf.net.num_params))
-    if pol.discrete and pol.net._one_call(N, theta, obs):
-        ws, layout = pol.net.workspace(N), pol.net._layout_array
-        logp, d_out = heads.categorical_forward_log_prob(theta, layout, (obs, *ws.h), batch.act.reshape(N))
-        heads.weighted_backward(theta, layout, np.ones(N), d_out, (obs, *ws.h[:-1]), ws.dz, np.empty(pol.net.num_params))
+    if cat.net._one_call(N, theta, obs):
+        ws, layout, a = cat.net.workspace(N), cat.net._layout_array, rng.integers(0, cat.n_actions, N)
+        logp, d_out = heads.categorical_forward_log_prob(theta, layout, (obs, *ws.h), a)
+        heads.weighted_backward(theta, layout, np.ones(N), d_out, (obs, *ws.h[:-1]), ws.dz, np.empty(cat.net.num_params))
 
 
 def main():
