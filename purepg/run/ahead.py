@@ -72,7 +72,8 @@ def start(algo, config, obs_space, act_space, progress=None):
     discrete = isinstance(act_space, spaces.Discrete)
     spec = {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
             "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0]),
-            "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress)}
+            "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress),
+            "update": any(not os.path.exists(p) for p in _index_paths())}     # else only the kernels for later runs
     try:
         proc = subprocess.Popen([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -128,8 +129,9 @@ def synthetic_batch(pol, theta, config, rng):
 
 
 def compile_update(spec, parent=None):
-    """Run the algorithm's update once on a :func:`synthetic_batch` for the run described by ``spec``, then (after
-    its first progress row, while the run ``parent`` lives) compile the kernels for later runs."""
+    """Run the algorithm's update once on a :func:`synthetic_batch` for the run described by ``spec`` (unless
+    ``spec["update"]`` is False: its kernels are cached), then (after its first progress row, while the
+    run ``parent`` lives) compile the kernels for later runs."""
     from gymnasium import spaces
 
     from purepg.algos import get_algo
@@ -146,8 +148,9 @@ def compile_update(spec, parent=None):
     rng = np.random.default_rng(0)
     state = algo.init(ctx, rng)
     batch = synthetic_batch(pol, state["theta"], config, rng)
-    _late_kernels_first(pol, vf, config, batch, rng)
-    algo.update(ctx, state, batch, rng, 0.0)
+    if spec.get("update", True):
+        _late_kernels_first(pol, vf, config, batch, rng)
+        algo.update(ctx, state, batch, rng, 0.0)
     if wait_for_a_row(spec.get("progress"), spec.get("progress_size", -1), parent=parent):   # the run's first
         fused_for_later_runs(pol, vf, batch, rng)                                            # iteration, undisturbed
 
