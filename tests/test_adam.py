@@ -101,22 +101,44 @@ def test_unchecked_adam_and_clipping_return_the_same_bits(n, T, seed, eps):
         assert a[1].t == b[1].t
 
 
-@given(n=st.integers(1, 8), T=st.integers(1, 6), seed=st_seed, max_norm=st.sampled_from([0.5, 50.0, None]),
-       offset=st.sampled_from([0.0, 1e-6]))
+@given(n=st.one_of(st.integers(1, 8), st.integers(9, 3000)), T=st.integers(1, 6), seed=st_seed,
+       max_norm=st.sampled_from([0.5, 50.0, None]), offset=st.sampled_from([0.0, 1e-6]))
 def test_clip_adam_step_equals_clipping_then_adam_bit_for_bit(n, T, seed, max_norm, offset):
-    # the clip's product inside Adam's pass: the same steps as clip_grad_norm then adam_step, clipped or not
+    # the clip's product inside Adam's pass: the same steps as clip_grad_norm then adam_step, clipped or not,
+    # with the norm in the same kernel call (fused) or from numpy.linalg.norm
+    from purepg.kernels import blas, heads
+    for fused in (True, False) if blas.AVAILABLE else (False,):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(heads, "ready", lambda: fused)
+            rng = np.random.default_rng(seed)
+            a = b = (rng.standard_normal(n), adam_init(n))
+            for _ in range(T):
+                g = 10 * rng.standard_normal(n)
+                gc = g if max_norm is None else clip_grad_norm(g, max_norm, offset=offset)[0]
+                a = adam_step(*a[:1], gc, a[1], lr=1e-2, eps=1e-5)
+                b = clip_adam_step(*b[:1], g, b[1], max_norm=max_norm, offset=offset, lr=1e-2, eps=1e-5)
+                for x, y in ((a[0], b[0]), (a[1].m, b[1].m), (a[1].v, b[1].v)):
+                    np.testing.assert_array_equal(x, y)
+                assert a[1].t == b[1].t
+            for bad in (np.inf, np.nan):
+                with pytest.raises(ValueError, match="^g: its 2-norm overflows"):
+                    clip_adam_step(*b[:1], np.full(n, bad), b[1], max_norm=0.5, lr=1e-2)
+
+
+@given(n=st.integers(1, 5000), seed=st_seed, scale=st.sampled_from([1e-150, 1e-3, 1.0, 1e3, 1e150]))
+def test_the_fused_norm_is_numpys_norm(n, seed, scale):
+    """:func:`purepg.kernels.adam.clip_adam_update`'s norm (NumPy's ``cblas_ddot`` from inside the kernel)
+    is ``numpy.linalg.norm``'s bit for bit, and its step its NumPy reference's."""
+    from purepg.kernels import adam as kadam, blas
+    if not blas.AVAILABLE:
+        pytest.skip(blas.REASON)
     rng = np.random.default_rng(seed)
-    a = b = (rng.standard_normal(n), adam_init(n))
-    for _ in range(T):
-        g = 10 * rng.standard_normal(n)
-        gc = g if max_norm is None else clip_grad_norm(g, max_norm, offset=offset)[0]
-        a = adam_step(*a[:1], gc, a[1], lr=1e-2, eps=1e-5)
-        b = clip_adam_step(*b[:1], g, b[1], max_norm=max_norm, offset=offset, lr=1e-2, eps=1e-5)
-        for x, y in ((a[0], b[0]), (a[1].m, b[1].m), (a[1].v, b[1].v)):
-            np.testing.assert_array_equal(x, y)
-        assert a[1].t == b[1].t
-    with pytest.raises(ValueError, match="^g: its 2-norm overflows"):
-        clip_adam_step(*b[:1], np.full(n, np.inf), b[1], max_norm=0.5, lr=1e-2)
+    theta, g, m, v = rng.standard_normal(n), scale * rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+    got = kadam.clip_adam_update(theta, g, m, v, 3, 1e-3, 0.9, 0.999, 1e-8, 0.5, 1e-6)
+    ref = kadam.clip_adam_update(theta, g, m, v, 3, 1e-3, 0.9, 0.999, 1e-8, 0.5, 1e-6, backend="numpy")
+    assert got[3] == ref[3] == np.linalg.norm(g) or (np.isinf(got[3]) and np.isinf(ref[3]))
+    for x, y in zip(got[:3], ref[:3]):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_adam_does_not_mutate_inputs():

@@ -21,9 +21,10 @@ from numba.core.registry import CPUDispatcher
 from helpers import strategies as S
 from purepg import kernels
 from purepg.model.nn import MLP
-from purepg.kernels import acting, adam, batch, distributions, elementwise, nn, passes, returns, rollout, sampling, surrogates
+from purepg.kernels import (acting, adam, batch, distributions, elementwise, heads, nn, passes, returns, rollout,
+                            sampling, surrogates)
 
-MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates, passes, batch)
+MODULES = (nn, adam, sampling, acting, distributions, returns, rollout, surrogates, passes, batch, heads)
 EPS = np.finfo(float).eps
 
 
@@ -234,7 +235,7 @@ def _kernels():
 
 def test_kernels_are_compiled_with_cache_without_fastmath_and_without_the_gil_each_beside_its_reference():
     names = [name for _, name, _ in _kernels()]
-    assert len(names) == len(set(names)) == 28
+    assert len(names) == len(set(names)) == 32
     for m, name, k in _kernels():
         assert k._cache.__class__.__name__ == "FunctionCache", name                 # cache=True
         assert not k.targetoptions.get("fastmath", False), name

@@ -16,6 +16,7 @@ nn: ``persample_fill``                            per-layer broadcast outer prod
 nn: ``fisher_accumulate`` (``"loops"``)           ``einsum`` sum of outer products        ``R eps sum_r |U_ra U_rb|``
 nn: ``dphi_mul`` (with ``db=``: colsum)           ``dh * (1 - h^2)`` / ``dh * [h > 0]``   bit for bit
 adam: ``adam_update``                             (A1)-(A3) on whole vectors              bit for bit
+adam: ``clip_adam_update`` (norm by ``ddot``)     ``np.linalg.norm``, then (A1)-(A3)      bit for bit
 sampling: ``inverse_cdf``                         ``cumsum``, compare, count              bit for bit (same actions)
 acting: ``categorical_act`` (forward, sample)     ``h @ W.T``, ``np.tanh``, the two above  same actions (see module)
 acting: ``categorical_act_blas`` (BLAS products)  ``mlp_forward``'s, the two above         same actions (see module)

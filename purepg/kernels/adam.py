@@ -8,6 +8,12 @@ equations on whole (P,) vectors: about a dozen passes, each with a temporary; th
 with the same operations per coordinate in the same order, so the same bits. It is compiled with
 ``error_model="numpy"``: a division by zero gives inf/NaN as in NumPy instead of raising, which also
 lets the loop vectorise (``c1, c2 > 0`` anyway).
+
+``clip_adam_update`` also takes the global-norm clip's scale in the same call
+(:func:`purepg.optim.clip_adam_step`): ``||g||_2`` as ``numpy.linalg.norm`` computes it, the square root
+of NumPy's own ``cblas_ddot`` of ``g`` with itself (:func:`purepg.kernels.blas.dot`), then
+``scale = max_norm / (||g||_2 + offset)`` where ``||g||_2 + offset > max_norm``, else 1.
+Only where :data:`purepg.kernels.blas.AVAILABLE` holds.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from purepg.kernels._backend import unknown_backend
+from purepg.kernels.blas import dot
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -54,4 +61,38 @@ def adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, backend="numba", scale
                                   float(scale))
     if backend == "numpy":
         return _adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2, scale)
+    raise unknown_backend(backend)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _clip_adam_update_numba(theta, g, m, v, lr, beta1, beta2, eps, c1, c2, max_norm, offset):
+    norm = np.sqrt(dot(g.shape[0], g, 1, g, 1))                  # numpy.linalg.norm(g)
+    if not np.isfinite(norm):
+        return theta, m, v, norm                                 # the caller reports it; nothing is stepped
+    scale = max_norm / (norm + offset) if norm + offset > max_norm else 1.0
+    theta_new, m_new, v_new = _adam_update_numba(theta, g, m, v, lr, beta1, beta2, eps, c1, c2, scale)
+    return theta_new, m_new, v_new, norm
+
+
+def _clip_adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2, max_norm, offset):
+    norm = np.linalg.norm(g)
+    if not np.isfinite(norm):
+        return theta, m, v, norm
+    scale = max_norm / (norm + offset) if norm + offset > max_norm else 1.0
+    return (*_adam_update_numpy(theta, g, m, v, lr, beta1, beta2, eps, c1, c2, scale), norm)
+
+
+def clip_adam_update(theta, g, m, v, t, lr, beta1, beta2, eps, max_norm, offset=0.0, backend="numba"):
+    """:func:`adam_update` along ``g`` clipped to global norm ``max_norm`` (``offset`` added to the norm, as
+    :func:`purepg.optim.clip_grad_norm`), in one call: ``(theta_new, m_new, v_new, norm)``, ``norm`` =
+    ``||g||_2`` before clipping. A non-finite norm steps nothing (``theta``, ``m``, ``v`` returned as they
+    are): the caller reports it. The numba backend needs :data:`purepg.kernels.blas.AVAILABLE`."""
+    c1, c2 = 1.0 - beta1**t, 1.0 - beta2**t
+    args = (theta, g, m, v, float(lr), float(beta1), float(beta2), float(eps), c1, c2, float(max_norm), float(offset))
+    if backend == "numba":
+        theta_new, m_new, v_new, norm = _clip_adam_update_numba(*args)
+        return theta_new, m_new, v_new, float(norm)
+    if backend == "numpy":
+        theta_new, m_new, v_new, norm = _clip_adam_update_numpy(*args)
+        return theta_new, m_new, v_new, float(norm)
     raise unknown_backend(backend)

@@ -12,8 +12,9 @@ Which library, and the same call as NumPy's
 NumPy's wheels for Linux on x86-64 ship OpenBLAS built with 64-bit integers, its symbols prefixed
 ``scipy_`` and suffixed ``64_`` (``numpy.show_config()`` names it ``scipy-openblas``). :func:`_locate`
 finds that shared library among the ones this process has loaded (``/proc/self/maps``) and takes the
-addresses of ``cblas_dgemm`` and ``cblas_dgemv`` from it; ``llvmlite.binding.add_symbol`` registers
-them under purepg's names, and the intrinsics :func:`gemm` and :func:`gemv` call those names, so the
+addresses of ``cblas_dgemm``, ``cblas_dgemv`` and ``cblas_ddot`` from it (``ddot``: the dot product
+``numpy.linalg.norm`` takes the square root of); ``llvmlite.binding.add_symbol`` registers
+them under purepg's names, and the intrinsics :func:`gemm`, :func:`gemv` and :func:`dot` call those names, so the
 compiled kernels stay in Numba's on-disk cache (the address is looked up again in every process).
 
 :mod:`purepg.kernels.passes` calls them with the arguments ``numpy.matmul`` passes for the same operands
@@ -41,7 +42,7 @@ from numba.extending import intrinsic
 ROW_MAJOR, COL_MAJOR = 101, 102          # CBLAS_ORDER
 NO_TRANS, TRANS = 111, 112               # CBLAS_TRANSPOSE
 _PREFIX, _SUFFIX = "scipy_cblas_", "64_"  # NumPy's wheels: OpenBLAS with 64-bit integers (ILP64)
-_NAMES = {"dgemm": "purepg_numpy_cblas_dgemm", "dgemv": "purepg_numpy_cblas_dgemv"}
+_NAMES = {"dgemm": "purepg_numpy_cblas_dgemm", "dgemv": "purepg_numpy_cblas_dgemv", "ddot": "purepg_numpy_cblas_ddot"}
 
 
 def _numpy_blas_name():
@@ -65,7 +66,7 @@ def _loaded_libraries():
 
 
 def _locate():
-    """``(addresses, reason)``: the addresses of NumPy's ILP64 ``cblas_dgemm`` and ``cblas_dgemv``, or
+    """``(addresses, reason)``: the addresses of NumPy's ILP64 ``cblas_dgemm``, ``cblas_dgemv`` and ``cblas_ddot``, or
     None and the reason they cannot be used."""
     if os.environ.get("PUREPG_FUSED", "1").strip() == "0":
         return None, "PUREPG_FUSED=0 is set"
@@ -145,5 +146,24 @@ def gemv(typingctx, order, trans, m, n, A, lda, x, incx, y, incy):
                           _pointer(context, builder, t[4], args[4]), lda_, _pointer(context, builder, t[6], args[6]),
                           incx_, ir.Constant(f64, 0.0), _pointer(context, builder, t[8], args[8]), incy_])
         return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def dot(typingctx, n, x, incx, y, incy):
+    """``x . y`` (float64) through NumPy's ``cblas_ddot``, the call ``ndarray.dot`` of two float64 vectors makes
+    (and so ``numpy.linalg.norm``, its square root); arguments as :func:`gemm`."""
+    sig = types.float64(n, x, incx, y, incy)
+
+    def codegen(context, builder, signature, args):
+        i64, f64 = ir.IntType(64), ir.DoubleType()
+        ptr = f64.as_pointer()
+        fnty = ir.FunctionType(f64, [i64, ptr, i64, ptr, i64])
+        fn = builder.module.globals.get(_NAMES["ddot"]) or ir.Function(builder.module, fnty, _NAMES["ddot"])
+        t = signature.args
+        n_, incx_, incy_ = _int64s(context, builder, (t[0], t[2], t[4]), (args[0], args[2], args[4]))
+        return builder.call(fn, [n_, _pointer(context, builder, t[1], args[1]), incx_,
+                                 _pointer(context, builder, t[3], args[3]), incy_])
 
     return sig, codegen

@@ -44,7 +44,7 @@ import os
 import numpy as np
 from numba import njit
 
-from purepg.kernels import batch, distributions, passes
+from purepg.kernels import adam, batch, distributions, passes
 from purepg.kernels._backend import unknown_backend
 
 
@@ -137,13 +137,17 @@ def weighted_backward(theta, layout, w, d_out, hs, dzs, dtheta, backend="numba")
     raise unknown_backend(backend)
 
 
-KERNELS = (_half_mse_and_grad_numba, _categorical_forward_log_prob_numba, _weighted_backward_numba)
+# The fused kernels a first run does not call: these three and Adam's step with the clip's norm inside.
+KERNELS = (_half_mse_and_grad_numba, _categorical_forward_log_prob_numba, _weighted_backward_numba,
+           adam._clip_adam_update_numba)
 _ready = []                                        # [True] once the kernels were found compiled or cached
 
 
 def ready():
-    """Whether the kernels here can be called without compiling them first: compiled in this process, or in
-    Numba's on-disk cache (an index file per kernel). False on a machine's first run (module docstring)."""
+    """Whether the fused kernels (:data:`KERNELS`: the three here and
+    :func:`purepg.kernels.adam.clip_adam_update`) can be called without compiling them first: compiled in
+    this process, or in Numba's on-disk cache (an index file per kernel). False on a machine's first run
+    (module docstring)."""
     if not _ready:
         try:
             if all(k.signatures or os.path.exists(k._cache._cache_file._index_path) for k in KERNELS):

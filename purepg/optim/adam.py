@@ -128,9 +128,18 @@ def _clip_scale(g, max_norm, offset):
 def clip_adam_step(theta, g, state: AdamState, *, max_norm, offset=0.0, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     """:func:`clip_grad_norm` then :func:`adam_step` on validated arguments, the clip's product in Adam's
     one pass over the coordinates (:func:`purepg.kernels.adam_update`, ``scale``): the same bits, without
-    the clipped (P,) copy. ``max_norm`` None: no clipping. Returns ``(theta_new, state_new)``."""
-    scale = None if max_norm is None else _clip_scale(g, max_norm, offset)[1]
+    the clipped (P,) copy. ``max_norm`` None: no clipping. Returns ``(theta_new, state_new)``. Where
+    NumPy's BLAS is reachable from a kernel and the fused kernels are compiled
+    (:func:`purepg.kernels.heads.ready`), the norm is taken in the same call
+    (:func:`purepg.kernels.adam.clip_adam_update`, the same bits)."""
     t = state.t + 1
+    if max_norm is not None and kernels.blas.AVAILABLE and kernels.heads.ready():   # the norm in the same call
+        theta_new, m, v, norm = kernels.adam.clip_adam_update(theta, g, state.m, state.v, t, lr, beta1, beta2, eps,
+                                                              max_norm, offset)
+        if not np.isfinite(norm):
+            _clip_scale(g, max_norm, offset)                     # raises, naming the norm
+        return theta_new, AdamState(m, v, t)
+    scale = None if max_norm is None else _clip_scale(g, max_norm, offset)[1]
     theta_new, m, v = kernels.adam_update(theta, g, state.m, state.v, t, lr, beta1, beta2, eps,
                                           scale=1.0 if scale is None else scale)      # (A1)-(A3) on g * scale
     return theta_new, AdamState(m, v, t)

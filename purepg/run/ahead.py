@@ -174,10 +174,12 @@ def _late_kernels_first(pol, vf, config, batch, rng):
 
 
 def fused_for_later_runs(pol, vf, batch, rng):
-    """Compile :mod:`purepg.kernels.heads` (a minibatch step's value and policy terms in one call each),
-    which a first run does not call (:func:`purepg.kernels.heads.ready`) and the runs after it do: all
-    three, for networks of the run's depth (a Gaussian policy's run compiles the categorical ones on a
-    categorical policy of its layers, so that ``ready`` holds after it)."""
+    """Compile :mod:`purepg.kernels.heads` (a minibatch step's value and policy terms in one call each) and
+    Adam's step with the clip's norm inside, which a first run does not call
+    (:func:`purepg.kernels.heads.ready`) and the runs after it do: all four, for networks of the run's
+    depth (a Gaussian policy's run compiles the categorical ones on a categorical policy of its layers,
+    so that ``ready`` holds after it)."""
+    from purepg import kernels
     from purepg.kernels import heads
     from purepg.model.policy import CategoricalPolicy
 
@@ -189,6 +191,9 @@ def fused_for_later_runs(pol, vf, batch, rng):
         ws = vf.net.workspace(N)
         heads.half_mse_and_grad(theta_v, vf.net._layout_array, (obs, *ws.h), rng.standard_normal(N), ws.dz,
                                 np.empty(vf.net.num_params))
+    if kernels.blas.AVAILABLE:                                                  # Adam with the clip's norm inside
+        kernels.adam.clip_adam_update(theta, np.ones_like(theta), np.zeros_like(theta), np.zeros_like(theta), 1,
+                                      1e-3, 0.9, 0.999, 1e-8, 0.5)
     if cat.net._one_call(N, theta, obs):
         ws, layout, a = cat.net.workspace(N), cat.net._layout_array, rng.integers(0, cat.n_actions, N)
         logp, d_out = heads.categorical_forward_log_prob(theta, layout, (obs, *ws.h), a)
