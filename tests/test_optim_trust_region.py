@@ -77,6 +77,23 @@ def test_natural_step_scale_survives_cg_rounding():
     assert 0.5 * ns.step @ F @ ns.step == pytest.approx(0.01, rel=1e-10)
 
 
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("g", [[5e-324], [1e-310, -3e-312, 0.0], [-2.5e-200, 1e-201], [1e300, 2e299], [3e-151, 1.0e-152]])
+def test_natural_step_of_a_gradient_at_the_ends_of_float64_is_its_direction_s(g, solver):
+    """(N1) does not depend on the scale of ``g``: a subnormal or huge gradient gives the step of ``g``
+    scaled into [0.5, 1) -- 1/2 d^T F d = delta -- where solving for ``g`` itself would underflow
+    (``F^-1 g`` rounds to 0) or overflow; found by the suite's Hypothesis run (g = 5e-324, F = 4)."""
+    g = np.array(g)
+    F = np.diag(np.arange(4.0, 4.0 + g.size))
+    ns = natural_step(g, F, 0.0625, solver=solver)
+    unit = natural_step(g / np.max(np.abs(g)), F, 0.0625, solver=solver)
+    assert ns.ok, ns.reason
+    np.testing.assert_allclose(ns.step, unit.step, rtol=1e-15, atol=0)
+    assert 0.5 * ns.step @ F @ ns.step == pytest.approx(0.0625, rel=1e-14)
+    with np.errstate(under="ignore", over="ignore"):
+        np.testing.assert_allclose(ns.x, np.linalg.solve(F, g), rtol=1e-14, atol=1e-320)   # reported for g itself
+
+
 def test_natural_step_zero_gradient_and_gFg_sign():
     ns = natural_step(np.zeros(3), np.eye(3), 0.01)
     assert not ns.ok and "g is zero" in ns.reason and np.all(ns.step == 0.0)

@@ -107,6 +107,11 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
 
     ``cg_x0`` and ``cg_stop`` are :func:`purepg.optim.conjugate_gradient`'s ``x0`` and ``stop``.
 
+    A gradient whose largest entry is beyond ``2^+-500`` is first multiplied by the power of two that brings
+    it into [0.5, 1) (exact): ``x`` would otherwise underflow (a subnormal ``g``: ``F^-1 g`` rounds to 0)
+    or overflow, and (N1) does not depend on the scale of ``g``. ``x``, ``gFg``, ``expected_improve`` and
+    ``residual`` are reported for ``g`` itself. Within that range nothing is rescaled.
+
     Raises ``ValueError`` for ``delta <= 0``, ``damping < 0``, an unknown solver, or a callable with
     ``solver="cholesky"``.
     """
@@ -125,6 +130,14 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
         matvec = lambda v: F @ v  # noqa: E731
     if not np.any(g):
         return _failed(g, "g is zero: there is no ascent direction", solver)
+    e = _exponent(g)
+    if abs(e) > _FAR_EXPONENT:            # (N1) is scale free in g: solve for g 2^-e (exact), then report for g
+        s = natural_step(np.ldexp(g, -e), F_or_fvp, delta, damping=damping, solver=solver, cg_iters=cg_iters,
+                         cg_tol=cg_tol, cg_x0=cg_x0, cg_stop=cg_stop)
+        x = np.ldexp(s.x, e)
+        with np.errstate(over="ignore", under="ignore"):      # what g^T x is in float64: 0 or inf out there
+            return s._replace(x=x, gFg=float(g @ x), expected_improve=float(g @ s.step),
+                              residual=float(np.ldexp(s.residual, e)))
     if solver == "cholesky":
         try:
             x = solve_spd(F, g, damping)  # (P,)
@@ -155,6 +168,9 @@ def _scale(g, x, Fx, delta, solver, iterations, residual) -> NaturalStep:
         return _failed(g, why + "; increase damping", solver, iterations, x, residual)
     step = np.sqrt(2.0 * delta / xFx) * xs  # (P,)  (N1)
     return NaturalStep(step, x, gFg, float(g @ step), True, "ok", solver, iterations, residual)
+
+
+_FAR_EXPONENT = 500     # natural_step rescales a gradient with max |g| outside [2^-500, 2^500]
 
 
 def _exponent(v) -> int:
