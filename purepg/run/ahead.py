@@ -47,12 +47,17 @@ def _index_paths():
     return paths
 
 
+def _update_cold():
+    """Whether this machine's Numba cache lacks the update's kernels (one of their index files is missing)."""
+    return any(not os.path.exists(p) for p in _index_paths())
+
+
 def cold(config=None):
-    """Whether this machine's Numba cache lacks the update's kernels (one of their index files is missing),
-    or, for a run of ``config`` with tanh networks where the one-call passes run, the kernels for later
-    runs (:func:`purepg.kernels.heads.ready`): a first run that ended before its compiling process
-    reached them leaves them to the next run's."""
-    if any(not os.path.exists(p) for p in _index_paths()):
+    """Whether this machine's Numba cache lacks the update's kernels (:func:`_update_cold`), or, for a run
+    of ``config`` with tanh networks where the one-call passes run, the kernels for later runs
+    (:func:`purepg.kernels.heads.ready`): a first run that ended before its compiling process reached
+    them leaves them to the next run's."""
+    if _update_cold():
         return True
     from purepg.kernels import blas, heads
     return getattr(config, "activation", None) == "tanh" and blas.AVAILABLE and not heads.ready()
@@ -73,7 +78,7 @@ def start(algo, config, obs_space, act_space, progress=None):
     spec = {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
             "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0]),
             "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress),
-            "update": any(not os.path.exists(p) for p in _index_paths())}     # else only the kernels for later runs
+            "update": _update_cold()}                                  # else only the kernels for later runs
     try:
         proc = subprocess.Popen([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
