@@ -2,8 +2,9 @@ r"""A network's pass together with what its output feeds, in one kernel call eac
 
 A PPO minibatch step runs each network forward, computes per-sample terms from the output, and runs the
 network backward with cotangents built from them. Step by step that is about a dozen NumPy and kernel
-calls per network, each with its interpreter overhead (~20 % of a step at 256 rows, 64 units). The
-kernels here join a one-call pass of :mod:`purepg.kernels.passes` (BLAS products) with its head's terms:
+calls per network, each with its interpreter overhead (about a fifth of a step at 256 rows, 64 units,
+in a profile). The kernels here join a one-call pass of :mod:`purepg.kernels.passes` (BLAS products)
+with its head's terms:
 
 ``categorical_forward_log_prob`` (policy, before the ratio)
     The forward pass, then ``log pi(a_i | s_i)`` and ``d log pi(a_i | s_i) / d z_i = e_a - p`` (C1) of
