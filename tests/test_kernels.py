@@ -414,6 +414,7 @@ NOT_A_BACKEND = r"backend: expected 'numba' or 'numpy', got 'c'\. Fix"
     (lambda: kernels.categorical_act(np.zeros(1), np.zeros((1, 4), np.int64), False, Z2, np.zeros(1), backend="c"),
      NOT_A_BACKEND),
     (lambda: acting.categorical_act_blas(np.zeros(1), None, (Z2,), np.zeros(1), backend="c"), NOT_A_BACKEND),
+    (lambda: adam.clip_adam_update(*[np.zeros(1)] * 4, 1, 1e-3, 0.9, 0.999, 1e-8, 0.5, backend="c"), NOT_A_BACKEND),
 ])
 def test_bad_backend_messages(call, match):
     with pytest.raises(ValueError, match=match):
