@@ -56,11 +56,41 @@ def test_after_compile_ahead_a_run_compiles_none_of_its_update_kernels(tmp_path,
     assert compiled & UPDATE_KERNELS == set(), compiled
 
 
+SHARES = """
+import json, sys
+from purepg.run import ahead
+algo, ctx, state, batch, rng = ahead._build(json.loads(sys.argv[1]))
+ahead.compile_kernels(ctx, batch, rng, ahead.AHEAD_SHARE + ahead.RUN_SHARE)
+"""
+
+
+SHARED = {"_adam_update_numba", "_mlp_backward_numba", "_categorical_log_prob_and_grad_numba", "_gae_numba",
+          "_log_softmax_numba"}
+
+
+@pytest.mark.parametrize("algo, Config, shares", [
+    ("ppo", ppo.Config, SHARED | {"_clip_terms_numba", "_minibatch_rows_numba"}),
+    ("trpo", trpo.Config, SHARED | {"_mlp_jvp_numba"})])
+def test_the_two_shares_have_the_updates_signatures(tmp_path, algo, Config, shares):
+    """What :func:`ahead.compile_kernels` compiles for the two shares, without the update (on synthetic
+    caches and batches), is what the run calls: a run on that cache compiles none of it (its acting
+    pass, which no share holds, it does compile)."""
+    env_vars = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PUREPG_COMPILE_AHEAD": "0"}
+    spec = {"algo": algo, "config": config_to_dict(Config()), "obs_dim": 4, "discrete": True, "act": 2}
+    subprocess.run([sys.executable, "-c", SHARES, json.dumps(spec)], text=True, env=env_vars, check=True,
+                   capture_output=True)
+    out = subprocess.run([sys.executable, "-c", LISTEN, algo, "CartPole-v1", "1024", str(tmp_path / "run")],
+                         text=True, env=env_vars, check=True, capture_output=True).stdout
+    compiled = set(out.split("COMPILED", 1)[1].split())
+    assert "_step_flags_numba" in compiled, compiled             # the cache held only the shares' kernels
+    assert compiled & shares == set(), compiled
+
+
 def test_synthetic_batch_has_a_rollouts_shapes_and_dtypes():
     rng = np.random.default_rng(0)
     for pol, cfg in ((purepg.CategoricalPolicy(4, 3), ppo.Config(num_envs=2, num_steps=8, minibatch_size=16)),
                      (purepg.GaussianPolicy(3, 2), trpo.Config(num_envs=3, num_steps=5, vf_minibatch_size=15, normalize_obs=True))):
-        b = ahead.synthetic_batch(pol, pol.init(rng), cfg, rng)
+        b = ahead.synthetic_batch(pol, cfg, rng)
         T, E = cfg.num_steps, cfg.num_envs
         assert b.obs.shape == (T, E, pol.obs_dim) and b.obs.dtype == np.float64
         assert b.act.dtype == (np.int64 if pol.discrete else np.float64)
@@ -162,3 +192,69 @@ def test_a_gaussian_run_compiles_every_fused_kernel(tmp_path):
     out = subprocess.run([sys.executable, "-c", "from purepg.kernels import heads; print(heads.ready())"],
                          text=True, env=env_vars, check=True, capture_output=True).stdout
     assert out.strip() == "True"
+
+
+def test_a_first_run_waits_for_the_share_of_its_compiling_process(tmp_path):
+    """A cold run with its compiling process: the run compiles none of :data:`ahead.AHEAD_SHARE`'s kernels
+    (it waits for them, :func:`ahead.await_share`) and writes the same rows and checkpoint as a run without
+    that process on the cache it left."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("the compiling process runs only where there are two cores")
+    env_vars = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env_vars.pop("PUREPG_COMPILE_AHEAD", None)
+    out = subprocess.run([sys.executable, "-c", LISTEN, "ppo", "CartPole-v1", "512", str(tmp_path / "a")],
+                         text=True, env=env_vars, check=True, capture_output=True).stdout
+    compiled = set(out.split("COMPILED", 1)[1].split())
+    assert "_gae_numba" in compiled, compiled                    # the run's own share: it compiled at all
+    assert compiled & {"_minibatch_rows_numba", "_mlp_backward_numba"} == set(), compiled
+    env_vars["PUREPG_COMPILE_AHEAD"] = "0"
+    subprocess.run([sys.executable, "-c", LISTEN, "ppo", "CartPole-v1", "512", str(tmp_path / "b")],
+                   text=True, env=env_vars, check=True, capture_output=True)
+    rows = [(tmp_path / r / "progress.csv").read_text().splitlines() for r in "ab"]
+    header = rows[0][0].split(",")
+    timed = [header.index("time_s"), header.index("sps")]
+    strip = [[[c for i, c in enumerate(line.split(",")) if i not in timed] for line in r[1:]] for r in rows]
+    assert strip[0] == strip[1] and len(strip[0]) == 2
+    a, b = (np.load(tmp_path / r / "checkpoint.npz") for r in "ab")
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        if a[k].dtype.kind != "U" and k != "loop/time_s":
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+class _Proc:
+    """A stand-in for the compiling process: ``stdout`` a pipe its byte comes through (or None)."""
+
+    def __init__(self, stdout, alive=True):
+        self.stdout, self.alive = stdout, alive
+
+    def poll(self):
+        return None if self.alive else 0
+
+
+def test_await_share_waits_for_the_byte_once(monkeypatch):
+    import threading
+    import time
+
+    calls = []
+    monkeypatch.setattr(ahead, "compile_kernels", lambda ctx, batch, rng, names: calls.append(names))
+    ctx = type("Ctx", (), {"pol": purepg.CategoricalPolicy(4, 2), "config": ppo.Config()})()
+    ahead.await_share(None, ctx)
+    ahead.await_share(_Proc(None), ctx)                                         # no share: only later runs'
+    assert calls == []
+    r, w = os.pipe()
+    proc = _Proc(os.fdopen(r, "rb"))
+    threading.Timer(0.4, lambda: os.write(w, b".")).start()
+    t0 = time.monotonic()
+    ahead.await_share(proc, ctx)
+    assert 0.3 < time.monotonic() - t0 < 10 and calls == [ahead.RUN_SHARE] and proc.stdout.closed
+    t0 = time.monotonic()
+    ahead.await_share(proc, ctx)                                                # after the first call: at once
+    assert time.monotonic() - t0 < 0.1 and len(calls) == 1
+    os.close(w)
+    r, w = os.pipe()
+    t0 = time.monotonic()
+    ahead.await_share(_Proc(os.fdopen(r, "rb"), alive=False), ctx)              # the process has ended
+    ahead.await_share(_Proc(os.fdopen(os.pipe()[0], "rb")), ctx, timeout=0.3)   # silent: the timeout
+    assert time.monotonic() - t0 < 5
+    os.close(w)

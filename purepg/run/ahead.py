@@ -1,4 +1,4 @@
-r"""A first run compiles its update's kernels in a second process while it compiles its rollout's.
+r"""A first run compiles its update's costliest kernels in a second process while it compiles its rollout's.
 
 On a machine whose Numba cache is empty, a run's first iteration waits for Numba to compile every
 kernel it calls: the acting pass during the rollout, then the update's (GAE, the minibatch rows, the
@@ -7,26 +7,29 @@ Compilation is Python and holds its interpreter, so a thread would not help; a s
 When ``purepg train`` starts on a machine with two cores or more and the cache lacks the update's
 kernels (:func:`cold`), :func:`start` launches a Python process (:func:`main`) with the run's algorithm,
 configuration and the sizes of its observation and action spaces. That process builds the same
-networks, draws a batch of the same shapes and dtypes as a rollout of the run collects
-(:func:`synthetic_batch`: random observations, actions and rewards, some episodes ending) and runs the
-algorithm's ``update`` on it once: every kernel the update calls is compiled and written to the cache.
-The run goes on meanwhile; when its update first calls a kernel, Numba looks in the cache, and loads
-what the other process has written by then (it compiles the rest itself, as without this module).
-Last, once the run has written its first progress row (two compiling processes slow each other on a
-machine whose cores share a physical core), it compiles the fused minibatch-step kernels of
-:mod:`purepg.kernels.heads` (:func:`fused_for_later_runs`), which a first run does not call and the
-runs after it do.
+networks and a batch of the shapes and dtypes a rollout of the run collects (:func:`synthetic_batch`:
+random observations, actions and rewards, some episodes ending) and compiles its share of the update's
+kernels (:data:`AHEAD_SHARE`, the costliest) by calling them on arrays like the update's
+(:func:`compile_kernels`), then writes one byte to its stdout. Meanwhile the run compiles its acting pass
+in its first rollout; before its first update it compiles the rest (:data:`RUN_SHARE`) and waits for that
+byte (:func:`await_share`), so that its update loads both shares from the cache and nothing is compiled
+twice. The process then runs the algorithm's ``update`` once on its batch (whatever else the update
+calls is compiled and written to the cache too). Last, once the run has written its first progress row
+(two compiling processes slow each other on a machine whose cores share a physical core), it compiles
+the fused minibatch-step kernels of :mod:`purepg.kernels.heads` (:func:`fused_for_later_runs`), which a
+first run does not call and the runs after it do.
 
 Nothing of the second process reaches the run but cached machine code, which is what the run would
 have compiled itself: the results are the same bits. It runs in a session of its own (a Ctrl-C in the
 terminal reaches the run alone), writes nothing to the terminal, and :func:`stop` ends it when the run
 ends, however it ends. An error in it (an algorithm this module cannot feed, a full disk) costs only
-the time it would have saved.
+the time it would have saved: its pipe closes, and the run stops waiting (and after two minutes in any case).
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -80,8 +83,9 @@ def start(algo, config, obs_space, act_space, progress=None):
             "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress),
             "update": _update_cold()}                                  # else only the kernels for later runs
     try:
+        report = subprocess.PIPE if spec["update"] and os.name == "posix" else subprocess.DEVNULL  # await_share
         proc = subprocess.Popen([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                stdout=report, stderr=subprocess.DEVNULL, start_new_session=True)
         proc.stdin.write(json.dumps(spec).encode())
         proc.stdin.close()
         return proc
@@ -116,7 +120,7 @@ def stop(proc):
         proc.wait()
 
 
-def synthetic_batch(pol, theta, config, rng):
+def synthetic_batch(pol, config, rng):
     """A :class:`purepg.env.rollout.Batch` of ``T = config.num_steps`` steps of ``E = config.num_envs``
     copies with the shapes and dtypes a rollout gives (values random; one episode in 16 steps ends)."""
     from purepg.env.rollout import Batch
@@ -124,7 +128,7 @@ def synthetic_batch(pol, theta, config, rng):
     T, E, d = config.num_steps, config.num_envs, pol.obs_dim
     obs = rng.standard_normal((T, E, d))
     act = rng.integers(0, pol.n_actions, (T, E)) if pol.discrete else rng.standard_normal((T, E, pol.act_dim))
-    logp = pol.log_prob(theta, obs.reshape(T * E, d), act.reshape(T * E, *act.shape[2:])).reshape(T, E)
+    logp = -rng.random((T, E))                 # not the policy's (a forward pass would compile it here first)
     ends = rng.random((T, E)) < 1 / 16
     return Batch(obs=obs, act=act, rew=rng.standard_normal((T, E)), terminated=ends, truncated=np.zeros((T, E), bool),
                  final_obs=rng.standard_normal((T, E, d)), next_obs_last=rng.standard_normal((E, d)), logp_old=logp,
@@ -133,10 +137,9 @@ def synthetic_batch(pol, theta, config, rng):
                  rew_raw=rng.standard_normal((T, E)) if config.normalize_reward else None)
 
 
-def compile_update(spec, parent=None):
-    """Run the algorithm's update once on a :func:`synthetic_batch` for the run described by ``spec`` (unless
-    ``spec["update"]`` is False: its kernels are cached), then (after its first progress row, while the
-    run ``parent`` lives) compile the kernels for later runs."""
+def _build(spec):
+    """``(algo, ctx, state, batch, rng)`` for the run described by ``spec``: its networks, the algorithm's
+    initial state and a :func:`synthetic_batch` of a rollout's shapes."""
     from gymnasium import spaces
 
     from purepg.algos import get_algo
@@ -152,30 +155,95 @@ def compile_update(spec, parent=None):
     ctx = Context(pol, vf, config, 100 * config.num_envs * config.num_steps)
     rng = np.random.default_rng(0)
     state = algo.init(ctx, rng)
-    batch = synthetic_batch(pol, state["theta"], config, rng)
+    return algo, ctx, state, synthetic_batch(pol, config, rng), rng
+
+
+def compile_update(spec, parent=None, out=None):
+    """The compiling process's work for the run described by ``spec``: unless ``spec["update"]`` is False
+    (the update's kernels are cached), its share of the update's kernels (:data:`AHEAD_SHARE`), one byte on
+    ``out`` (the run waits for it, :func:`await_share`), then the algorithm's update once on a
+    :func:`synthetic_batch` (whatever else it calls); last, after the run's first progress row and while
+    the run ``parent`` lives, the kernels for later runs."""
+    algo, ctx, state, batch, rng = _build(spec)
     if spec.get("update", True):
-        _late_kernels_first(pol, vf, config, batch, rng)
+        compile_kernels(ctx, batch, rng, AHEAD_SHARE)
+        if out is not None:
+            out.write(b".")
+            out.flush()
         algo.update(ctx, state, batch, rng, 0.0)
     if wait_for_a_row(spec.get("progress"), spec.get("progress_size", -1), parent=parent):   # the run's first
-        fused_for_later_runs(pol, vf, batch, rng)                                            # iteration, undisturbed
+        fused_for_later_runs(ctx.pol, ctx.vf, batch, rng)                                    # iteration, undisturbed
 
 
-def _late_kernels_first(pol, vf, config, batch, rng):
-    """Compile first what an update calls last (the run compiles its update from the start meanwhile):
-    the networks' backward passes, Adam, and a PPO minibatch's rows, on arrays like the update's."""
-    from purepg.kernels import adam_update, minibatch_rows
+#: The update's kernels the compiling process compiles while the run compiles its acting pass: the
+#: costliest of the update (the rows of a PPO minibatch, the networks' backward passes, the JVP sweep of a
+#: Fisher product by JVP), PPO's clip terms, and the log-softmax the rollout calls last; chosen so that
+#: the two shares end about together on two cores (the run's starts after its acting pass), by the times
+#: of Numba's compile events in cold runs of PPO and TRPO on CartPole-v1.
+AHEAD_SHARE = ("log_softmax", "minibatch_rows", "backward", "jvp", "clip_terms")
+#: The rest of the update's, which the run compiles itself before its first update (:func:`await_share`).
+RUN_SHARE = ("gae", "log_prob", "adam")
 
+
+def compile_kernels(ctx, batch, rng, names):
+    """Compile the kernels ``names`` (of :data:`AHEAD_SHARE` and :data:`RUN_SHARE`) that the update of
+    ``ctx``'s algorithm calls, by calling them on arrays like those it passes them (from ``batch``, a
+    :func:`synthetic_batch`, and ``rng``, never the run's). Kernels the algorithm does not call are
+    skipped: a minibatch's rows and the clip terms outside PPO, the JVP sweep without ``fisher="fvp"``."""
+    from purepg import kernels
+    from purepg.algos.common import flatten_with_gae
+    from purepg.model.nn import MLPCache
+
+    pol, vf, config = ctx.pol, ctx.vf, ctx.config
     N = batch.obs.shape[0] * batch.obs.shape[1]
     obs = batch.obs.reshape(N, -1)
-    if hasattr(config, "minibatch_size") and hasattr(config, "advantage_norm"):
-        cols = (obs, batch.act.reshape(N, *batch.act.shape[2:]), *rng.standard_normal((4, N)))
-        minibatch_rows(rng.permutation(N), cols, config.advantage_norm)
-    for net, theta in ((pol.net, pol.init(rng)[:pol.net.num_params]), (vf.net, vf.init(rng))):
-        ws = net.workspace(N)
-        out, cache = net.forward_into(ws, theta, obs)
-        dout = rng.standard_normal(N)[:, None] if out.shape[1] == 1 else rng.standard_normal(out.shape)
-        net.backward_into(ws, theta, dout, cache)
-        adam_update(theta, np.ones_like(theta), np.zeros_like(theta), np.zeros_like(theta), 1, 1e-3, 0.9, 0.999, 1e-8)
+    act = batch.act.reshape(N, *batch.act.shape[2:])
+    ppo = hasattr(config, "minibatch_size") and hasattr(config, "advantage_norm")
+    for name in names:
+        if name == "log_softmax" and pol.discrete:
+            kernels.log_softmax(np.zeros((N, pol.n_actions)))
+        elif name == "minibatch_rows" and ppo:
+            kernels.minibatch_rows(rng.permutation(N), (obs, act, *rng.standard_normal((4, N))), config.advantage_norm)
+        elif name in ("backward", "jvp"):
+            for net, theta in ((pol.net, pol.init(rng)[:pol.net.num_params]), (vf.net, vf.init(rng))):
+                ws = net.workspace(N)
+                for h in ws.h:
+                    h.fill(0.0)
+                cache = MLPCache((obs, *ws.h[:-1]))            # the cache of a forward pass, without one
+                if name == "backward":
+                    net.backward_into(ws, theta, rng.standard_normal((N, net.sizes[-1])), cache)
+                elif getattr(config, "fisher", None) == "fvp" and net is pol.net:
+                    net.jvp_into(ws, theta, rng.standard_normal(theta.size), cache)
+        elif name == "gae":
+            flatten_with_gae(ctx, vf.init(rng), batch, config.gamma, config.gae_lambda)
+        elif name == "log_prob":
+            pol.dist.log_prob_and_grad(np.zeros((N, pol.dist.out_dim)), np.zeros(pol.dist.n_extra), act)
+        elif name == "clip_terms" and ppo and hasattr(config, "clip"):
+            kernels.clip_terms(np.ones(N), rng.standard_normal(N), 0.2)
+        elif name == "adam":
+            theta = vf.init(rng)
+            kernels.adam_update(theta, np.ones_like(theta), np.zeros_like(theta), np.zeros_like(theta), 1, 1e-3, 0.9,
+                                0.999, 1e-8)
+
+
+def await_share(proc, ctx, timeout=120.0):
+    """Before a first run's first update: compile the run's share of the update's kernels
+    (:data:`RUN_SHARE`), then wait for the compiling process ``proc`` to report its share (:data:`AHEAD_SHARE`)
+    done, so that the update loads both from the cache instead of compiling the second share again. At once
+    where there is nothing to wait for (no process, a process with no share: only the kernels for later runs
+    were missing), after the first call, once the process has ended, and after ``timeout`` seconds."""
+    if proc is None or proc.stdout is None or proc.stdout.closed:
+        return
+    try:
+        rng = np.random.default_rng(0)                         # not the run's generator: its draws stay the run's
+        compile_kernels(ctx, synthetic_batch(ctx.pol, ctx.config, rng), rng, RUN_SHARE)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.05)
+            if ready:                                          # its byte, or the end of the pipe
+                break
+    finally:
+        proc.stdout.close()
 
 
 def fused_for_later_runs(pol, vf, batch, rng):
@@ -207,5 +275,5 @@ def fused_for_later_runs(pol, vf, batch, rng):
 
 def main():
     """The compiling process: :func:`compile_update` of the JSON spec on stdin (what :func:`start` writes)."""
-    compile_update(json.loads(sys.stdin.read()), parent=os.getppid())
+    compile_update(json.loads(sys.stdin.read()), parent=os.getppid(), out=sys.stdout.buffer)
 

@@ -115,6 +115,7 @@ class _Run(NamedTuple):
     vec: Any
     ctx: Context
     threads: int = 1
+    compiler: Any = None      # a first run's compiling process (purepg.run.ahead), or None
 
 
 def _setup(algo, env_id, config, seed, out_dir, total_steps, env_module=None, threads=1):
@@ -185,6 +186,7 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
             if verbose:                                       # a command's run: an empty cache compiles ahead
                 compiler = ahead.start(algo, config, run.vec.single_observation_space, run.vec.single_action_space,
                                        progress=os.path.join(out_dir, "progress.csv"))
+                run = run._replace(compiler=compiler)
             rng = np.random.default_rng(seed)
             state = algo.init(run.ctx, rng)
             ro = rollout.start(run.vec, normalize_obs=config.normalize_obs,
@@ -365,6 +367,7 @@ def _iteration(run, state, ro, rng, loop, t_start, header):
         batch, ro = rollout.collect(run.vec, ctx.pol, state["theta"], ctx.config.num_steps, rng, ro)
     except NonFiniteError as e:
         raise NonFiniteError(f"iteration {it}: {e} The last good checkpoint is kept.") from None
+    ahead.await_share(run.compiler, ctx)          # a first run: the update's kernels, compiled by two processes
     state, logs = run.algo.update(ctx, state, batch, rng, progress)
     _check_finite_state(state, it)
     loop["iteration"] = it + 1
