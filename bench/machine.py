@@ -15,6 +15,10 @@ environment variable, so every report says what was in force:
 The AVX2 case can be run on an AVX-512 machine with
 ``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR" NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=""
 OPENBLAS_CORETYPE=Haswell`` (:data:`AVX2_ENV`); :func:`simd_level` then reports "AVX2 (emulated on AVX-512)".
+Where PyTorch runs beside purepg (the Stable-Baselines3 comparisons) three more variables hold it back,
+and :func:`torch_simd` reports them: ``ATEN_CPU_CAPABILITY=avx2`` (its own kernels),
+``MKL_ENABLE_INSTRUCTIONS=AVX2`` (its products: MKL chooses its code by the CPU alone, so without this a
+1500^3 float32 product here took 51 ms, with it 112 ms) and ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN).
 """
 import ctypes
 import glob
@@ -26,6 +30,8 @@ import numpy as np
 
 AVX2_ENV = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "NUMBA_CPU_NAME": "haswell",
             "NUMBA_CPU_FEATURES": "", "OPENBLAS_CORETYPE": "Haswell"}
+#: The same for PyTorch, where it runs beside purepg: ATen's kernels, MKL's products, oneDNN.
+TORCH_AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def _cpuinfo(key):
@@ -88,6 +94,21 @@ def blas_kernel() -> str:
     return f"OpenBLAS core {core}" + (f" (OPENBLAS_CORETYPE={override})" if override else "")
 
 
+def torch_simd() -> str:
+    """PyTorch's SIMD in this process, if it is loaded: ATen's capability and the MKL / oneDNN limits set
+    (``""`` without PyTorch). MKL and oneDNN choose by the CPU unless their variable holds them back."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ""
+    try:
+        aten = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        aten = "unknown"
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "the CPU's (MKL_ENABLE_INSTRUCTIONS unset)")
+    dnn = os.environ.get("ONEDNN_MAX_CPU_ISA", "the CPU's (ONEDNN_MAX_CPU_ISA unset)")
+    return f"torch {torch.__version__}: ATen {aten}, MKL {mkl}, oneDNN {dnn}"
+
+
 def info() -> dict:
     """CPU, SIMD level, dispatch, cores, platform, interpreter, NumPy and the BLAS kernel."""
     built, active = numpy_dispatch()
@@ -101,7 +122,8 @@ def summary() -> str:
     m = info()
     return (f"{m['platform']}, {m['cpu']}, {m['logical_cores']} cores, Python {m['python']}, NumPy {m['numpy']}\n"
             f"SIMD: {m['simd']}; NumPy dispatch {'/'.join(m['numpy_dispatch']) or 'baseline only'} "
-            f"(built for {'/'.join(m['numpy_built'])}); Numba target {m['numba_target']}; {m['blas']}")
+            f"(built for {'/'.join(m['numpy_built'])}); Numba target {m['numba_target']}; {m['blas']}"
+            + (f"\n{torch_simd()}" if torch_simd() else ""))
 
 
 def command() -> str:
