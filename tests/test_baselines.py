@@ -6,12 +6,13 @@ a central difference with step ``H_QUAD`` is exact up to rounding; ``1e-8 * (1 +
 rounding for the bounded inputs below, while a wrong b_k moves the derivative by O(1).
 """
 import re
+from fractions import Fraction
 
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from purepg.pg import baselines as bl
 from helpers import finite_diff as fd
@@ -49,6 +50,13 @@ def st_traj_stats(draw, centred=False):
     return G, R, w
 
 
+def exact_ratio(w, g, R):
+    """Eq. (1), ``sum_i w_i g_i^2 R_i / sum_i w_i g_i^2``, in exact rational arithmetic on the given floats,
+    rounded once to float64: an oracle free of the underflow and overflow of ``g^2`` in float64."""
+    w, g, R = ([Fraction(float(x)) for x in v] for v in (w, g, R))
+    return float(sum(a * b * b * c for a, b, c in zip(w, g, R)) / sum(a * b * b for a, b in zip(w, g)))
+
+
 # d/db of a quadratic in b: central differences are exact for any h except for rounding
 # eps * |f| / h. f <= E[g^2] (|R| + |b|)^2 <= 9 * 20^2 ~ 4e3, so h = 1e-2 gives rounding ~1e-10;
 # the test tolerance 1e-8 * (1 + f) is far below the 2 E[g^2] |b - b*| of a wrong baseline.
@@ -75,20 +83,61 @@ def test_optimal_baseline_minimises_weighted_variance(data):
 
 
 @given(st_traj_stats())
+@example(
+    data=(np.array([[2.64043035e-161],
+            [2.64043035e-161]]), np.array([0.5, 0. ]), np.array([0.5, 0.5])),
+).via('discovered failure')
+@example(
+    data=(np.array([[2.64043035e-161],
+            [2.64043035e-161]]), np.array([0.5, 0.5]), np.array([1., 1.])),
+).via('discovered failure')
 def test_optimal_baseline_formula_and_second_moment_on_any_sample(data):
     G, R, w = data
     b = bl.optimal_baseline(G, R, w)
     for k in range(G.shape[1]):
         g2 = G[:, k] ** 2
-        if g2 @ w == 0:
+        if not np.any((G[:, k] != 0) & (w > 0)):                # E_w[g_k^2] = 0 exactly
             assert b[k] == 0.0
             continue
-        close(b[k], (w @ (g2 * R)) / (w @ g2))
+        close(b[k], exact_ratio(w, G[:, k], R))                 # eq. (1) in exact rational arithmetic
         assert R.min() - TOL <= b[k] <= R.max() + TOL  # a g^2-weighted average of the returns
         m2 = lambda bk: wmean(g2 * (R - bk) ** 2, w)  # noqa: E731
         assert abs(fd.directional(m2, b[k], 1.0, h=H_QUAD)) <= 1e-8 * (1 + m2(b[k]))
     close(bl.optimal_baseline(G, R, 7.0 * w), b)  # weights need not be normalised
     close(bl.optimal_baseline(G, R), bl.optimal_baseline(G, R, np.ones_like(w)), 0)
+
+
+@pytest.mark.parametrize("scale_exp", [-1074, -1060, -700, -540, -512, -250, 0, 250, 251, 500, 512, 540, 700, 1000])
+def test_optimal_baselines_do_not_depend_on_the_scale_of_the_scores(scale_exp):
+    """(1) and (2) are invariant to ``g_k -> c g_k`` (and ``w -> c w``). With scores and weights times a
+    power of two ``c`` -- also where ``g^2`` underflows (a score of 1e-161 squares to a 9-bit subnormal) or
+    overflows in float64 -- the baselines are the exact rational values of the scaled inputs, and those
+    of the unscaled inputs where the scaling was exact; within ``2^+-250`` eq. (1) as written, bit for bit."""
+    rng = np.random.default_rng(7)
+    n, T, P = 6, 3, 3
+    scores, rtg, w = rng.standard_normal((n, T, P)), rng.standard_normal((n, T)), rng.uniform(0.1, 1.0, n)
+    scores[:, :, 2] = rng.choice([-1.0, 1.0], (n, T))   # a column of one magnitude: no entry far below the rest
+    R = rtg[:, 0]
+    G = scores[:, 0, :]                                  # (n, P): the per-trajectory g of eq. (1)
+    c = 2.0 ** scale_exp
+    Gc, sc, wc = G * c, scores * c, w * c if abs(scale_exp) <= 1000 else w
+    b1, b2 = bl.optimal_baseline(Gc, R, wc), bl.optimal_baseline_rtg(sc, rtg, wc)
+    for k in range(P):
+        if np.any(Gc[:, k] != 0):
+            close(b1[k], exact_ratio(wc, Gc[:, k], R), 1e-12)
+        S = [sum(Fraction(float(x)) for x in sc[i, :, k]) for i in range(n)]
+        U = [sum(Fraction(float(x)) * Fraction(float(q)) for x, q in zip(sc[i, :, k], rtg[i])) for i in range(n)]
+        if any(S):
+            W = [Fraction(float(x)) for x in wc]
+            exact = sum(a * s * u for a, s, u in zip(W, S, U)) / sum(a * s * s for a, s in zip(W, S))
+            close(b2[k], float(exact), 1e-12)
+    np.testing.assert_allclose(bl.optimal_baseline_rtg(list(sc), list(rtg), wc), b2, rtol=1e-12)   # list form
+    if np.array_equal(Gc / c, G) and np.array_equal(sc / c, scores):   # the scaling was exact
+        np.testing.assert_allclose(b1, bl.optimal_baseline(G, R, w), rtol=1e-12)
+        np.testing.assert_allclose(b2, bl.optimal_baseline_rtg(scores, rtg, w), rtol=1e-12)
+    if abs(scale_exp) <= 250:                            # no rescaling: eq. (1) as written, bit for bit
+        G2 = Gc * Gc
+        np.testing.assert_array_equal(b1, (wc @ (G2 * R[:, None])) / (wc @ G2))
 
 
 def test_optimal_baseline_zero_score_parameter_is_zero_and_hand_value():

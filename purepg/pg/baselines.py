@@ -24,6 +24,13 @@ Reward-to-go analogue: ``X_k(b) = sum_t g_tk (Q_t - b) = U_k - b S_k`` with ``S_
 
 If Q_t = R for every t, then U_k = S_k R and (2) reduces to (1).
 
+Neither (1) nor (2) changes when ``g_k`` (or the weights) is multiplied by a constant, but their
+products do leave float64's range where the scores are far from 1 (a score of 1e-161 squares to a
+subnormal with 9 significant bits). Such parameters' scores, and weights, are first multiplied by the
+power of two that brings their largest magnitude into [0.5, 1) -- exactly -- where it lies beyond
+``2^+-250``; within that range the formulas run as written. ``tests/test_baselines.py`` checks both
+against their exact rational values from 2^-1074 to 2^1000.
+
 References
 ----------
 Williams 1992, "Simple statistical gradient-following algorithms" (REINFORCE, baselines).
@@ -53,6 +60,32 @@ def mean_baseline(R, weights=None):
         raise ValueError("R: expected at least one return, got an empty array. Fix: pass one per trajectory.")
     w = _weights(weights, R.size)  # (n,)
     return float(w @ R / w.sum())
+
+
+_FAR_EXPONENT = 250     # w g^2 R of magnitudes within 2^+-250 stays far inside float64's range
+
+
+def _exponents_into_range(m):
+    """For the largest magnitudes ``m`` (P,) of the columns of an array: the power of two ``k`` (P,) that
+    brings ``m`` into [0.5, 1) where it lies beyond ``2^+-250``, else 0.
+
+    (1) and (2) do not depend on the scale of ``g_k`` (nor of the weights): numerator and denominator
+    scale alike. Their products ``w g^2 R`` underflow or overflow where ``w`` or ``|g_k|`` is far from 1,
+    though -- a score of 1e-161 squares to a subnormal with 9 significant bits -- so such columns are
+    rescaled first (:func:`_rescaled`), by a power of two: exactly. Within ``2^+-250`` nothing is done, and
+    the results are eq. (1) and (2) as written, bit for bit."""
+    _, e = np.frexp(m)                                           # m = f 2^e, f in [0.5, 1)
+    return np.where((m > 0) & (np.abs(e) > _FAR_EXPONENT), -e, 0)
+
+
+def _max_abs(X):
+    """``max |X|`` per column of ``X`` (n, P), without a temporary array of ``|X|``; 0 where ``n = 0``."""
+    return np.maximum(X.max(axis=0), -X.min(axis=0)) if X.shape[0] else np.zeros(X.shape[1])
+
+
+def _rescaled(X, k):
+    """``X * 2^k`` (``k`` per column, exact), or ``X`` itself where every ``k`` is 0."""
+    return np.ldexp(X, k) if k.any() else X
 
 
 def _ratio_or_zero(num, den):
@@ -86,32 +119,51 @@ def optimal_baseline(G, R, weights=None):
     if G.shape[0] == 0:
         raise ValueError("G: expected at least one trajectory, got none. Fix: pass a non-empty batch.")
     w = _weights(weights, G.shape[0])  # (n,)
+    w = _rescaled(w, _exponents_into_range(w.max()))  # exact; b does not depend on the scale of w
+    G = _rescaled(G, _exponents_into_range(_max_abs(G)))  # (n, P): g_k^2 neither underflows nor overflows
     G2 = G * G  # (n, P)
     return _ratio_or_zero(w @ (G2 * R[:, None]), w @ G2)
 
 
 def _rtg_sums(scores, rtg):
-    """Per trajectory ``S = sum_t g_t`` and ``U = sum_t g_t Q_t``, each (n, P), from a list or a padded array."""
+    """Per trajectory ``S = sum_t g_t`` and ``U = sum_t g_t Q_t``, each (n, P), from a list or a padded array.
+
+    Where some parameter's ``S`` lies beyond ``2^+-250`` (its scores are far from 1), the sums are made
+    again from that parameter's scores rescaled by one power of two (:func:`_exponents_into_range`): (2)
+    is unchanged, and ``S_k^2`` and ``g Q`` stay inside float64's range."""
     if isinstance(scores, (list, tuple)):
         if not isinstance(rtg, (list, tuple)) or len(rtg) != len(scores) or not scores:
             got = f"{len(rtg)} entries" if isinstance(rtg, (list, tuple)) else type(rtg).__name__
             raise ValueError(f"rtg: expected a list with one (T_i,) array per entry of scores "
                              f"({len(scores)} trajectories, at least 1), got {got}. Fix: pass matching lists.")
-        S, U = [], []
+        gs, qs = [], []
         for i, (g, q) in enumerate(zip(scores, rtg)):
-            g = _check.real_array(g, f"scores[{i}]", (2,))  # (T_i, P)
-            q = _check.real_array(q, f"rtg[{i}]", (1,))  # (T_i,)
-            _check.same_shape(q, f"rtg[{i}]", f"scores[{i}]'s time axis", (g.shape[0],))
-            S.append(g.sum(axis=0))
-            U.append(q @ g)
-        if len({s.shape for s in S}) > 1:
+            gs.append(_check.real_array(g, f"scores[{i}]", (2,)))  # (T_i, P)
+            qs.append(_check.real_array(q, f"rtg[{i}]", (1,)))  # (T_i,)
+            _check.same_shape(qs[-1], f"rtg[{i}]", f"scores[{i}]'s time axis", (gs[-1].shape[0],))
+        if len({g.shape[1] for g in gs}) > 1:
             raise ValueError(f"scores: expected one parameter count P in every trajectory, got "
-                             f"{sorted({s.size for s in S})}. Fix: pass scores of the same policy.")
-        return np.array(S).reshape(len(S), -1), np.array(U).reshape(len(U), -1)
+                             f"{sorted({g.shape[1] for g in gs})}. Fix: pass scores of the same policy.")
+        S, U = _sums(gs, qs)
+        if np.any(_exponents_into_range(_max_abs(S))):           # extreme scores: rescale them, sum again
+            k = _exponents_into_range(np.max([_max_abs(g) for g in gs], axis=0))
+            S, U = _sums([_rescaled(g, k) for g in gs], qs)
+        return S, U
     g = _check.real_array(scores, "scores", (3,))  # (n, T, P)
     q = _check.real_array(rtg, "rtg", (2,))  # (n, T)
     _check.same_shape(q, "rtg", "scores' first two axes", g.shape[:2])
-    return g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
+    S, U = g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
+    if np.any(_exponents_into_range(_max_abs(S))):               # extreme scores: rescale them, sum again
+        g = _rescaled(g, _exponents_into_range(_max_abs(g.reshape(-1, g.shape[2]))))
+        S, U = g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
+    return S, U
+
+
+def _sums(gs, qs):
+    """``(S (n, P), U (n, P))`` from the per-trajectory scores ``gs`` (T_i, P) and rewards-to-go ``qs`` (T_i,)."""
+    S = [g.sum(axis=0) for g in gs]
+    U = [q @ g for g, q in zip(gs, qs)]
+    return np.array(S).reshape(len(S), -1), np.array(U).reshape(len(U), -1)
 
 
 def optimal_baseline_rtg(scores, rtg, weights=None):
@@ -135,4 +187,5 @@ def optimal_baseline_rtg(scores, rtg, weights=None):
     if S.shape[0] == 0:
         raise ValueError("scores: expected at least one trajectory, got 0. Fix: pass a non-empty batch.")
     w = _weights(weights, S.shape[0])  # (n,)
+    w = _rescaled(w, _exponents_into_range(w.max()))  # exact; b does not depend on the scale of w
     return _ratio_or_zero(w @ (S * U), w @ (S * S))
