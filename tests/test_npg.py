@@ -6,7 +6,7 @@ import pytest
 from purepg.run import runner
 from purepg.algos import get_algo, npg
 
-from helpers.algo_runs import SMALL, NotPD, make_ctx, train_small
+from helpers.algo_runs import SMALL, NotPD, learns, make_ctx
 
 
 # ----------------------------------------------------------------------------- config
@@ -91,10 +91,11 @@ def test_update_logs_and_state():
 
 
 def test_npg_improves_cartpole(tmp_path):
-    """A short run (~2 s) clearly beats the random policy (~22 per episode on CartPole-v1)."""
+    """Short runs (~2 s each) clearly beat the random policy (~22 per episode on CartPole-v1): the median
+    over three seeds (``helpers.algo_runs.learns``) of the mean return of the last 100 episodes. Sixteen
+    runs (seeds 0-7, AVX-512 and AVX2) ended at 166-343 from 18-24, but one (seed 3, AVX-512) at 36."""
     cfg = npg.Config(num_envs=4, num_steps=128, hidden=(16, 16), vf_hidden=(32, 32), vf_minibatch_size=256,
                      delta=0.02)
-    rows = train_small(tmp_path, "npg", cfg, 40960)
-    first, last = rows[0]["ep_return_mean"], rows[-1]["ep_return_mean"]  # mean of the last 100 episodes
-    assert first < 30 and last > 80 and last > 3 * first
-    assert all(r["skipped"] == 0 for r in rows) and np.mean([r["accepted"] for r in rows]) > 0.9
+    for rows in learns(tmp_path, "npg", cfg, 40960, factor=3.0, floor=80.0):
+        assert rows[0]["ep_return_mean"] < 30
+        assert all(r["skipped"] == 0 for r in rows) and np.mean([r["accepted"] for r in rows]) > 0.9

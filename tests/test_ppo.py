@@ -264,7 +264,9 @@ def test_defaults_are_rl_zoo_cartpole():
 # ----------------------------------------------------------------------------- training -----
 def test_ppo_learns_cartpole(tmp_path):
     """rl-zoo defaults, 20480 steps (~3 s): the mean return of the last 100 episodes is far above a
-    uniformly random policy's (about 22 on CartPole-v1)."""
+    uniformly random policy's (about 22 on CartPole-v1). The threshold leaves room for the machine: a
+    run's bits depend on its SIMD and BLAS, and sixteen runs (seeds 0-7, AVX-512 and AVX2) ended at 112-179
+    (seed 0: 156 and 167)."""
     s = runner.train(ppo, "CartPole-v1", ppo.Config(), seed=0, out_dir=str(tmp_path / "r"), total_steps=20480,
                      verbose=False)
-    assert s["last_row"]["ep_return_mean"] > 100
+    assert s["last_row"]["ep_return_mean"] > 80

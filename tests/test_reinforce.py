@@ -179,10 +179,11 @@ def test_invalid_config(field, value, match):
 
 
 # ----------------------------------------------------------------------------- training -----
-@pytest.mark.parametrize("returns, baseline, steps, target", [("reward_to_go", "value", 30720, 100),
-                                                              ("total", "optimal", 10240, 35)])
+@pytest.mark.parametrize("returns, baseline, steps, target", [("reward_to_go", "value", 30720, 80),
+                                                              ("total", "optimal", 10240, 30)])
 def test_vpg_learns_cartpole(tmp_path, returns, baseline, steps, target):
-    """A few seconds of VPG clearly beat a uniformly random policy (mean return about 22)."""
+    """A few seconds of VPG clearly beat a uniformly random policy (mean return about 22). The targets
+    leave room for the machine: seeds 0-7 ended at 117-145 and 36.8-41.7 with AVX-512 and with AVX2."""
     cfg = reinforce.Config(returns=returns, baseline=baseline)
     s = runner.train(reinforce, "CartPole-v1", cfg, seed=0, out_dir=str(tmp_path / "r"), total_steps=steps,
                      verbose=False)
