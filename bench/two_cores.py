@@ -170,6 +170,8 @@ def main():
     p.add_argument("--parts", action="store_true", help="time one PPO minibatch step and one TRPO update instead")
     p.add_argument("--blocks", type=int, default=15, help="--parts: alternating blocks per row [default: 15]")
     args = p.parse_args()
+    if args.sb3:
+        import vs_sb3  # noqa: F401  (torch loaded first: the machine lines report its SIMD too)
     print(f"machine: {machine.summary()}\ncommand: {machine.command()}\nload average before: {load()}\n")
     parts(args) if args.parts else runs(args)
     print(f"\nload average after: {load()}")
