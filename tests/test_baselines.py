@@ -57,6 +57,18 @@ def exact_ratio(w, g, R):
     return float(sum(a * b * b * c for a, b, c in zip(w, g, R)) / sum(a * b * b for a, b in zip(w, g)))
 
 
+def exact_rtg(scores, rtg, w=None):
+    """Eq. (2) for one parameter, ``sum_i w_i S_i U_i / sum_i w_i S_i^2`` with ``S_i = sum_t g_it`` and
+    ``U_i = sum_t g_it Q_it`` (``scores[i]``, ``rtg[i]``: (T_i,)), in exact rational arithmetic on the
+    given floats, rounded once to float64; 0 where every ``S_i`` is 0 (the baseline's convention)."""
+    F = lambda x: Fraction(float(x))  # noqa: E731
+    w = [Fraction(1)] * len(scores) if w is None else [F(x) for x in w]
+    S = [sum((F(g) for g in gs), Fraction(0)) for gs in scores]
+    U = [sum((F(g) * F(q) for g, q in zip(gs, qs)), Fraction(0)) for gs, qs in zip(scores, rtg)]
+    den = sum(a * x * x for a, x in zip(w, S))
+    return float(sum(a * x * y for a, x, y in zip(w, S, U)) / den) if den else 0.0
+
+
 # d/db of a quadratic in b: central differences are exact for any h except for rounding
 # eps * |f| / h. f <= E[g^2] (|R| + |b|)^2 <= 9 * 20^2 ~ 4e3, so h = 1e-2 gives rounding ~1e-10;
 # the test tolerance 1e-8 * (1 + f) is far below the 2 E[g^2] |b - b*| of a wrong baseline.
@@ -189,7 +201,10 @@ def test_optimal_baselines_minimise_exact_variance_on_enumerated_bandit(logits, 
 @given(st_traj_stats(), st.integers(1, 5))
 def test_optimal_baseline_rtg_reduces_to_total_when_q_is_constant(data, T):
     G, R, w = data
-    scores = np.repeat(G[:, None, :] / T, T, axis=1)  # (n, T, P), summing to G over t
+    scores = np.repeat(G[:, None, :] / T, T, axis=1)  # (n, T, P), summing to G over t (to rounding)
+    if not np.allclose(scores.sum(axis=1), G, rtol=1e-12, atol=0):   # G / T underflowed (subnormal G):
+        scores = np.zeros_like(scores)                                # the whole score in the first step
+        scores[:, 0] = G
     close(bl.optimal_baseline_rtg(scores, np.repeat(R[:, None], T, axis=1), w), bl.optimal_baseline(G, R, w))
 
 
@@ -209,8 +224,7 @@ def test_optimal_baseline_rtg_list_equals_zero_padded_array_and_formula(data):
     S = np.array([s.sum(axis=0) for s in scores])  # (n, P)
     U = np.array([q @ s for s, q in zip(scores, rtg)])  # (n, P)
     for k in range(P):
-        den = S[:, k] @ S[:, k]
-        close(b[k], (S[:, k] @ U[:, k]) / den if den > 0 else 0.0)
+        close(b[k], exact_rtg([s[:, k] for s in scores], rtg))   # eq. (2) in exact rational arithmetic
         m2 = lambda bk: np.mean((U[:, k] - bk * S[:, k]) ** 2)  # noqa: E731  second moment, eq. (2)
         assert abs(fd.directional(m2, b[k], 1.0, h=H_QUAD)) <= 1e-8 * (1 + m2(b[k]))
 
