@@ -59,28 +59,30 @@ def test_after_compile_ahead_a_run_compiles_none_of_its_update_kernels(tmp_path,
 SHARES = """
 import json, sys
 from purepg.run import ahead
-algo, ctx, state, batch, rng = ahead._build(json.loads(sys.argv[1]))
-ahead.compile_kernels(ctx, batch, rng, ahead.AHEAD_SHARE + ahead.RUN_SHARE)
+for spec in json.loads(sys.argv[1]):
+    algo, ctx, state, batch, rng = ahead._build(spec)
+    ahead.compile_kernels(ctx, batch, rng, ahead.AHEAD_SHARE + ahead.RUN_SHARE)
 """
 
+TWO_RUNS = LISTEN.replace('main(["train", "--algo", sys.argv[1], "--env", sys.argv[2], "--steps", sys.argv[3], "--out", sys.argv[4]])',
+                          'main(["train", "--algo", "ppo", "--env", "CartPole-v1", "--steps", "256", "--out", sys.argv[1] + "/ppo"])\n'
+                          '    main(["train", "--algo", "trpo", "--env", "CartPole-v1", "--steps", "1024", "--out", sys.argv[1] + "/trpo"])')
 
-SHARED = {"_adam_update_numba", "_mlp_backward_numba", "_categorical_log_prob_and_grad_numba", "_gae_numba",
-          "_log_softmax_numba"}
 
-
-@pytest.mark.parametrize("algo, Config, shares", [
-    ("ppo", ppo.Config, SHARED | {"_clip_terms_numba", "_minibatch_rows_numba"}),
-    ("trpo", trpo.Config, SHARED | {"_mlp_jvp_numba"})])
-def test_the_two_shares_have_the_updates_signatures(tmp_path, algo, Config, shares):
-    """What :func:`ahead.compile_kernels` compiles for the two shares, without the update (on synthetic
-    caches and batches), is what the run calls: a run on that cache compiles none of it (its acting
-    pass, which no share holds, it does compile)."""
+def test_the_two_shares_have_the_updates_signatures(tmp_path):
+    """What :func:`ahead.compile_kernels` compiles for the two shares of PPO's and TRPO's updates, without
+    the updates (on synthetic caches and batches), is what the runs call: runs of both on that cache
+    compile none of it (their acting pass, which no share holds, they do compile)."""
+    shares = {"_adam_update_numba", "_mlp_backward_numba", "_categorical_log_prob_and_grad_numba", "_gae_numba",
+              "_log_softmax_numba", "_clip_terms_numba", "_minibatch_rows_numba", "_mlp_jvp_numba"}
     env_vars = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PUREPG_COMPILE_AHEAD": "0"}
-    spec = {"algo": algo, "config": config_to_dict(Config()), "obs_dim": 4, "discrete": True, "act": 2}
-    subprocess.run([sys.executable, "-c", SHARES, json.dumps(spec)], text=True, env=env_vars, check=True,
+    specs = [{"algo": a, "config": config_to_dict(C()), "obs_dim": 4, "discrete": True, "act": 2}
+             for a, C in (("ppo", ppo.Config), ("trpo", trpo.Config))]
+    subprocess.run([sys.executable, "-c", SHARES, json.dumps(specs)], text=True, env=env_vars, check=True,
                    capture_output=True)
-    out = subprocess.run([sys.executable, "-c", LISTEN, algo, "CartPole-v1", "1024", str(tmp_path / "run")],
-                         text=True, env=env_vars, check=True, capture_output=True).stdout
+    assert TWO_RUNS != LISTEN                                    # both runs replaced the one
+    out = subprocess.run([sys.executable, "-c", TWO_RUNS, str(tmp_path / "runs")], text=True, env=env_vars,
+                         check=True, capture_output=True).stdout
     compiled = set(out.split("COMPILED", 1)[1].split())
     assert "_step_flags_numba" in compiled, compiled             # the cache held only the shares' kernels
     assert compiled & shares == set(), compiled
