@@ -88,6 +88,33 @@ def test_the_two_shares_have_the_updates_signatures(tmp_path):
     assert compiled & shares == set(), compiled
 
 
+@pytest.mark.parametrize("discrete", [True, False])
+def test_both_shares_compile_for_every_algorithm(discrete):
+    """:func:`ahead.compile_kernels` imitates each algorithm's arrays without error, for both kinds of
+    action space (the run's share runs in the run itself: an algorithm it could not feed would have ended
+    a first run, as REINFORCE's and the off-policy learner's did without a ``gae_lambda`` field)."""
+    from purepg.algos import available, get_algo
+    for name in available():
+        algo = get_algo(name)
+        spec = {"algo": algo.NAME, "config": config_to_dict(algo.Config()), "obs_dim": 3, "discrete": discrete,
+                "act": 2}
+        _, ctx, _, batch, rng = ahead._build(spec)
+        ahead.compile_kernels(ctx, batch, rng, ahead.AHEAD_SHARE + ahead.RUN_SHARE)
+
+
+def test_an_error_in_the_runs_share_does_not_end_the_run(monkeypatch):
+    def broken(*args):
+        raise AttributeError("no such field")
+
+    monkeypatch.setattr(ahead, "compile_kernels", broken)
+    r, w = os.pipe()
+    os.write(w, b".")
+    proc = _Proc(os.fdopen(r, "rb"))
+    ahead.await_share(proc, type("Ctx", (), {"pol": purepg.CategoricalPolicy(4, 2), "config": ppo.Config()})())
+    assert proc.stdout.closed
+    os.close(w)
+
+
 def test_synthetic_batch_has_a_rollouts_shapes_and_dtypes():
     rng = np.random.default_rng(0)
     for pol, cfg in ((purepg.CategoricalPolicy(4, 3), ppo.Config(num_envs=2, num_steps=8, minibatch_size=16)),

@@ -215,7 +215,7 @@ def compile_kernels(ctx, batch, rng, names):
                 elif getattr(config, "fisher", None) == "fvp" and net is pol.net:
                     net.jvp_into(ws, theta, rng.standard_normal(theta.size), cache)
         elif name == "gae":
-            flatten_with_gae(ctx, vf.init(rng), batch, config.gamma, config.gae_lambda)
+            flatten_with_gae(ctx, vf.init(rng), batch, config.gamma, getattr(config, "gae_lambda", 1.0))
         elif name == "log_prob":
             pol.dist.log_prob_and_grad(np.zeros((N, pol.dist.out_dim)), np.zeros(pol.dist.n_extra), act)
         elif name == "clip_terms" and ppo and hasattr(config, "clip"):
@@ -231,12 +231,17 @@ def await_share(proc, ctx, timeout=120.0):
     (:data:`RUN_SHARE`), then wait for the compiling process ``proc`` to report its share (:data:`AHEAD_SHARE`)
     done, so that the update loads both from the cache instead of compiling the second share again. At once
     where there is nothing to wait for (no process, a process with no share: only the kernels for later runs
-    were missing), after the first call, once the process has ended, and after ``timeout`` seconds."""
+    were missing), after the first call, once the process has ended, and after ``timeout`` seconds. An
+    error in the run's share (an algorithm whose arrays it cannot imitate) costs only its time: the update
+    then compiles what is missing, as without the compiling process."""
     if proc is None or proc.stdout is None or proc.stdout.closed:
         return
     try:
         rng = np.random.default_rng(0)                         # not the run's generator: its draws stay the run's
-        compile_kernels(ctx, synthetic_batch(ctx.pol, ctx.config, rng), rng, RUN_SHARE)
+        try:
+            compile_kernels(ctx, synthetic_batch(ctx.pol, ctx.config, rng), rng, RUN_SHARE)
+        except Exception:                                      # noqa: BLE001  only time is at stake: the
+            pass                                               # update compiles whatever is missing itself
         deadline = time.monotonic() + timeout
         while proc.poll() is None and time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.05)
