@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from purepg import _check
+from purepg._floats import exponent
 from purepg.optim.cg import conjugate_gradient
 
 # ----------------------------------------------------------------------------- 5. natural step
@@ -130,7 +131,7 @@ def natural_step(g, F_or_fvp, delta, *, damping=0.0, solver=None, cg_iters=10, c
         matvec = lambda v: F @ v  # noqa: E731
     if not np.any(g):
         return _failed(g, "g is zero: there is no ascent direction", solver)
-    e = _exponent(g)
+    e = exponent(g)
     if abs(e) > _FAR_EXPONENT:            # (N1) is scale free in g: solve for g 2^-e (exact), then report for g
         s = natural_step(np.ldexp(g, -e), F_or_fvp, delta, damping=damping, solver=solver, cg_iters=cg_iters,
                          cg_tol=cg_tol, cg_x0=cg_x0, cg_stop=cg_stop)
@@ -159,10 +160,10 @@ def _scale(g, x, Fx, delta, solver, iterations, residual) -> NaturalStep:
     ``max |x|`` into [0.5, 1): exact in float64, so the step has the same bits, while a gradient as small
     as 1e-190 (whose ``x^T F x`` would underflow to 0) still gives its step.
     """
-    e = _exponent(x)
+    e = exponent(x)
     xs, Fxs = np.ldexp(x, -e), np.ldexp(Fx, -e)                # x 2^-e, (F + c I) x 2^-e
     gFg, xFx = float(g @ x), float(xs @ Fxs)
-    gx = float(np.ldexp(g, -_exponent(g)) @ xs)                # the sign of g^T x, without underflow
+    gx = float(np.ldexp(g, -exponent(g)) @ xs)                # the sign of g^T x, without underflow
     if not (np.isfinite(gx) and np.isfinite(xFx) and gx > 0.0 and xFx > 0.0):
         why = f"g^T x = {gFg:.3e}, x^T (F + c I) x = {float(x @ Fx):.3e}: F + c I is not positive definite along g"
         return _failed(g, why + "; increase damping", solver, iterations, x, residual)
@@ -171,12 +172,6 @@ def _scale(g, x, Fx, delta, solver, iterations, residual) -> NaturalStep:
 
 
 _FAR_EXPONENT = 500     # natural_step rescales a gradient with max |g| outside [2^-500, 2^500]
-
-
-def _exponent(v) -> int:
-    """``e`` with ``max |v| = m 2^e``, ``m`` in [0.5, 1) (0 for a zero or non-finite vector)."""
-    top = float(np.max(np.abs(v))) if v.size else 0.0
-    return int(np.frexp(top)[1]) if np.isfinite(top) else 0
 
 
 # ----------------------------------------------------------------------------- 6. line search

@@ -39,6 +39,7 @@ Greensmith, Bartlett & Baxter 2004, "Variance reduction techniques for gradient 
 import numpy as np
 
 from purepg import _check
+from purepg._floats import exponent, max_abs
 
 
 def _weights(w, n):
@@ -65,22 +66,17 @@ def mean_baseline(R, weights=None):
 _FAR_EXPONENT = 250     # w g^2 R of magnitudes within 2^+-250 stays far inside float64's range
 
 
-def _exponents_into_range(m):
-    """For the largest magnitudes ``m`` (P,) of the columns of an array: the power of two ``k`` (P,) that
-    brings ``m`` into [0.5, 1) where it lies beyond ``2^+-250``, else 0.
+def _exponents_into_range(X, axis=0):
+    """The power of two ``k`` per column of ``X`` (over ``axis``) that brings the column's largest magnitude
+    into [0.5, 1) where it lies beyond ``2^+-250``, else 0 (:func:`purepg._floats.exponent`).
 
     (1) and (2) do not depend on the scale of ``g_k`` (nor of the weights): numerator and denominator
     scale alike. Their products ``w g^2 R`` underflow or overflow where ``w`` or ``|g_k|`` is far from 1,
     though -- a score of 1e-161 squares to a subnormal with 9 significant bits -- so such columns are
     rescaled first (:func:`_rescaled`), by a power of two: exactly. Within ``2^+-250`` nothing is done, and
     the results are eq. (1) and (2) as written, bit for bit."""
-    _, e = np.frexp(m)                                           # m = f 2^e, f in [0.5, 1)
-    return np.where((m > 0) & (np.abs(e) > _FAR_EXPONENT), -e, 0)
-
-
-def _max_abs(X):
-    """``max |X|`` per column of ``X`` (n, P), without a temporary array of ``|X|``; 0 where ``n = 0``."""
-    return np.maximum(X.max(axis=0), -X.min(axis=0)) if X.shape[0] else np.zeros(X.shape[1])
+    e = exponent(X, axis)
+    return np.where(np.abs(e) > _FAR_EXPONENT, -e, 0)
 
 
 def _rescaled(X, k):
@@ -119,8 +115,8 @@ def optimal_baseline(G, R, weights=None):
     if G.shape[0] == 0:
         raise ValueError("G: expected at least one trajectory, got none. Fix: pass a non-empty batch.")
     w = _weights(weights, G.shape[0])  # (n,)
-    w = _rescaled(w, _exponents_into_range(w.max()))  # exact; b does not depend on the scale of w
-    G = _rescaled(G, _exponents_into_range(_max_abs(G)))  # (n, P): g_k^2 neither underflows nor overflows
+    w = _rescaled(w, _exponents_into_range(w, None))  # exact; b does not depend on the scale of w
+    G = _rescaled(G, _exponents_into_range(G))  # (n, P): g_k^2 neither underflows nor overflows
     G2 = G * G  # (n, P)
     return _ratio_or_zero(w @ (G2 * R[:, None]), w @ G2)
 
@@ -145,16 +141,16 @@ def _rtg_sums(scores, rtg):
             raise ValueError(f"scores: expected one parameter count P in every trajectory, got "
                              f"{sorted({g.shape[1] for g in gs})}. Fix: pass scores of the same policy.")
         S, U = _sums(gs, qs)
-        if np.any(_exponents_into_range(_max_abs(S))):           # extreme scores: rescale them, sum again
-            k = _exponents_into_range(np.max([_max_abs(g) for g in gs], axis=0))
+        if np.any(_exponents_into_range(S)):           # extreme scores: rescale them, sum again
+            k = _exponents_into_range(np.array([max_abs(g, 0) for g in gs]))
             S, U = _sums([_rescaled(g, k) for g in gs], qs)
         return S, U
     g = _check.real_array(scores, "scores", (3,))  # (n, T, P)
     q = _check.real_array(rtg, "rtg", (2,))  # (n, T)
     _check.same_shape(q, "rtg", "scores' first two axes", g.shape[:2])
     S, U = g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
-    if np.any(_exponents_into_range(_max_abs(S))):               # extreme scores: rescale them, sum again
-        g = _rescaled(g, _exponents_into_range(_max_abs(g.reshape(-1, g.shape[2]))))
+    if np.any(_exponents_into_range(S)):               # extreme scores: rescale them, sum again
+        g = _rescaled(g, _exponents_into_range(g.reshape(-1, g.shape[2])))
         S, U = g.sum(axis=1), np.einsum("ntp,nt->np", g, q)
     return S, U
 
@@ -187,5 +183,5 @@ def optimal_baseline_rtg(scores, rtg, weights=None):
     if S.shape[0] == 0:
         raise ValueError("scores: expected at least one trajectory, got 0. Fix: pass a non-empty batch.")
     w = _weights(weights, S.shape[0])  # (n,)
-    w = _rescaled(w, _exponents_into_range(w.max()))  # exact; b does not depend on the scale of w
+    w = _rescaled(w, _exponents_into_range(w, None))  # exact; b does not depend on the scale of w
     return _ratio_or_zero(w @ (S * U), w @ (S * S))
