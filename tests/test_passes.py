@@ -182,3 +182,32 @@ def test_add_rows_equals_broadcasting():
     passes._add_rows_numpy(r, b)
     np.testing.assert_array_equal(a, r)
     assert not np.array_equal(a, z)
+
+
+COMPILE_EVENTS = """
+import numpy as np
+from numba.core import event
+names = []
+class L(event.Listener):
+    def on_start(self, ev): names.append(ev.data["dispatcher"].py_func.__name__)
+    def on_end(self, ev): pass
+event.register("numba:compile", L())
+from purepg.model.nn import MLP
+from purepg.model.nn import MLPCache
+net, rng = MLP((4, 64, 64, 2), "tanh"), np.random.default_rng(0)
+theta, x = net.init(rng), rng.standard_normal((32, 4))
+ws = net.workspace(32)
+net.forward_into(ws, theta, x)
+net.backward_into(ws, theta, rng.standard_normal((32, 2)), MLPCache((x, *ws.h[:-1])))
+print(" ".join(sorted(set(names) - {"impl"})))
+"""
+
+
+def test_the_passes_compile_as_one_function_each(tmp_path):
+    """A pass's small kernels are compiled into it (``inline="always"``, module docstring of
+    :mod:`purepg.kernels.passes`): on an empty Numba cache a forward and a backward pass compile the two
+    passes and no kernel of their own for the products, the bias rows, the tanh or ``dphi_mul``."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", COMPILE_EVENTS], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    assert set(out) == {"_mlp_forward_numba", "_mlp_backward_numba"}, out

@@ -132,7 +132,7 @@ def _tanh_numba(a):
     return a
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _bias_tanh_numba(z, b):
     n, d = z.shape
     for i in range(n):

@@ -174,7 +174,7 @@ def _dphi_mul_numba(dh, h, relu):
     return dh
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _dphi_mul_colsum_numba(dh, h, relu, db):
     n, d = dh.shape
     for i in range(n):

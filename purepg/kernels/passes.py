@@ -9,6 +9,10 @@ BLAS (:mod:`purepg.kernels.blas`, with the arguments ``numpy.matmul`` gives it),
 are the kernels the step-by-step pass calls (:func:`purepg.kernels.elementwise.bias_tanh`'s loop, and
 ``dphi_mul``'s with the column sum of eq. (5)). The kernels hold no Python object, so they run without
 the GIL: the policy's and the value network's passes of a minibatch step can run on two cores at once.
+The small kernels a pass calls (the products below, ``_add_rows``, the bias-and-tanh and ``dphi_mul``
+loops) are compiled into the pass (``inline="always"``): a Numba function compiled on its own costs a
+first run ~0.1-0.3 s before any of its code (``bench/README.md``, "Cold start"); called from Python they
+still compile on their own. The generated arithmetic is the same, so are the bits.
 
 Layout. ``layout`` is an int64 (L, 5) array, per layer ``l``: the offsets of ``W_l`` and ``b_l`` in
 ``theta`` and the end of ``b_l``, then ``d_l`` and ``d_{l-1}`` (:func:`layout_of`). ``hs`` is a tuple
@@ -62,7 +66,7 @@ def fits(sizes, N, *arrays):
 
 
 # ------------------------------------------------------------------------------ the products ---
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _matmul(A, W, C, transposed):
     """``C = A W^T`` (``transposed``: ``W`` the (n, k) matrix, a layer's weights as in eq. (1)) or ``C = A W``
     (``W`` the (k, n) matrix, as in eq. (6)), ``W`` given by its row-major entries; ``A`` (N, k), ``C`` (N, n).
@@ -82,7 +86,7 @@ def _matmul(A, W, C, transposed):
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, n, k, A, k, W, n, C, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _matmul_tn(A, H, C):
     """``C = A^T H``: ``A`` (N, n), ``H`` (N, k), ``C`` the (n, k) result as its row-major entries."""
     N, n = A.shape
@@ -95,7 +99,7 @@ def _matmul_tn(A, H, C):
         gemm(ROW_MAJOR, TRANS, NO_TRANS, n, k, N, A, n, H, k, C, k)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _add_rows(z, b):
     """``z += b`` for every row of ``z``."""
     for i in range(z.shape[0]):

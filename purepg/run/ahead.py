@@ -177,12 +177,13 @@ def compile_update(spec, parent=None, out=None):
 
 #: The update's kernels the compiling process compiles while the run compiles its acting pass: the
 #: costliest of the update (the rows of a PPO minibatch, the networks' backward passes, the JVP sweep of a
-#: Fisher product by JVP), PPO's clip terms, and the log-softmax the rollout calls last; chosen so that
-#: the two shares end about together on two cores (the run's starts after its acting pass), by the times
-#: of Numba's compile events in cold runs of PPO and TRPO on CartPole-v1.
-AHEAD_SHARE = ("log_softmax", "minibatch_rows", "backward", "jvp", "clip_terms")
+#: Fisher product by JVP) and the log-softmax the rollout calls last; chosen so that the two shares end
+#: about together on two cores (the run's starts after its acting pass), by the times of Numba's compile
+#: events in cold runs of PPO and TRPO on CartPole-v1. PPO's clip terms moved to the run's share when
+#: the acting pass got cheaper to compile (its products and tanh compiled into it, ``inline="always"``).
+AHEAD_SHARE = ("log_softmax", "minibatch_rows", "backward", "jvp")
 #: The rest of the update's, which the run compiles itself before its first update (:func:`await_share`).
-RUN_SHARE = ("gae", "log_prob", "adam")
+RUN_SHARE = ("gae", "log_prob", "clip_terms", "adam")
 
 
 def compile_kernels(ctx, batch, rng, names):
