@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import purepg
+from helpers import compile_events
 from purepg.algos import ppo, trpo
 from purepg.run import ahead
 from purepg.run.runner import config_to_dict
@@ -23,14 +24,8 @@ UPDATE_KERNELS = {"_mlp_backward_numba", "_mlp_jvp_numba", "_minibatch_rows_numb
                   "_adam_update_numba", "_categorical_log_prob_and_grad_numba", "_clip_terms_numba",
                   "_half_mse_and_grad_numba", "_categorical_forward_log_prob_numba", "_weighted_backward_numba"}
 
-LISTEN = """
+LISTEN = compile_events.LISTEN + """
 import sys
-from numba.core import event
-names = []
-class L(event.Listener):
-    def on_start(self, ev): names.append(ev.data["dispatcher"].py_func.__name__)
-    def on_end(self, ev): pass
-event.register("numba:compile", L())
 from purepg.cli import main
 try:
     main(["train", "--algo", sys.argv[1], "--env", sys.argv[2], "--steps", sys.argv[3], "--out", sys.argv[4]])

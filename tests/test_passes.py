@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import compile_events
 from purepg.kernels import blas, passes
 from purepg.model.nn import MLP
 from purepg.model.value import ValueFunction
@@ -184,16 +185,9 @@ def test_add_rows_equals_broadcasting():
     assert not np.array_equal(a, z)
 
 
-COMPILE_EVENTS = """
+COMPILE_EVENTS = compile_events.LISTEN + """
 import numpy as np
-from numba.core import event
-names = []
-class L(event.Listener):
-    def on_start(self, ev): names.append(ev.data["dispatcher"].py_func.__name__)
-    def on_end(self, ev): pass
-event.register("numba:compile", L())
-from purepg.model.nn import MLP
-from purepg.model.nn import MLPCache
+from purepg.model.nn import MLP, MLPCache
 net, rng = MLP((4, 64, 64, 2), "tanh"), np.random.default_rng(0)
 theta, x = net.init(rng), rng.standard_normal((32, 4))
 ws = net.workspace(32)
