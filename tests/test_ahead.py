@@ -194,7 +194,7 @@ def test_a_warm_cache_without_the_fused_kernels_still_compiles_them(monkeypatch)
     """A first run that ended before its compiling process reached :mod:`purepg.kernels.heads` leaves them
     to the next run: ``cold`` holds for a tanh run while they are missing, not for a relu run."""
     from purepg.kernels import blas, heads
-    monkeypatch.setattr(ahead, "_index_paths", lambda: [])                      # the update's kernels: cached
+    monkeypatch.setattr(ahead, "_update_cold", lambda: False)                   # the update's kernels: cached
     monkeypatch.setattr(heads, "ready", lambda: False)
     assert ahead.cold() is False                                                # no run given: the update alone
     assert ahead.cold(ppo.Config()) is blas.AVAILABLE

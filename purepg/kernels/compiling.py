@@ -9,6 +9,7 @@ first time it fires in the process.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 MESSAGE = ("purepg: compiling the Numba kernels this run uses (once per machine; later runs load them "
@@ -37,3 +38,13 @@ def announce(stream=None):
 
     event.register("numba:compile", _FirstCompile())
     _state["installed"] = True
+
+
+def cached(kernel):
+    """Whether the ``cache=True`` Numba function ``kernel`` runs without compiling: compiled in this process,
+    or its index file in Numba's on-disk cache (Numba writes one per function). True where Numba lays its
+    cache out otherwise (the kernel is then compiled when called, as without this test)."""
+    try:
+        return bool(kernel.signatures) or os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:
+        return True

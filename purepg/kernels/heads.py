@@ -40,12 +40,11 @@ value loss (the clipped losses, eq. (2) of :mod:`purepg.model.value`, keep the s
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from numba import njit
 
-from purepg.kernels import adam, batch, distributions, passes
+from purepg.kernels import adam, batch, compiling, distributions, passes
 from purepg.kernels._backend import unknown_backend
 
 
@@ -149,10 +148,6 @@ def ready():
     :func:`purepg.kernels.adam.clip_adam_update`) can be called without compiling them first: compiled in
     this process, or in Numba's on-disk cache (an index file per kernel). False on a machine's first run
     (module docstring)."""
-    if not _ready:
-        try:
-            if all(k.signatures or os.path.exists(k._cache._cache_file._index_path) for k in KERNELS):
-                _ready.append(True)
-        except AttributeError:                     # a Numba without this cache layout: compile them when used
-            _ready.append(True)
+    if not _ready and all(compiling.cached(k) for k in KERNELS):
+        _ready.append(True)
     return bool(_ready)

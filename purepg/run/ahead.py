@@ -36,23 +36,17 @@ import time
 
 import numpy as np
 
-from purepg.kernels import adam, passes, returns
+from purepg.kernels import adam, compiling, passes, returns
 
 
-def _index_paths():
-    """The cache index files of kernels every update calls (Numba writes one per function)."""
-    paths = []
-    for kernel in (passes._mlp_backward_numba, returns._gae_numba, adam._adam_update_numba):
-        try:
-            paths.append(kernel._cache._cache_file._index_path)
-        except AttributeError:                   # a Numba without this layout: treat the cache as warm
-            return []
-    return paths
+#: Kernels every update calls: where these are cached, so is the update.
+_UPDATE_MARKERS = (passes._mlp_backward_numba, returns._gae_numba, adam._adam_update_numba)
 
 
 def _update_cold():
-    """Whether this machine's Numba cache lacks the update's kernels (one of their index files is missing)."""
-    return any(not os.path.exists(p) for p in _index_paths())
+    """Whether this machine's Numba cache lacks the update's kernels (one of :data:`_UPDATE_MARKERS` is neither
+    compiled in this process nor cached: :func:`purepg.kernels.compiling.cached`)."""
+    return not all(compiling.cached(k) for k in _UPDATE_MARKERS)
 
 
 def cold(config=None):
