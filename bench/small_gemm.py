@@ -75,7 +75,7 @@ def main(argv=None):
     d = args.width
     W = rng.standard_normal((d, d))
     Wt = np.ascontiguousarray(W.T)
-    print(f"\n| N | matmul us | GFLOP/s | ikj us | ikj / matmul | dot us | dot / matmul |\n|---|---|---|---|---|---|---|")
+    print("\n| N | matmul us | GFLOP/s | ikj us | ikj / matmul | dot us | dot / matmul |\n|---|---|---|---|---|---|---|")
     for N in (int(n) for n in args.rows.split(",")):
         h, z = rng.standard_normal((N, d)), np.empty((N, d))
         ref = h @ W.T

@@ -267,6 +267,8 @@ class MLP:
         if check:
             theta = self.check_theta(theta)
             dout = as_matrix(dout, self.sizes[-1], "dout", rows=cache.hs[0].shape[0])
+        if self._one_call(dout.shape[0], theta, dout, *cache.hs):            # one kernel call, the same bits
+            return self.backward_into(self.workspace(dout.shape[0]), theta, dout, cache)
         dtheta = np.empty(self.num_params)
         grads = self.unflatten(dtheta)                        # [(dW_l, db_l)] views into dtheta
         dzs = self.backward_dz(theta, dout, cache, dbs=[db for _, db in grads[:-1]])   # eq. (5), l < L
