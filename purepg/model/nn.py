@@ -262,7 +262,9 @@ class MLP:
         """VJP, eqs. (4)-(7): ``sum_i dout[i] . d out[i]/d theta`` as a flat (P,) vector.
 
         ``check=False`` skips the validation of ``theta`` and ``dout`` (see :meth:`forward`).
-        :meth:`backward_into` is the same pass into a :meth:`workspace`.
+        :meth:`backward_into` is the same pass into a :meth:`workspace`. Where the one-call pass applies
+        (a tanh network, :func:`purepg.kernels.passes.fits`) the pass runs as that one kernel call, with the
+        same bits; the NumPy below is eqs. (4)-(7) as written, and the pass everywhere else.
         """
         if check:
             theta = self.check_theta(theta)
