@@ -17,11 +17,14 @@ def test_max_abs_and_exponent_equal_their_definitions(X):
     nz = m > 0
     assert np.all((0.5 <= np.ldexp(m[nz], -e[nz])) & (np.ldexp(m[nz], -e[nz]) < 1.0))   # m = f 2^e, f in [0.5, 1)
     assert np.all(e[~nz] == 0)
-    assert exponent(X) == int(e.max()) and isinstance(exponent(X), int)
+    # over all entries: the largest column exponent among the nonzero columns (an all-zero column's 0 is a
+    # convention, not a magnitude: X = [[0.25, 0]] has exponent -1)
+    assert exponent(X) == (int(e[nz].max()) if nz.any() else 0) and isinstance(exponent(X), int)
 
 
 @pytest.mark.parametrize("x, e", [([0.75], 0), ([-3.0, 1.0], 2), ([1.0], 1), ([2.64e-161], -533), ([5e-324], -1073),
-                                  ([0.0, -0.0], 0), ([np.inf, 3.0], 0), ([np.nan, 3.0], 0), ([], 0)])
+                                  ([0.0, -0.0], 0), ([np.inf, 3.0], 0), ([np.nan, 3.0], 0), ([], 0),
+                                  ([[0.25, 0.0]], -1)])
 def test_exponent_exact_values_and_conventions(x, e):
     assert exponent(np.array(x)) == e
 
