@@ -40,7 +40,6 @@ value loss (the clipped losses, eq. (2) of :mod:`purepg.model.value`, keep the s
 """
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit
 
