@@ -10,6 +10,9 @@ over a 64-64 tanh MLP (P = 4610 parameters). Rows:
 
 * ``score``  the (N, P) score matrix: Numba kernel vs the NumPy reference backend vs PyTorch per-sample
   gradients (``torch.func.vmap(grad(...))`` in float64; the per-parameter tensors, not concatenated).
+  Three ways: each result dropped before the next call (purepg then reuses its memory,
+  ``purepg._recycle``), each result still held during the next call (fresh pages every call), and into
+  one ``out=`` buffer; then the memory traffic alone (``ndarray.fill`` of the (N, P) matrix).
 * ``fvp``    the Fisher-vector product F v: purepg's JVP -> output Fisher -> VJP vs PyTorch's double
   backprop of the mean KL, done the way sb3-contrib's TRPO does it: ``grad_kl`` is built once with
   ``create_graph=True`` and each product is one more backward pass through that graph (then flattened).
@@ -131,16 +134,34 @@ def row_score(ctx, repeats):
         fns["torch"] = lambda: per_sample(t["params"], t["obs"], t["act"])
         _check_score(ctx, per_sample)
     m = side_by_side(fns, repeats)
+    # Each result kept alive during the next call: no earlier result's memory can be used again
+    # (purepg._recycle), so every call maps and zeroes fresh pages (75 MB here).
+    held = {}
+    m_kept = side_by_side({k: (lambda k=k, f=f: held.__setitem__(k, f())) for k, f in fns.items() if k != "torch"},
+                          repeats)
+    held.clear()
     # The same with the (N, P) output buffer reused across calls (``score(..., out=buf)``), for both
     # backends: what an algorithm that scores every iteration does. Torch has no output argument for
     # vmap, so its column repeats the fresh-allocation time.
-    buf, buf_ref = np.empty((ctx.obs.shape[0], ctx.pol.num_params)), np.empty((ctx.obs.shape[0], ctx.pol.num_params))
+    shape = (ctx.obs.shape[0], ctx.pol.num_params)
+    buf, buf_ref = np.empty(shape), np.empty(shape)
     m_out = side_by_side({"purepg": lambda: ctx.pol.score(ctx.theta, ctx.obs, ctx.act, out=buf),
                           "reference": lambda: ctx.pol_ref.score(ctx.theta, ctx.obs, ctx.act, out=buf_ref)}, repeats)
+    # The memory traffic alone: the (N, P) float64 matrix written by ndarray.fill, into mapped memory and
+    # into fresh pages (np.empty each call, the previous array kept): what the rows above cannot go under.
+    fill = side_by_side({"mapped": lambda: buf.fill(0.5),
+                         "fresh": lambda: held.__setitem__("fill", np.empty(shape)) or held["fill"].fill(0.5)}, repeats)
+    held.clear()
     return [Row("score (N x P)", m["purepg"], m["reference"], m.get("torch"),
-                "fresh N x P output each call; torch: vmap(grad), per-parameter tensors"),
+                "fresh N x P output each call, the previous result dropped (its memory is used again); "
+                "torch: vmap(grad), per-parameter tensors"),
+            Row("score, results kept", m_kept["purepg"], m_kept["reference"], m.get("torch"),
+                "every call's result still held during the next: new pages each call; torch as above"),
             Row("score, out= reused", m_out["purepg"], m_out["reference"], m.get("torch"),
-                "both purepg backends write into a preallocated (N, P) buffer; torch as above")]
+                "both purepg backends write into a preallocated (N, P) buffer; torch as above"),
+            Row("N x P fill (bound)", fill["mapped"], None, None,
+                f"ndarray.fill of the (N, P) float64 matrix into mapped memory; into fresh pages "
+                f"{fill['fresh'] * 1e3:.3f} ms: the memory traffic under the score rows")]
 
 
 def _torch_kl_graph(t):

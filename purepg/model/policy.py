@@ -42,6 +42,7 @@ import numpy as np
 
 from purepg import kernels
 from purepg import _check
+from purepg import _recycle
 from purepg._check import as_actions_discrete, as_matrix, as_vector, init_scheme
 from purepg.model.distributions import Categorical, DiagGaussian
 from purepg.model.nn import MLP, MLPCache
@@ -187,13 +188,15 @@ class Policy:
 
         ``out``: an optional C-contiguous float64 (N, P) array to write into and return. Reusing one
         buffer across calls saves the allocation of a fresh N x P matrix (the kernel then only
-        streams values into memory that is already mapped).
+        streams values into memory that is already mapped). Without it the result is a new array; a
+        large one (>= 8 MB) takes the memory of this shape's previous result if nothing refers to that
+        any more (:mod:`purepg._recycle`), which spares the zeroing of fresh pages.
         """
         th, extra, y, cache = self._forward(theta, obs)
         d_out, d_extra = self.dist.log_prob_grad(y, extra, self._act(act, y.shape[0]))
         shape = (y.shape[0], self.num_params)
         if out is None:
-            S = np.empty(shape)
+            S = _recycle.empty(shape)            # an earlier result's memory if no one holds it any more
         elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float64
                   and out.flags.c_contiguous and out.flags.writeable):
             raise ValueError(f"out: expected a writeable C-contiguous float64 array of shape {shape}, got "
