@@ -1,7 +1,8 @@
 """Checkpoints: one ``.npz`` file written atomically, read back with field-by-field checks.
 
-A checkpoint is a flat ``{key: ndarray}`` mapping stored with :func:`numpy.savez` (no pickle, so a
-checkpoint cannot execute code when loaded). Nested state is flattened with ``/`` in keys, and a
+A checkpoint is a flat ``{key: ndarray}`` mapping stored as :func:`numpy.savez` stores it (no pickle, so a
+checkpoint cannot execute code when loaded; written by :func:`purepg.run.npz.archive`, the same archive in
+one pass). Nested state is flattened with ``/`` in keys, and a
 :class:`purepg.optim.AdamState` (or any NamedTuple of arrays listed in :data:`NAMEDTUPLES`) is stored
 as its fields under ``key:TypeName.field``.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
-import io
 import json
 import os
 import shutil
@@ -25,6 +25,7 @@ import zipfile
 import numpy as np
 
 from purepg.optim import AdamState
+from purepg.run import npz
 
 FORMAT = "purepg-checkpoint-1"
 TMP_PREFIX = ".tmp-"      # temporary files of atomic writes, in the target's directory
@@ -190,9 +191,7 @@ def save(path, tree: dict, meta: dict):
     flat = flatten(tree)
     flat["__format__"] = np.array(FORMAT)
     flat["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
-    buf = io.BytesIO()
-    np.savez(buf, **flat)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, npz.archive(flat))          # numpy.savez's archive, in one pass
 
 
 def load(path, required=()) -> tuple[dict, dict]:

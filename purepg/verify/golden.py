@@ -57,12 +57,11 @@ Determinism
 -----------
 The random inputs come from ``numpy.random.default_rng([seed, k])``, one stream per section ``k``, so
 the file is a function of ``seed`` (and of purepg's arithmetic). It is written as an uncompressed zip
-with a fixed timestamp and a fixed entry order (``numpy.savez`` would stamp the current time), so two
-invocations write identical bytes.
+with a fixed timestamp and a fixed entry order (:func:`purepg.run.npz.archive`; ``numpy.savez`` would
+stamp the current time), so two invocations write identical bytes.
 """
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 
@@ -70,7 +69,7 @@ import numpy as np
 
 from purepg import __version__, _check
 
-from purepg.run import checkpoint
+from purepg.run import checkpoint, npz
 from purepg.optim import conjugate_gradient, natural_step
 from purepg.model.policy import CategoricalPolicy, GaussianPolicy
 from purepg.pg.returns import gae
@@ -198,15 +197,7 @@ def policy_from(vectors: dict, p: str):
 
 def to_bytes(vectors: dict) -> bytes:
     """An ``.npz`` (uncompressed zip of ``.npy`` files) of ``vectors`` with fixed timestamps."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for key, arr in vectors.items():
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, np.asarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
-            info.external_attr = 0o644 << 16                   # rw-r--r--, as numpy.savez writes
-            zf.writestr(info, npy.getvalue())
-    return buf.getvalue()
+    return npz.archive({key: np.asarray(v) for key, v in vectors.items()}, date_time=_ZIP_TIME)
 
 
 def write_golden(path, seed: int = SEED) -> str:
