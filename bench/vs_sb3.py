@@ -15,8 +15,11 @@ seed the two trainings run one after the other in this process (alternating whic
 they see the same machine load; each is then evaluated on 20 deterministic episodes (reset seeds
 10000..10019, outside the timing). Each timer covers a whole training from nothing: building the
 vector env and the model (SB3) or the run (``purepg.run.runner.train``: env, policy, run directory), then
-training. The first run of each library in the process also pays its one-time costs (PyTorch's lazy
-initialisation, loading purepg's cached Numba kernels, ~0.2 s). Printed: wall times, the ratio
+training. Before the first, purepg's kernels for the run are compiled (or loaded from Numba's cache) in
+this process, untimed (``purepg.run.ahead.compile_now``: a machine's first ``purepg train`` leaves the
+same in the cache; without it a cache that lacks the fused minibatch-step kernels would time the
+step-by-step passes). The first run of each library in the process also pays its one-time costs
+(PyTorch's lazy initialisation, loading purepg's cached Numba kernels, ~0.2 s). Printed: wall times, the ratio
 purepg / SB3, the evaluations.
 
 ``--algo trpo`` (needs sb3-contrib) compares TRPO instead: ``purepg.algos.trpo.Config()`` is rl-zoo's
@@ -50,7 +53,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from purepg.cli import commands as cli  # noqa: E402
 from purepg.env import rollout
-from purepg.run import runner
+from purepg.run import ahead, runner
 from purepg.algos import ppo, trpo  # noqa: E402
 from purepg.run.seeds import parse_seeds  # noqa: E402
 
@@ -199,6 +202,7 @@ def main():
         overrides = presets.overrides(args.algo, args.env)
         print(f"preset: {presets.source(args.algo, args.env)}: {overrides}")
     config, out = module.Config(**overrides), tempfile.mkdtemp(prefix="purepg-vs-sb3-")
+    ahead.compile_now(module, config, args.env)                  # what a first `purepg train` leaves cached
     head = f"{'seed':>4} {'SB3 s':>8} {'purepg s':>9} {'ratio':>6} {'SB3 eval':>15} {'purepg eval':>15}"
     print(head + ("   purepg rollout / update / rest s" if args.profile else ""))
     walls = []

@@ -274,3 +274,34 @@ def test_await_share_waits_for_the_byte_once(monkeypatch):
     ahead.await_share(_Proc(os.fdopen(os.pipe()[0], "rb")), ctx, timeout=0.3)   # silent: the timeout
     assert time.monotonic() - t0 < 5
     os.close(w)
+
+
+def test_compile_now_does_the_first_runs_work_in_this_process(monkeypatch):
+    """``compile_now`` (benchmarks, scripts: runs without a compiling process) compiles the update's share,
+    runs the update once and compiles the kernels for later runs, here and at once (no progress row to wait
+    for, no parent to watch)."""
+    done = []
+    monkeypatch.setattr(ahead, "compile_kernels", lambda ctx, batch, rng, names: done.append(tuple(names)))
+    monkeypatch.setattr(ahead, "fused_for_later_runs", lambda pol, vf, batch, rng: done.append("later runs"))
+    monkeypatch.setattr(ppo, "update", lambda ctx, state, batch, rng, progress: done.append("update"))
+    ahead.compile_now(ppo, ppo.Config(num_envs=2, num_steps=8, minibatch_size=16), "CartPole-v1")
+    assert done == [ahead.AHEAD_SHARE, "update", "later runs"]
+
+
+def test_seeds_and_local_sweeps_prepare_the_kernels_once_where_the_cache_lacks_them(monkeypatch, tmp_path):
+    from purepg.run import seeds, sweep
+    calls = []
+    monkeypatch.setattr(ahead, "cold", lambda config=None: True)
+    monkeypatch.setattr(ahead, "compile_now", lambda algo, config, env_id: calls.append((algo.NAME, env_id)))
+    monkeypatch.setattr(seeds, "_run_all", lambda tasks, jobs, verbose: {t[3]: RuntimeError("stop") for t in tasks})
+    with pytest.raises(seeds.SeedRunError):
+        seeds.run_seeds("ppo", "CartPole-v1", ppo.Config(), "0-1", out_root=tmp_path / "s", total_steps=512,
+                        verbose=False)
+    assert calls == [("ppo", "CartPole-v1")]
+    tasks = [{"algo": a, "env_id": "CartPole-v1", "config": {}, "state": st} for a, st in
+             (("ppo", "new"), ("ppo", "new"), ("trpo", "resume"), ("trpo", "new"))]
+    calls.clear()
+    sweep._prepare(tasks)
+    assert calls == [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1")]
+    monkeypatch.setattr(ahead, "compile_now", lambda *a: 1 / 0)           # an error there costs only time
+    ahead.prepare(ppo, ppo.Config(), "CartPole-v1")

@@ -65,18 +65,10 @@ def start(algo, config, obs_space, act_space, progress=None):
     where it would not help: one core, a warm cache, or ``PUREPG_COMPILE_AHEAD=0`` in the environment.
     ``progress``: the run's ``progress.csv``; the process compiles the kernels for later runs
     (:func:`fused_for_later_runs`) once a row was added to it, so as not to slow the run's first iteration."""
-    from gymnasium import spaces
-
-    from purepg.run.runner import config_to_dict
-
     if (os.cpu_count() or 1) < 2 or os.environ.get("PUREPG_COMPILE_AHEAD", "1") == "0" or not cold(config):
         return None
-    discrete = isinstance(act_space, spaces.Discrete)
-    spec = {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
-            "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0]),
-            "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress),
-            "update": _update_cold()}                                  # else only the kernels for later runs
-    try:
+    spec = _spec(algo, config, obs_space, act_space, progress, update=_update_cold())   # False: only the
+    try:                                                                                 # kernels for later runs
         report = subprocess.PIPE if spec["update"] and os.name == "posix" else subprocess.DEVNULL  # await_share
         proc = subprocess.Popen([sys.executable, "-c", "from purepg.run import ahead; ahead.main()"], stdin=subprocess.PIPE,
                                 stdout=report, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -85,6 +77,53 @@ def start(algo, config, obs_space, act_space, progress=None):
         return proc
     except OSError:
         return None
+
+
+def _spec(algo, config, obs_space, act_space, progress=None, update=True):
+    """The JSON-able description of a run that :func:`compile_update` works from."""
+    from gymnasium import spaces
+
+    from purepg.run.runner import config_to_dict
+
+    discrete = isinstance(act_space, spaces.Discrete)
+    return {"algo": algo.NAME, "config": config_to_dict(config), "obs_dim": int(obs_space.shape[0]),
+            "discrete": discrete, "act": int(act_space.n) if discrete else int(act_space.shape[0]),
+            "progress": None if progress is None else os.fspath(progress), "progress_size": _size(progress),
+            "update": update}
+
+
+def compile_now(algo, config, env_id):
+    """Compile in this process what a first ``purepg train`` of ``algo`` with ``config`` leaves in Numba's
+    cache: the update's kernels and the kernels for later runs (:func:`fused_for_later_runs`), so that the
+    runs after it take the fused minibatch step (:func:`purepg.kernels.heads.ready`). For callers of
+    :func:`purepg.run.runner.train` without ``verbose`` (benchmarks, sweeps' workers, scripts), which start
+    no compiling process: without this a machine whose cache lacks those kernels never compiles them
+    (a run compiles only what it calls). Compiled kernels are loaded from the cache, not compiled again.
+    ``env_id``: a registered gymnasium id (its spaces size the networks)."""
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    try:
+        spec = _spec(algo, config, env.observation_space, env.action_space)
+    finally:
+        env.close()
+    compile_update(spec)
+
+
+def prepare(algo, config, env_id, env_module=None):
+    """Before runs that start no compiling process (``purepg seeds``, a local ``purepg sweep``): where this
+    machine's cache lacks their kernels (:func:`cold`), :func:`compile_now` once, so that every run takes the
+    fused minibatch step instead of none of them. ``env_module`` is imported first (it registers
+    ``env_id``). An error here (an environment or algorithm it cannot imitate) costs only the time it
+    would have saved: the runs compile what they call, as without it."""
+    if not cold(config):
+        return
+    try:
+        if env_module:
+            __import__(env_module)
+        compile_now(algo, config, env_id)
+    except Exception:                                          # noqa: BLE001  only time is at stake
+        pass
 
 
 def _size(path):

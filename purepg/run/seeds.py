@@ -37,7 +37,7 @@ import numpy as np
 
 from purepg import __version__
 
-from purepg.run import backends, checkpoint
+from purepg.run import ahead, backends, checkpoint
 from purepg.run.backends import THREAD_VARS, single_threaded_children as _single_threaded_children  # noqa: F401
 from purepg.run.runner import Interrupted, config_to_dict, train
 from purepg.run.spec import check_seeds, parse_seeds  # noqa: F401  (the seeds text is a sweep's)
@@ -159,6 +159,7 @@ def run_seeds(algo, env_id, config, seeds, *, out_root, total_steps, jobs=1, che
     t0 = time.perf_counter()
     tasks = [(algo.__name__, env_id, config, s, d, int(total_steps), checkpoint_every, force, env_module)
              for s, d in zip(seeds, dirs)]
+    ahead.prepare(algo, config, env_id, env_module)            # the fused kernels, once, for every seed
     results = _run_all(tasks, min(int(jobs), len(seeds)), verbose)
     failed = {s: r for s, r in results.items() if isinstance(r, BaseException)}
     if failed:

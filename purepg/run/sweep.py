@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from purepg.run import backends, checkpoint, runner, spec as specs, workers
+from purepg.run import ahead, backends, checkpoint, runner, spec as specs, workers
 from purepg.run.spec import SpecError
 
 STORAGE = ("copy", "shared")
@@ -177,6 +177,8 @@ def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None
     checkpoint.atomic_write_bytes(os.path.join(out, "sweep.json"), (json.dumps({"spec": spec}, indent=2) + "\n").encode())
     tasks = [_task(out, r, states[r.run_dir], storage, every, threads) for r in runs if states[r.run_dir] != "done"]
     results = {}
+    if backend == "local" and fn is run_task:
+        _prepare(tasks)
     try:
         _execute(fn, tasks, out, backend, jobs, results, verbose)
     except backends.Stopped:
@@ -190,6 +192,19 @@ def run_sweep(spec, *, out, src="spec", jobs=None, backend="local", address=None
     if verbose:
         print(sweep_report.table(summary["cells"]))
     return summary
+
+
+def _prepare(tasks):
+    """:func:`purepg.run.ahead.prepare` for each algorithm and environment of the runs to start (local runs
+    start no compiling process of their own)."""
+    from purepg.algos import get_algo
+
+    seen = set()
+    for t in tasks:
+        if t["state"] != "resume" and (t["algo"], t["env_id"]) not in seen:
+            seen.add((t["algo"], t["env_id"]))
+            algo = get_algo(t["algo"])
+            ahead.prepare(algo, runner.config_from_dict(algo.Config, t["config"], algo=t["algo"]), t["env_id"])
 
 
 def _check_options(jobs, backend, storage):
