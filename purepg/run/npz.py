@@ -71,7 +71,7 @@ def _header(a, fortran):
 
 
 def _name(key):
-    """The member's name as stored, and the ZIP flag bit 11 where it is UTF-8 (as :mod:`zipfile` does)."""
+    """The member's name as stored, and the ZIP flag bit 11 where it is UTF-8 (as ``zipfile`` does)."""
     name = key + ".npy"
     try:
         return name.encode("ascii"), 0
