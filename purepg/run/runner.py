@@ -170,6 +170,11 @@ def train(algo, env_id, config, *, seed=0, out_dir, total_steps, checkpoint_ever
 
     ``threads`` (1 or 2) is how many cores the run uses (:mod:`purepg.run.workers`); the results are
     the same bits either way, so it is an option of the run, not a hyperparameter (not in ``config.json``).
+
+    ``verbose`` (a command's run) also starts, where Numba's cache lacks the update's kernels, the process
+    that compiles them beside the run (:mod:`purepg.run.ahead`). A run without it compiles only what it
+    calls and never the fused minibatch-step kernels that later runs would take: before many such runs,
+    call :func:`purepg.run.ahead.compile_now` once (``purepg seeds``, a local sweep and the benchmarks do).
     """
     n_iters = check_total_steps(total_steps, config)
     _check_run_args(seed, checkpoint_every, threads)
