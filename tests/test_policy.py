@@ -346,3 +346,23 @@ def test_sampler_draws_what_sample_draws(make):
         obs = rng.standard_normal((E, 4))
         np.testing.assert_array_equal(sample(obs, r1), pol.sample(theta, obs, r2))
     assert r1.random() == r2.random()
+
+
+def test_sampler_takes_the_one_call_pass_exactly_where_passes_fits(monkeypatch):
+    """The sampler decides once per theta what depends on the network and theta, and per call on the rows:
+    the compiled BLAS pass for two or more C-contiguous float64 rows, the loop kernel otherwise (one row,
+    a strided view); the actions are ``sample``'s either way."""
+    from purepg import kernels
+    pol = purepg.CategoricalPolicy(4, 3, hidden=(16, 16))
+    rng = np.random.default_rng(0)
+    theta = pol.init(rng) + 0.5 * rng.standard_normal(pol.num_params)
+    took, blas = [], kernels.acting.categorical_act_blas
+    monkeypatch.setattr(kernels.acting, "categorical_act_blas", lambda *a, **k: took.append(a[3].size) or blas(*a, **k))
+    sample = pol.sampler(theta)
+    wide = rng.standard_normal((5, 8))
+    for obs, fused in ((rng.standard_normal((4, 4)), True), (rng.standard_normal((1, 4)), False),
+                       (wide[:, ::2], False), (np.ascontiguousarray(wide[:, ::2]), True)):
+        took.clear()
+        r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+        np.testing.assert_array_equal(sample(obs, r1), pol.sample(theta, obs, r2))
+        assert took == ([obs.shape[0]] if fused else [])

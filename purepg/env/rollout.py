@@ -268,12 +268,14 @@ _SYNC_STATE = ("envs", "_env_obs", "_observations", "_rewards", "_terminations",
 def steps_copies(vec_env):
     """Whether :func:`collect` steps ``vec_env``'s copies itself (:func:`step_copies`): a gymnasium
     ``SyncVectorEnv`` itself (no vector wrapper around it, ``step`` not replaced on the instance) in
-    same-step autoreset mode, with the buffers of its ``step``. Any other vector env is stepped by its
-    own ``step``."""
+    same-step autoreset mode, with the buffers of its ``step`` (float64 rewards, bool flags). Any other
+    vector env is stepped by its own ``step``."""
     return (type(vec_env) is SyncVectorEnv and "step" not in vars(vec_env)
             and vec_env.metadata.get("autoreset_mode") == AutoresetMode.SAME_STEP
             and getattr(vec_env, "autoreset_mode", None) == AutoresetMode.SAME_STEP
-            and all(hasattr(vec_env, k) for k in _SYNC_STATE))
+            and all(hasattr(vec_env, k) for k in _SYNC_STATE)
+            and vec_env._rewards.dtype == np.float64 and vec_env._terminations.dtype == np.bool_
+            and vec_env._truncations.dtype == np.bool_)
 
 
 def step_copies(vec_env, a_env):
@@ -294,8 +296,9 @@ def step_copies(vec_env, a_env):
     x, r, term, trunc = vec_env._observations, vec_env._rewards, vec_env._terminations, vec_env._truncations
     final_obs = {}
     for e, env in enumerate(vec_env.envs):
-        o, r[e], term[e], trunc[e], _ = env.step(a_env[e])
-        if term[e] or trunc[e]:
+        o, r_e, term_e, trunc_e, _ = env.step(a_env[e])
+        r[e], term[e], trunc[e] = r_e, term_e, trunc_e
+        if term_e or trunc_e:
             final_obs[e] = o                                     # the ended episode's last observation
             o, _ = env.reset()
         vec_env._env_obs[e] = o
@@ -312,13 +315,14 @@ def _step(vec_env, mode, a_env, step, direct=False):
     episode ended), ``ended`` the indices of the copies whose episode ended. ``direct``: the copies are
     stepped by :func:`step_copies` (:func:`steps_copies` holds).
     """
-    if direct:
+    if direct:                                                      # r float64, term and trunc bool: copies
         x, r, term, trunc, final_obs = step_copies(vec_env, a_env)
+        x = np.array(x, dtype=np.float64)                           # (E, d)
     else:
         x, r, term, trunc, info = vec_env.step(a_env)
         final_obs = info.get("final_obs")
-    x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
-    term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
+        x, r = np.array(x, dtype=np.float64), np.asarray(r, dtype=np.float64)  # (E, d), (E,)
+        term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)  # (E,), (E,)
     finite, any_done = step_flags(x, r, term, trunc)               # one cheap pass; the messages name the copy
     if not finite:
         _finite(r[:, None], "reward", step)
@@ -418,6 +422,7 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
     x = state.obs_raw                                                # (E, d) raw
     o = see(x)                                                       # (E, d) what the policy sees
     cols = {k: [] for k in ("obs", "raw", "act", "rew", "term", "trunc", "fin")}
+    put = tuple(c.append for c in cols.values())                     # one append per column and step
     ep_ret, ep_len = [], []
     rew_raw = [] if rscale is not None else None
     for _ in range(int(T)):
@@ -429,8 +434,8 @@ def collect(vec_env, policy, theta, T, rng, state, *, update_norm=True):
         if rscale is not None:                                       # eqs. (5)-(7) of purepg.env.normalize
             rew_raw.append(r)
             rscale, r_learn = nz.scale_rewards(rscale, r, term | trunc, frozen=not update_norm)
-        for k, v in zip(cols, (o, x, a, r_learn, term, trunc, see(x_fin))):
-            cols[k].append(v)
+        for append, v in zip(put, (o, x, a, r_learn, term, trunc, see(x_fin))):
+            append(v)
         step += E
         ret += r                                                     # (E,) in place: ret is this call's copy
         length += 1

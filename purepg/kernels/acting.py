@@ -128,15 +128,16 @@ def categorical_act(theta_t, layout, relu, x, u, backend="numba"):
     raise unknown_backend(backend)
 
 
-def categorical_act_blas(theta, layout, hs, u, backend="numba"):
+def categorical_act_blas(theta, layout, hs, u, backend="numba", p=None):
     """:func:`categorical_act` of a tanh policy on ``E >= 2`` rows, its forward pass the one-call pass of
     :mod:`purepg.kernels.passes` (BLAS products, the logits bit for bit those of ``Policy.sample``'s
     forward pass): ``theta`` the network's (P,), ``layout`` from ``passes.layout_of``, ``hs`` =
     ``(x, h_1, ..., h_L)`` with ``x`` the observations (E, d_0) and arrays for the layers' outputs
-    (``passes.fits`` must hold). Returns the actions (E,) int64."""
+    (``passes.fits`` must hold). ``p``: an optional (A,) float64 scratch array for the probabilities (a
+    rollout passes one for all its steps). Returns the actions (E,) int64."""
     if backend == "numba":
-        A = hs[-1].shape[1]
-        return _categorical_act_blas_numba(theta, layout, hs, u, np.empty(A), np.empty(u.shape[0], dtype=np.int64))
+        p = np.empty(hs[-1].shape[1]) if p is None else p
+        return _categorical_act_blas_numba(theta, layout, hs, u, p, np.empty(u.shape[0], dtype=np.int64))
     if backend == "numpy":
         return _categorical_act_blas_numpy(theta, layout, hs, u)
     raise unknown_backend(backend)

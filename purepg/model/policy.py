@@ -320,14 +320,16 @@ class Policy:
         if not (self.discrete and self.backend == "numba"):
             return lambda obs, rng: self.sample(theta, obs, rng, check=False)
         th, net, kept = self._split(theta, check=False)[0], self.net, {}   # kept: arrays made once per rollout
+        one_call = net._one_call(2, th)                         # the network and theta's side of passes.fits
+        p = np.empty(net.sizes[-1])                              # the probabilities' scratch row
 
         def sample(obs, rng):
             u = rng.random(obs.shape[0])
             E = obs.shape[0]
-            if net._one_call(E, th, obs):
+            if one_call and E >= 2 and obs.dtype == np.float64 and obs.flags.c_contiguous and obs.flags.writeable:
                 if E not in kept:                                # the layers' outputs
                     kept[E] = tuple(np.empty((E, d)) for d in net.sizes[1:])
-                return kernels.acting.categorical_act_blas(th, net._layout_array, (obs, *kept[E]), u)
+                return kernels.acting.categorical_act_blas(th, net._layout_array, (obs, *kept[E]), u, p=p)
             if "t" not in kept:                                  # the transposed weights, on first need
                 kept["t"] = kernels.acting.transposed_weights(net.unflatten(th))
             return kernels.categorical_act(*kept["t"], net.activation == "relu", obs, u)
