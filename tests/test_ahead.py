@@ -292,16 +292,33 @@ def test_seeds_and_local_sweeps_prepare_the_kernels_once_where_the_cache_lacks_t
     from purepg.run import seeds, sweep
     calls = []
     monkeypatch.setattr(ahead, "cold", lambda config=None: True)
-    monkeypatch.setattr(ahead, "compile_now", lambda algo, config, env_id: calls.append((algo.NAME, env_id)))
+    monkeypatch.setattr(ahead, "compile_now",
+                        lambda algo, config, env_id, env_module=None: calls.append((algo.NAME, env_id, env_module)))
     monkeypatch.setattr(seeds, "_run_all", lambda tasks, jobs, verbose: {t[3]: RuntimeError("stop") for t in tasks})
     with pytest.raises(seeds.SeedRunError):
         seeds.run_seeds("ppo", "CartPole-v1", ppo.Config(), "0-1", out_root=tmp_path / "s", total_steps=512,
                         verbose=False)
-    assert calls == [("ppo", "CartPole-v1")]
+    assert calls == [("ppo", "CartPole-v1", None)]
+    calls.clear()
+    ahead.prepare(ppo, ppo.Config(), "Mine-v0", "my_pkg.envs")
+    assert calls == [("ppo", "Mine-v0", "my_pkg.envs")]
     tasks = [{"algo": a, "env_id": "CartPole-v1", "config": {}, "state": st} for a, st in
              (("ppo", "new"), ("ppo", "new"), ("trpo", "resume"), ("trpo", "new"))]
     calls.clear()
     sweep._prepare(tasks)
-    assert calls == [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1")]
+    assert calls == [("ppo", "CartPole-v1", None), ("trpo", "CartPole-v1", None)]
     monkeypatch.setattr(ahead, "compile_now", lambda *a: 1 / 0)           # an error there costs only time
     ahead.prepare(ppo, ppo.Config(), "CartPole-v1")
+
+
+def test_compile_now_makes_the_env_as_a_run_does(monkeypatch):
+    """The environment comes from :func:`purepg.env.envs.make_env`: its module imported first, its spaces
+    sizing the networks the compilation builds."""
+    from purepg.env import envs
+    made, specs = [], []
+    monkeypatch.setattr(envs, "make_env", lambda env_id, env_module=None: made.append((env_id, env_module))
+                        or envs.gymnasium.make("Pendulum-v1"))
+    monkeypatch.setattr(ahead, "compile_update", specs.append)
+    ahead.compile_now(trpo, trpo.Config(), "Mine-v0", "my_pkg.envs")
+    assert made == [("Mine-v0", "my_pkg.envs")]
+    assert (specs[0]["obs_dim"], specs[0]["discrete"], specs[0]["act"], specs[0]["update"]) == (3, False, 1, True)

@@ -59,10 +59,15 @@ def layout_of(sizes):
 
 def fits(sizes, N, *arrays):
     """Whether the kernels take this pass: BLAS found, the scope of the module docstring, and every array
-    a C-contiguous, writable float64 one."""
+    one the kernels take (:func:`takes`)."""
     if not AVAILABLE or N < 2 or len(sizes) < 3 or min(sizes[1:-1]) < 2:
         return False
-    return all(a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in arrays)
+    return all(map(takes, arrays))
+
+
+def takes(a):
+    """Whether the kernels take the array ``a``: a C-contiguous, writable float64 one."""
+    return a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
 
 
 # ------------------------------------------------------------------------------ the products ---

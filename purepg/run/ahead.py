@@ -92,17 +92,18 @@ def _spec(algo, config, obs_space, act_space, progress=None, update=True):
             "update": update}
 
 
-def compile_now(algo, config, env_id):
+def compile_now(algo, config, env_id, env_module=None):
     """Compile in this process what a first ``purepg train`` of ``algo`` with ``config`` leaves in Numba's
     cache: the update's kernels and the kernels for later runs (:func:`fused_for_later_runs`), so that the
     runs after it take the fused minibatch step (:func:`purepg.kernels.heads.ready`). For callers of
     :func:`purepg.run.runner.train` without ``verbose`` (benchmarks, sweeps' workers, scripts), which start
     no compiling process: without this a machine whose cache lacks those kernels never compiles them
     (a run compiles only what it calls). Compiled kernels are loaded from the cache, not compiled again.
-    ``env_id``: a registered gymnasium id (its spaces size the networks)."""
-    import gymnasium
+    ``env_id``, ``env_module``: the environment, as :func:`purepg.env.envs.make_env` takes it (its spaces
+    size the networks)."""
+    from purepg.env import envs
 
-    env = gymnasium.make(env_id)
+    env = envs.make_env(env_id, env_module)
     try:
         spec = _spec(algo, config, env.observation_space, env.action_space)
     finally:
@@ -113,15 +114,12 @@ def compile_now(algo, config, env_id):
 def prepare(algo, config, env_id, env_module=None):
     """Before runs that start no compiling process (``purepg seeds``, a local ``purepg sweep``): where this
     machine's cache lacks their kernels (:func:`cold`), :func:`compile_now` once, so that every run takes the
-    fused minibatch step instead of none of them. ``env_module`` is imported first (it registers
-    ``env_id``). An error here (an environment or algorithm it cannot imitate) costs only the time it
-    would have saved: the runs compile what they call, as without it."""
+    fused minibatch step instead of none of them. An error here (an environment or algorithm it cannot
+    imitate) costs only the time it would have saved: the runs compile what they call, as without it."""
     if not cold(config):
         return
     try:
-        if env_module:
-            __import__(env_module)
-        compile_now(algo, config, env_id)
+        compile_now(algo, config, env_id, env_module)
     except Exception:                                          # noqa: BLE001  only time is at stake
         pass
 
